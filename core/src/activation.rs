@@ -1,0 +1,148 @@
+//! Activation functions, as types, and the `Activation` layer.
+//!
+//! Keras's `Activation('relu')` is [`Activation<S, Relu>`]; Conv2D and Dense
+//! take the same types as their `activation = ...` argument.
+
+use core::fmt::Debug;
+use core::marker::PhantomData;
+
+use crate::batch::Batch;
+use crate::layer::{Context, Layer};
+use crate::shape::Shape;
+
+/// An element-wise (or, for softmax, last-axis) activation function.
+pub trait ActivationFn: Copy + Default + Debug + Send + Sync + 'static {
+    /// Keras's name: `relu`, `softmax`, ...
+    const NAME: &'static str;
+    /// Applies the function in place to `values`, whose last axis has
+    /// length `last` (softmax normalises over it; the rest ignore it).
+    fn apply(values: &mut [f32], last: usize);
+}
+
+/// `max(x, 0)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Relu;
+/// `1 / (1 + e^-x)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sigmoid;
+/// Hyperbolic tangent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tanh;
+/// `e^x_i / Σ_j e^x_j` over the last axis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Softmax;
+/// The identity (Keras's `linear`, the default of Conv2D and Dense).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Linear;
+
+impl ActivationFn for Relu {
+    const NAME: &'static str = "relu";
+    fn apply(values: &mut [f32], _: usize) {
+        values.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+}
+
+impl ActivationFn for Sigmoid {
+    const NAME: &'static str = "sigmoid";
+    fn apply(values: &mut [f32], _: usize) {
+        values.iter_mut().for_each(|v| *v = sigmoid(*v));
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    // Written so that neither branch overflows: e^-|x| is at most 1.
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl ActivationFn for Tanh {
+    const NAME: &'static str = "tanh";
+    fn apply(values: &mut [f32], _: usize) {
+        values.iter_mut().for_each(|v| *v = v.tanh());
+    }
+}
+
+impl ActivationFn for Softmax {
+    const NAME: &'static str = "softmax";
+    fn apply(values: &mut [f32], last: usize) {
+        for row in values.chunks_exact_mut(last.max(1)) {
+            // Subtracting the maximum keeps exp() finite for any input.
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+}
+
+impl ActivationFn for Linear {
+    const NAME: &'static str = "linear";
+    fn apply(_: &mut [f32], _: usize) {}
+}
+
+/// The `Activation` layer: applies `A` to an input of shape `S`, keeping the
+/// shape. `relu`, `softmax`, ... in a `sequential!` chain are this layer.
+pub struct Activation<S, A>(PhantomData<fn() -> (S, A)>);
+
+impl<S, A> Activation<S, A> {
+    /// The layer (it has no parameters).
+    pub fn new() -> Self {
+        Activation(PhantomData)
+    }
+}
+
+impl<S, A> Default for Activation<S, A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
+    type Input = S;
+    type Output = S;
+
+    fn kind(&self) -> &'static str {
+        "Activation"
+    }
+
+    fn forward(&self, input: &Batch<S>, _: &mut Context<'_>) -> Batch<S> {
+        let mut out = input.clone();
+        A::apply(out.as_mut_slice(), S::LAST);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_worked_values() {
+        let mut v = [-1.0, 0.0, 2.0];
+        Relu::apply(&mut v, 3);
+        assert_eq!(v, [0.0, 0.0, 2.0]);
+
+        let mut v = [0.0, 1000.0, -1000.0];
+        Sigmoid::apply(&mut v, 3);
+        assert_eq!(v, [0.5, 1.0, 0.0]);
+
+        let mut v = [1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0];
+        Softmax::apply(&mut v, 3);
+        let e = [1.0f32.exp(), 2.0f32.exp(), 3.0f32.exp()];
+        let s: f32 = e.iter().sum();
+        for i in 0..3 {
+            assert!((v[i] - e[i] / s).abs() < 1e-6);
+            assert!((v[3 + i] - 1.0 / 3.0).abs() < 1e-6);
+        }
+        let mut v = [0.5f32];
+        Tanh::apply(&mut v, 1);
+        assert!((v[0] - 0.5f32.tanh()).abs() < 1e-7);
+    }
+}

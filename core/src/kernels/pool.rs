@@ -1,0 +1,55 @@
+//! Max and average pooling over NHWC batches.
+
+use super::conv::ConvGeometry;
+
+/// Max pooling: each output is the largest input cell in its window.
+/// Padding cells never win (they act as -inf, as in Keras's 'same').
+pub fn max_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
+    pool(g, input, output, f32::NEG_INFINITY, f32::max, |acc, _| acc);
+}
+
+/// Average pooling: each output is the mean of the input cells in its
+/// window; at 'same' borders only the cells inside the input count.
+pub fn avg_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
+    pool(g, input, output, 0.0, |a, b| a + b, |acc, n| acc / n as f32);
+}
+
+fn pool(
+    g: &ConvGeometry,
+    input: &[f32],
+    output: &mut [f32],
+    init: f32,
+    combine: impl Fn(f32, f32) -> f32,
+    finish: impl Fn(f32, usize) -> f32,
+) {
+    let c = g.in_c;
+    assert!(input.len() >= g.input_len(), "pool: input too short");
+    assert!(output.len() >= g.out_pixels() * c, "pool: output too short");
+    for b in 0..g.batch {
+        let image = &input[b * g.in_h * g.in_w * c..(b + 1) * g.in_h * g.in_w * c];
+        for oy in 0..g.out_h {
+            // The window clipped to the input: padding cells are simply skipped.
+            let y0 = (oy * g.s_h).saturating_sub(g.pad_top);
+            let y1 = (oy * g.s_h + g.k_h).saturating_sub(g.pad_top).min(g.in_h);
+            for ox in 0..g.out_w {
+                let x0 = (ox * g.s_w).saturating_sub(g.pad_left);
+                let x1 = (ox * g.s_w + g.k_w).saturating_sub(g.pad_left).min(g.in_w);
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                let out = &mut output[o..o + c];
+                out.fill(init);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let cell = &image[(iy * g.in_w + ix) * c..(iy * g.in_w + ix + 1) * c];
+                        for (acc, v) in out.iter_mut().zip(cell) {
+                            *acc = combine(*acc, *v);
+                        }
+                    }
+                }
+                let count = (y1 - y0) * (x1 - x0);
+                for acc in out.iter_mut() {
+                    *acc = finish(*acc, count);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The [`Layer`] trait every layer and every `sequential!` model implements.
+
+use rand::RngCore;
+
+use crate::batch::Batch;
+use crate::shape::Shape;
+
+/// Everything a forward pass may need besides the input: whether this is
+/// training (and the random stream that dropout draws from) and reusable
+/// scratch memory for the kernels.
+pub struct Context<'a> {
+    rng: Option<&'a mut dyn RngCore>,
+    scratch: Vec<f32>,
+}
+
+impl<'a> Context<'a> {
+    /// Inference: dropout is the identity.
+    pub fn inference() -> Self {
+        Context {
+            rng: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Training: dropout draws its masks from `rng`.
+    pub fn training(rng: &'a mut dyn RngCore) -> Self {
+        Context {
+            rng: Some(rng),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether layers should behave as in training (dropout on).
+    pub fn is_training(&self) -> bool {
+        self.rng.is_some()
+    }
+
+    /// The training random stream, or `None` at inference.
+    pub fn rng(&mut self) -> Option<&mut dyn RngCore> {
+        match &mut self.rng {
+            Some(r) => Some(&mut **r),
+            None => None,
+        }
+    }
+
+    /// A scratch buffer of at least `len` values, reused across calls. Its
+    /// contents are unspecified.
+    pub fn scratch(&mut self, len: usize) -> &mut [f32] {
+        if self.scratch.len() < len {
+            self.scratch.resize(len, 0.0);
+        }
+        &mut self.scratch[..len]
+    }
+}
+
+/// One parameter tensor of a layer, as it appears in a weights file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// Key relative to the layer: `weight`, `bias`, or `3.weight` inside a block.
+    pub name: String,
+    /// Shape in PyTorch's layout (`[out, in, kh, kw]` for Conv2D,
+    /// `[out, in]` for Dense, `[out]` for biases).
+    pub shape: Vec<usize>,
+}
+
+impl ParamInfo {
+    /// Number of values.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// One row of a model summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SummaryRow {
+    /// The layer's kind in Keras's words: `Conv2D`, `MaxPooling2D`, ...
+    pub kind: String,
+    /// The output shape of one sample.
+    pub output: Vec<usize>,
+    /// Number of parameters.
+    pub params: usize,
+}
+
+/// A layer: a function from a batch of `Input`-shaped samples to a batch of
+/// `Output`-shaped ones, with its parameters.
+///
+/// Shapes are associated types computed from the layer's type, so chaining
+/// layers whose shapes do not agree is a type error. A `sequential!` model is
+/// itself a `Layer`, so models nest.
+///
+/// Parameters are exchanged in PyTorch's layout and naming (see
+/// [`ParamInfo`]); each layer converts to and from its own internal layout.
+pub trait Layer {
+    /// Shape of one input sample.
+    type Input: Shape;
+    /// Shape of one output sample.
+    type Output: Shape;
+
+    /// The layer's kind in Keras's words (`Conv2D`, `Dense`, `Sequential`...).
+    fn kind(&self) -> &'static str;
+
+    /// Computes the output for `input`.
+    fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output>;
+
+    /// The parameter tensors, in PyTorch layout, with their names.
+    fn params(&self) -> Vec<ParamInfo> {
+        Vec::new()
+    }
+
+    /// Total number of parameters.
+    fn param_count(&self) -> usize {
+        self.params().iter().map(ParamInfo::numel).sum()
+    }
+
+    /// The values of parameter `name` in PyTorch layout, or `None` if the
+    /// layer has no such parameter.
+    fn export_param(&self, name: &str) -> Option<Vec<f32>> {
+        let _ = name;
+        None
+    }
+
+    /// Overwrites parameter `name` from PyTorch-layout `values`.
+    ///
+    /// Callers check `name` and the length against [`Layer::params`] first
+    /// (as `load_safetensors` does); returns `false`, changing nothing, when
+    /// the name is unknown or the length is wrong.
+    fn import_param(&mut self, name: &str, values: &[f32]) -> bool {
+        let _ = (name, values);
+        false
+    }
+
+    /// Draws fresh initial parameters (Keras's defaults) from `rng`.
+    fn initialize(&mut self, rng: &mut dyn RngCore) {
+        let _ = rng;
+    }
+
+    /// Appends this layer's summary rows (one row, or one per inner layer
+    /// for a model).
+    fn summary_rows(&self, rows: &mut Vec<SummaryRow>) {
+        rows.push(SummaryRow {
+            kind: self.kind().to_string(),
+            output: Self::Output::DIMS.to_vec(),
+            params: self.param_count(),
+        });
+    }
+}
+
+/// Splits a parameter key `"3.weight"` into the layer index and the rest.
+/// Used by generated models to route a key to the layer that owns it.
+pub fn split_param_key(key: &str) -> Option<(usize, &str)> {
+    let (index, rest) = key.split_once('.')?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((index.parse().ok()?, rest))
+}

@@ -1,0 +1,175 @@
+//! `Dense`: a fully connected layer (Keras's `Dense`).
+//!
+//! Arguments and defaults: `units`, `activation = None` (linear),
+//! `use_bias = True`. Kernel Glorot-uniform, bias zero.
+//!
+//! Shape: acts on the last axis, as in Keras: `(N) -> (units)`, and
+//! `(H, W, C) -> (H, W, units)`.
+//!
+//! Computation: one GEMM, the kernel held as `[in, units]` (Keras's layout);
+//! weight files use PyTorch's `[units, in]`. After a `Flatten` of `(H, W, C)`
+//! the file's in-features are in PyTorch's `(C, H, W)` flatten order, which
+//! [`Dense::follows_flatten_of`] makes load and save permute.
+
+use core::marker::PhantomData;
+
+use rand::RngCore;
+use typenum::Unsigned;
+
+use crate::activation::{ActivationFn, Linear};
+use crate::batch::Batch;
+use crate::init::glorot_uniform;
+use crate::kernels::sgemm;
+use crate::layer::{Context, Layer, ParamInfo};
+use crate::shape::{LastAxis, Shape};
+
+/// A fully connected layer from `In`'s last axis to `U` units, activation `A`.
+pub struct Dense<In, U, A = Linear> {
+    /// `[in, units]`.
+    kernel: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    /// `(H, W, C)` of the Flatten this layer follows, if any.
+    flattened_from: Option<[usize; 3]>,
+    types: PhantomData<fn() -> (In, U, A)>,
+}
+
+impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
+    /// A layer with a Glorot-uniform kernel drawn from `rng` and a zero bias
+    /// (none if `use_bias` is false).
+    pub fn new(use_bias: bool, rng: &mut dyn RngCore) -> Self {
+        let mut layer = Dense {
+            kernel: vec![0.0; In::LAST * U::USIZE],
+            bias: use_bias.then(|| vec![0.0; U::USIZE]),
+            flattened_from: None,
+            types: PhantomData,
+        };
+        layer.init(rng);
+        layer
+    }
+
+    /// Declares that this layer's input is a flattened `dims` = `[H, W, C]`
+    /// tensor, so that weight files hold its in-features in PyTorch's
+    /// `(C, H, W)` order. Ignored unless `H·W·C` is the input length.
+    pub fn follows_flatten_of(mut self, dims: &[usize]) -> Self {
+        if let [h, w, c] = *dims {
+            if h * w * c == In::LAST && In::RANK == 1 {
+                self.flattened_from = Some([h, w, c]);
+            }
+        }
+        self
+    }
+
+    fn init(&mut self, rng: &mut dyn RngCore) {
+        glorot_uniform(&mut self.kernel, In::LAST, U::USIZE, rng);
+        if let Some(b) = &mut self.bias {
+            b.fill(0.0);
+        }
+    }
+
+    /// The kernel, `[in, units]` (Keras's layout, in Keras's h, w, c order).
+    pub fn kernel(&self) -> &[f32] {
+        &self.kernel
+    }
+
+    /// The bias, if the layer has one.
+    pub fn bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+
+    /// Our in-feature index of PyTorch's in-feature `t`.
+    fn our_feature(&self, t: usize) -> usize {
+        match self.flattened_from {
+            Some([h, w, c]) => {
+                let (ch, rest) = (t / (h * w), t % (h * w));
+                rest * c + ch
+            }
+            None => t,
+        }
+    }
+}
+
+impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
+    type Input = In;
+    type Output = In::WithLast<U>;
+
+    fn kind(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn forward(&self, input: &Batch<In>, _: &mut Context<'_>) -> Batch<Self::Output> {
+        let rows = input.batch_size() * (In::NUMEL / In::LAST.max(1));
+        let mut out = Batch::<Self::Output>::zeros(input.batch_size());
+        let units = U::USIZE;
+        if let Some(bias) = &self.bias {
+            for row in out.as_mut_slice().chunks_exact_mut(units.max(1)) {
+                row.copy_from_slice(bias);
+            }
+        }
+        let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
+        sgemm(rows, In::LAST, units, input.as_slice(), &self.kernel, beta, out.as_mut_slice());
+        A::apply(out.as_mut_slice(), units);
+        out
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        let mut p = vec![ParamInfo {
+            name: "weight".into(),
+            shape: vec![U::USIZE, In::LAST],
+        }];
+        if self.bias.is_some() {
+            p.push(ParamInfo {
+                name: "bias".into(),
+                shape: vec![U::USIZE],
+            });
+        }
+        p
+    }
+
+    fn param_count(&self) -> usize {
+        self.kernel.len() + self.bias.as_ref().map_or(0, Vec::len)
+    }
+
+    fn export_param(&self, name: &str) -> Option<Vec<f32>> {
+        match name {
+            "weight" => {
+                let (n_in, units) = (In::LAST, U::USIZE);
+                let mut torch = vec![0.0; self.kernel.len()];
+                for u in 0..units {
+                    for t in 0..n_in {
+                        torch[u * n_in + t] = self.kernel[self.our_feature(t) * units + u];
+                    }
+                }
+                Some(torch)
+            }
+            "bias" => self.bias.clone(),
+            _ => None,
+        }
+    }
+
+    fn import_param(&mut self, name: &str, values: &[f32]) -> bool {
+        match name {
+            "weight" if values.len() == self.kernel.len() => {
+                let (n_in, units) = (In::LAST, U::USIZE);
+                for u in 0..units {
+                    for t in 0..n_in {
+                        let i = self.our_feature(t);
+                        self.kernel[i * units + u] = values[u * n_in + t];
+                    }
+                }
+                true
+            }
+            "bias" => match &mut self.bias {
+                Some(b) if b.len() == values.len() => {
+                    b.copy_from_slice(values);
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn initialize(&mut self, rng: &mut dyn RngCore) {
+        self.init(rng);
+    }
+}

@@ -1,0 +1,45 @@
+//! `Flatten`: one sample becomes one vector (Keras's `Flatten`).
+//!
+//! Shape: `(H, W, C) -> (H·W·C)`; a vector stays as it is.
+//!
+//! Computation: none. NHWC storage already is Keras's flatten order
+//! (h, w, c); PyTorch's (c, h, w) order only matters to weight files, which
+//! the following `Dense` handles.
+
+use core::marker::PhantomData;
+
+use crate::batch::Batch;
+use crate::layer::{Context, Layer};
+use crate::shape::Flattenable;
+
+/// Flattens `In` into a [`Shape1`](crate::Shape1).
+pub struct Flatten<In>(PhantomData<fn() -> In>);
+
+impl<In> Flatten<In> {
+    /// The layer (it has no parameters).
+    pub fn new() -> Self {
+        Flatten(PhantomData)
+    }
+}
+
+impl<In> Default for Flatten<In> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<In: Flattenable> Layer for Flatten<In> {
+    type Input = In;
+    type Output = In::Flat;
+
+    fn kind(&self) -> &'static str {
+        "Flatten"
+    }
+
+    fn forward(&self, input: &Batch<In>, _: &mut Context<'_>) -> Batch<In::Flat> {
+        // Same values, same order: only the type changes. Flattenable
+        // guarantees In::Flat has as many values per sample as In.
+        Batch::from_vec(input.batch_size(), input.as_slice().to_vec())
+            .expect("Flatten keeps the number of values")
+    }
+}

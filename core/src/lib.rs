@@ -1,0 +1,34 @@
+//! The engine behind [strata](https://docs.rs/strata): shapes as types,
+//! batches, layers, the im2col + GEMM convolution core, weight files and
+//! model summaries. Users normally reach all of it through
+//! `strata::prelude::*` and the `sequential!` macro.
+
+#![warn(missing_docs)]
+
+pub mod activation;
+pub mod batch;
+pub mod init;
+pub mod kernels;
+pub mod layer;
+pub mod layers;
+pub mod model;
+pub mod shape;
+pub mod summary;
+pub mod weights;
+
+pub use activation::{Activation, ActivationFn, Linear, Relu, Sigmoid, Softmax, Tanh};
+pub use batch::{Batch, ShapeError};
+pub use init::{seeded_rng, SeededRng, DEFAULT_SEED};
+pub use layer::{Context, Layer, ParamInfo, SummaryRow};
+pub use layers::{
+    AveragePooling2D, AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, MaxPooling2D, RateError,
+};
+pub use model::{sequential, Model};
+pub use shape::{Padding, Same, Shape, Shape1, Shape3, Valid};
+pub use summary::Summary;
+pub use weights::{LoadError, SaveError};
+
+/// rand, whose `RngCore` drives initialisation and dropout.
+pub use rand;
+/// typenum, whose unsigned integers (`U32`, ...) are the sizes in shapes.
+pub use typenum;

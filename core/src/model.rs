@@ -1,0 +1,183 @@
+//! What every model can do ([`Model`]), and the pieces `sequential!`
+//! expansions call to become one ([`sequential`](crate::sequential)).
+
+use std::path::Path;
+
+use rand::RngCore;
+
+use crate::batch::Batch;
+use crate::init::seeded_rng;
+use crate::layer::{Context, Layer};
+use crate::shape::Shape;
+use crate::summary::Summary;
+use crate::weights::{load_params, read_file, save_params, LoadError, SaveError};
+
+/// Inference, training-mode forward, summary and weight files for any
+/// [`Layer`], in particular every `sequential!` model.
+pub trait Model: Layer + Sized {
+    /// Inference: the output for `input`, dropout off.
+    fn predict(&self, input: &Batch<Self::Input>) -> Batch<Self::Output> {
+        self.forward(input, &mut Context::inference())
+    }
+
+    /// A training-mode forward pass: dropout on, its masks drawn from `rng`
+    /// (so a seeded `rng` makes it reproducible).
+    fn predict_training(&self, input: &Batch<Self::Input>, rng: &mut dyn RngCore) -> Batch<Self::Output> {
+        self.forward(input, &mut Context::training(rng))
+    }
+
+    /// A Keras-style table of the layers; print it with `{}`.
+    fn summary(&self) -> Summary {
+        let mut rows = Vec::new();
+        self.summary_rows(&mut rows);
+        Summary {
+            input: Self::Input::DIMS.to_vec(),
+            rows,
+        }
+    }
+
+    /// Redraws every parameter from `seed` (models start from
+    /// [`DEFAULT_SEED`](crate::DEFAULT_SEED)).
+    fn with_seed(mut self, seed: u64) -> Self {
+        self.initialize(&mut seeded_rng(seed));
+        self
+    }
+
+    /// Fixes the input shape of a block written without one: a no-op that
+    /// tells the compiler `S` is the input.
+    ///
+    /// ```
+    /// use strata::prelude::*;
+    /// let block = sequential![Conv2D(4, (3, 3), same) => relu].built_for::<Shape3<U8, U8, U3>>();
+    /// assert_eq!(block.summary().rows[0].output, [8, 8, 4]);
+    /// ```
+    fn built_for<S: Shape>(self) -> Self
+    where
+        Self: Layer<Input = S>,
+    {
+        self
+    }
+
+    /// Writes the parameters to `path` as safetensors, PyTorch
+    /// `nn.Sequential` convention.
+    fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), SaveError> {
+        let bytes = self.to_safetensors()?;
+        std::fs::write(path.as_ref(), bytes).map_err(|source| SaveError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        })
+    }
+
+    /// The parameters as safetensors bytes: see [`Model::save_safetensors`].
+    fn to_safetensors(&self) -> Result<Vec<u8>, SaveError> {
+        save_params(self)
+    }
+
+    /// Reads every parameter from the safetensors file at `path`. On any
+    /// error (missing file, corrupt data, a missing, extra or misshapen
+    /// tensor, an unconvertible dtype) the model is left unchanged.
+    fn load_safetensors(&mut self, path: impl AsRef<Path>) -> Result<(), LoadError> {
+        let bytes = read_file(path.as_ref())?;
+        self.load_safetensors_bytes(&bytes)
+    }
+
+    /// As [`Model::load_safetensors`], from bytes in memory.
+    fn load_safetensors_bytes(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
+        load_params(self, bytes)
+    }
+}
+
+impl<L: Layer> Model for L {}
+
+/// Support for `sequential!` expansions: a model's layers seen without their
+/// shapes, for parameters, initialisation and summaries.
+pub mod sequential {
+    use rand::RngCore;
+
+    use crate::layer::{split_param_key, Layer, ParamInfo, SummaryRow};
+
+    /// The shape-free side of a [`Layer`], usable as a trait object.
+    pub trait AnyLayer {
+        /// See [`Layer::params`].
+        fn any_params(&self) -> Vec<ParamInfo>;
+        /// See [`Layer::param_count`].
+        fn any_param_count(&self) -> usize;
+        /// See [`Layer::export_param`].
+        fn any_export(&self, name: &str) -> Option<Vec<f32>>;
+        /// See [`Layer::import_param`].
+        fn any_import(&mut self, name: &str, values: &[f32]) -> bool;
+        /// See [`Layer::initialize`].
+        fn any_initialize(&mut self, rng: &mut dyn RngCore);
+        /// See [`Layer::summary_rows`].
+        fn any_summary_rows(&self, rows: &mut Vec<SummaryRow>);
+    }
+
+    impl<L: Layer> AnyLayer for L {
+        fn any_params(&self) -> Vec<ParamInfo> {
+            self.params()
+        }
+        fn any_param_count(&self) -> usize {
+            self.param_count()
+        }
+        fn any_export(&self, name: &str) -> Option<Vec<f32>> {
+            self.export_param(name)
+        }
+        fn any_import(&mut self, name: &str, values: &[f32]) -> bool {
+            self.import_param(name, values)
+        }
+        fn any_initialize(&mut self, rng: &mut dyn RngCore) {
+            self.initialize(rng)
+        }
+        fn any_summary_rows(&self, rows: &mut Vec<SummaryRow>) {
+            self.summary_rows(rows)
+        }
+    }
+
+    /// The chain's parameters, each key prefixed with its layer's position
+    /// (`{i}.weight`), as `nn.Sequential` names them.
+    pub fn params(layers: &[&dyn AnyLayer]) -> Vec<ParamInfo> {
+        let mut out = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            for p in layer.any_params() {
+                out.push(ParamInfo {
+                    name: format!("{i}.{}", p.name),
+                    shape: p.shape,
+                });
+            }
+        }
+        out
+    }
+
+    /// Total parameter count of the chain.
+    pub fn param_count(layers: &[&dyn AnyLayer]) -> usize {
+        layers.iter().map(|l| l.any_param_count()).sum()
+    }
+
+    /// Exports `{i}.rest` from layer `i`.
+    pub fn export(layers: &[&dyn AnyLayer], key: &str) -> Option<Vec<f32>> {
+        let (i, rest) = split_param_key(key)?;
+        layers.get(i)?.any_export(rest)
+    }
+
+    /// Imports `{i}.rest` into layer `i`.
+    pub fn import(layers: &mut [&mut dyn AnyLayer], key: &str, values: &[f32]) -> bool {
+        match split_param_key(key) {
+            Some((i, rest)) => layers.get_mut(i).is_some_and(|l| l.any_import(rest, values)),
+            None => false,
+        }
+    }
+
+    /// Initialises the layers in order from one stream.
+    pub fn initialize(layers: &mut [&mut dyn AnyLayer], rng: &mut dyn RngCore) {
+        for l in layers.iter_mut() {
+            l.any_initialize(rng);
+        }
+    }
+
+    /// One summary row per layer (a nested model contributes its own rows).
+    pub fn summary_rows(layers: &[&dyn AnyLayer], rows: &mut Vec<SummaryRow>) {
+        for l in layers {
+            l.any_summary_rows(rows);
+        }
+    }
+}

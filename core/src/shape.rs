@@ -1,0 +1,285 @@
+//! Shapes as types, and all of strata's shape arithmetic in one place.
+//!
+//! A sample's shape is a type: [`Shape3<H, W, C>`] for an image (height, width,
+//! channels, channels last) and [`Shape1<N>`] for a vector, with typenum's
+//! unsigned integers (`U32`, ...) as the sizes. Each layer computes its output
+//! shape from its input shape at the type level with the formulas below, so a
+//! chain whose shapes do not fit together does not type-check.
+//!
+//! The same formulas exist as plain functions ([`conv_output_len`],
+//! [`same_padding`]) for the kernels, and the `sequential!` macro mirrors them
+//! to report shape errors in words.
+
+use core::fmt::Debug;
+use core::marker::PhantomData;
+use core::ops::{Add, Div, Mul, Sub};
+
+use typenum::{Add1, Diff, Prod, Quot, Sub1, Sum, Unsigned, B1};
+
+/// The shape of one sample. Implemented by [`Shape1`] and [`Shape3`].
+pub trait Shape: Copy + Default + Debug + Send + Sync + 'static {
+    /// Number of axes (1 or 3).
+    const RANK: usize;
+    /// Number of `f32` values in one sample.
+    const NUMEL: usize;
+    /// Length of the last axis (channels, or features).
+    const LAST: usize;
+    /// The sizes of the axes, outermost first (`[H, W, C]` or `[N]`).
+    const DIMS: &'static [usize];
+}
+
+/// A 3-D sample shape: height `H`, width `W`, channels `C` (channels last).
+pub struct Shape3<H, W, C>(PhantomData<fn() -> (H, W, C)>);
+
+/// A 1-D sample shape of `N` features.
+pub struct Shape1<N>(PhantomData<fn() -> N>);
+
+macro_rules! marker_impls {
+    ($name:ident < $($p:ident),* >, $text:literal) => {
+        impl<$($p),*> Clone for $name<$($p),*> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl<$($p),*> Copy for $name<$($p),*> {}
+        impl<$($p),*> Default for $name<$($p),*> {
+            fn default() -> Self {
+                $name(PhantomData)
+            }
+        }
+        impl<$($p),*> PartialEq for $name<$($p),*> {
+            fn eq(&self, _: &Self) -> bool {
+                true
+            }
+        }
+        impl<$($p),*> Eq for $name<$($p),*> {}
+        impl<$($p: Unsigned),*> Debug for $name<$($p),*> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, $text, $($p::USIZE),*)
+            }
+        }
+    };
+}
+marker_impls!(Shape3<H, W, C>, "Shape3<{}, {}, {}>");
+marker_impls!(Shape1<N>, "Shape1<{}>");
+
+impl<H: Unsigned, W: Unsigned, C: Unsigned> Shape for Shape3<H, W, C> {
+    const RANK: usize = 3;
+    const NUMEL: usize = H::USIZE * W::USIZE * C::USIZE;
+    const LAST: usize = C::USIZE;
+    const DIMS: &'static [usize] = &[H::USIZE, W::USIZE, C::USIZE];
+}
+
+impl<N: Unsigned> Shape for Shape1<N> {
+    const RANK: usize = 1;
+    const NUMEL: usize = N::USIZE;
+    const LAST: usize = N::USIZE;
+    const DIMS: &'static [usize] = &[N::USIZE];
+}
+
+/// Formats a sample shape the way Keras's summary does: `(None, 32, 32, 3)`.
+pub fn format_batch_shape(dims: &[usize]) -> String {
+    let mut s = String::from("(None");
+    for d in dims {
+        s.push_str(&format!(", {d}"));
+    }
+    s.push(')');
+    s
+}
+
+/// Formats a sample shape as `32x32x3` (or `10`), the form used in messages.
+pub fn format_dims(dims: &[usize]) -> String {
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+/// How a sliding window (convolution kernel or pooling window) treats borders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// No padding: only windows that fit entirely inside the input.
+    Valid,
+    /// Pad so that the output length is `ceil(input / stride)`; the odd
+    /// extra row or column goes at the bottom/right, as in Keras.
+    Same,
+}
+
+impl Padding {
+    /// Keras's name for it: `"valid"` or `"same"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Padding::Valid => "valid",
+            Padding::Same => "same",
+        }
+    }
+}
+
+/// Output length of a window of `kernel` moved by `stride` over `input`
+/// values, under `padding` (Keras's rule). `None` when no window fits
+/// (valid padding with `kernel > input`) or when `stride` or `kernel` is 0.
+pub fn conv_output_len(input: usize, kernel: usize, stride: usize, padding: Padding) -> Option<usize> {
+    if stride == 0 || kernel == 0 || input == 0 {
+        return None;
+    }
+    match padding {
+        Padding::Valid => input.checked_sub(kernel).map(|d| d / stride + 1),
+        Padding::Same => Some(input.div_ceil(stride)),
+    }
+}
+
+/// Padding `(before, after)` along one axis. Valid pads nothing; same pads
+/// `max((out - 1) * stride + kernel - input, 0)` in total, half before and
+/// the rest (the odd one) after, which is where Keras and TensorFlow put it.
+pub fn same_padding(input: usize, kernel: usize, stride: usize, padding: Padding) -> (usize, usize) {
+    match padding {
+        Padding::Valid => (0, 0),
+        Padding::Same => {
+            let out = input.div_ceil(stride.max(1));
+            let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(input);
+            (total / 2, total - total / 2)
+        }
+    }
+}
+
+/// Type-level marker for [`Padding::Valid`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Valid;
+
+/// Type-level marker for [`Padding::Same`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Same;
+
+/// A type-level padding mode: [`Valid`] or [`Same`].
+pub trait PaddingMode: Copy + Default + Debug + Send + Sync + 'static {
+    /// The runtime value of this mode.
+    const PADDING: Padding;
+}
+impl PaddingMode for Valid {
+    const PADDING: Padding = Padding::Valid;
+}
+impl PaddingMode for Same {
+    const PADDING: Padding = Padding::Same;
+}
+
+/// The output length of a window of `K` at stride `S` over an axis of `L`,
+/// computed at the type level: `(L - K) / S + 1` for [`Valid`] (which needs
+/// `L >= K`), `ceil(L / S)` for [`Same`].
+#[diagnostic::on_unimplemented(
+    message = "the window does not fit the input: under `{Self}` padding an axis of length `{L}` cannot take a window of `{K}` at stride `{S}`",
+    label = "window larger than its input, or a zero stride",
+    note = "with 'valid' padding every window must fit inside the input; use a smaller kernel or pool, or padding = same"
+)]
+pub trait WindowOut<L, K, S> {
+    /// The output length.
+    type Output: Unsigned;
+}
+
+impl<L, K, S> WindowOut<L, K, S> for Valid
+where
+    L: Sub<K>,
+    Diff<L, K>: Div<S>,
+    Quot<Diff<L, K>, S>: Add<B1>,
+    Add1<Quot<Diff<L, K>, S>>: Unsigned,
+{
+    type Output = Add1<Quot<Diff<L, K>, S>>;
+}
+
+impl<L, K, S> WindowOut<L, K, S> for Same
+where
+    L: Add<S>,
+    Sum<L, S>: Sub<B1>,
+    Sub1<Sum<L, S>>: Div<S>,
+    Quot<Sub1<Sum<L, S>>, S>: Unsigned,
+{
+    type Output = Quot<Sub1<Sum<L, S>>, S>;
+}
+
+/// Output length along one axis: see [`WindowOut`].
+pub type WindowLen<L, K, S, P> = <P as WindowOut<L, K, S>>::Output;
+
+/// The shape of a sliding-window layer's output (convolution with `F`
+/// filters, or pooling that keeps the channels when `F` is the input's `C`).
+pub type WindowShape<H, W, KH, KW, SH, SW, P, F> =
+    Shape3<WindowLen<H, KH, SH, P>, WindowLen<W, KW, SW, P>, F>;
+
+/// Shapes whose last axis can be replaced (what `Dense` does to its input,
+/// as in Keras, where Dense acts on the last axis).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a sample shape a Dense layer can take",
+    note = "Dense takes a Shape1<N> (after Flatten) or a Shape3<H, W, C> (acting on the channels)"
+)]
+pub trait LastAxis: Shape {
+    /// The same shape with the last axis of length `U`.
+    type WithLast<U: Unsigned>: Shape;
+}
+impl<N: Unsigned> LastAxis for Shape1<N> {
+    type WithLast<U: Unsigned> = Shape1<U>;
+}
+impl<H: Unsigned, W: Unsigned, C: Unsigned> LastAxis for Shape3<H, W, C> {
+    type WithLast<U: Unsigned> = Shape3<H, W, U>;
+}
+
+/// Shapes that [`Flatten`](crate::Flatten) turns into a vector.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be flattened",
+    note = "Flatten takes a Shape3<H, W, C> or a Shape1<N>"
+)]
+pub trait Flattenable: Shape {
+    /// `Shape1<H * W * C>`.
+    type Flat: Shape;
+}
+impl<N: Unsigned> Flattenable for Shape1<N> {
+    type Flat = Shape1<N>;
+}
+impl<H, W, C> Flattenable for Shape3<H, W, C>
+where
+    H: Unsigned + Mul<W>,
+    W: Unsigned,
+    C: Unsigned,
+    Prod<H, W>: Mul<C>,
+    Prod<Prod<H, W>, C>: Unsigned,
+{
+    type Flat = Shape1<Prod<Prod<H, W>, C>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use typenum::{U1, U2, U3, U32, U5, U7, U8, U9};
+
+    #[test]
+    fn runtime_rules_match_keras() {
+        // Keras examples: 8 wide, k3 s2 same -> 4 out, pad 0 before / 1 after.
+        assert_eq!(conv_output_len(8, 3, 2, Padding::Same), Some(4));
+        assert_eq!(same_padding(8, 3, 2, Padding::Same), (0, 1));
+        // 2x2 kernel stride 1 same: 0 before, 1 after.
+        assert_eq!(same_padding(5, 2, 1, Padding::Same), (0, 1));
+        assert_eq!(same_padding(9, 3, 2, Padding::Same), (1, 1));
+        assert_eq!(same_padding(224, 7, 2, Padding::Same), (2, 3));
+        assert_eq!(conv_output_len(9, 3, 1, Padding::Valid), Some(7));
+        assert_eq!(conv_output_len(2, 3, 1, Padding::Valid), None);
+        assert_eq!(conv_output_len(7, 2, 2, Padding::Valid), Some(3));
+        assert_eq!(conv_output_len(7, 2, 0, Padding::Valid), None);
+    }
+
+    #[test]
+    fn type_level_rules_match_runtime() {
+        fn len<L, K, S, P>() -> usize
+        where
+            P: WindowOut<L, K, S>,
+        {
+            <WindowLen<L, K, S, P> as Unsigned>::USIZE
+        }
+        assert_eq!(len::<U9, U3, U1, Valid>(), 7);
+        assert_eq!(len::<U9, U3, U2, Same>(), 5);
+        assert_eq!(len::<U8, U3, U2, Same>(), 4);
+        assert_eq!(len::<U7, U2, U2, Valid>(), 3);
+        assert_eq!(len::<U32, U3, U1, Same>(), 32);
+        assert_eq!(len::<U5, U5, U1, Valid>(), 1);
+        assert_eq!(len::<U1, U1, U1, Same>(), 1);
+        assert_eq!(<Shape3<U32, U32, U3> as Shape>::NUMEL, 3072);
+        assert_eq!(<Shape3<U32, U32, U3> as Shape>::DIMS, &[32, 32, 3]);
+        assert_eq!(<<Shape3<U2, U3, U7> as Flattenable>::Flat as Shape>::DIMS, &[42]);
+    }
+}
