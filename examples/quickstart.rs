@@ -37,7 +37,17 @@ fn main() {
 
     let classes = y.argmax();
     let first = y.sample(0).expect("batch of 64");
-    println!("predicted a batch of {batch}: {:.2} ms, {:.0} images/s", secs * 1e3, batch as f64 / secs);
-    println!("class probabilities of image 0: {first:.3?} (sum {:.4})", first.iter().sum::<f32>());
-    println!("predicted classes of the first 8 images: {:?}", &classes[..8]);
+    println!(
+        "predicted a batch of {batch}: {:.2} ms, {:.0} images/s",
+        secs * 1e3,
+        batch as f64 / secs
+    );
+    println!(
+        "class probabilities of image 0: {first:.3?} (sum {:.4})",
+        first.iter().sum::<f32>()
+    );
+    println!(
+        "predicted classes of the first 8 images: {:?}",
+        &classes[..8]
+    );
 }

@@ -70,10 +70,15 @@ fn run_case<M: Model>(name: &str, dsl: &str, mut net: M) -> f32 {
 
     // Saving gives back the very tensors that were loaded.
     let saved = net.to_safetensors().expect("save");
-    let original = std::fs::read(reference_dir().join(format!("{name}.weights.safetensors"))).unwrap();
+    let original =
+        std::fs::read(reference_dir().join(format!("{name}.weights.safetensors"))).unwrap();
     let original = SafeTensors::deserialize(&original).unwrap();
     for key in original.names() {
-        assert_eq!(tensor(&saved, key), tensor_of(&original, key), "{name}: {key} round trip");
+        assert_eq!(
+            tensor(&saved, key),
+            tensor_of(&original, key),
+            "{name}: {key} round trip"
+        );
     }
     err
 }

@@ -8,7 +8,7 @@ pub type SeededRng = rand_chacha::ChaCha8Rng;
 
 /// The seed a model's parameters are drawn from unless another is chosen
 /// (`Model::with_seed`).
-pub const DEFAULT_SEED: u64 = 0x5EED_0F_57A7A;
+pub const DEFAULT_SEED: u64 = 0x5EED_5EED;
 
 /// A [`SeededRng`] started from `seed`.
 pub fn seeded_rng(seed: u64) -> SeededRng {

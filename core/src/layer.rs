@@ -11,6 +11,13 @@ use crate::shape::Shape;
 pub struct Context<'a> {
     rng: Option<&'a mut dyn RngCore>,
     scratch: Vec<f32>,
+    threads: usize,
+}
+
+/// The number of threads a [`Context`] uses unless told otherwise: the
+/// machine's available parallelism.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl<'a> Context<'a> {
@@ -19,6 +26,7 @@ impl<'a> Context<'a> {
         Context {
             rng: None,
             scratch: Vec::new(),
+            threads: default_threads(),
         }
     }
 
@@ -27,7 +35,20 @@ impl<'a> Context<'a> {
         Context {
             rng: Some(rng),
             scratch: Vec::new(),
+            threads: default_threads(),
         }
+    }
+
+    /// Uses `threads` threads (at least 1) for the kernels. Results are
+    /// bitwise identical whatever the count: work is split, never reordered.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// The number of threads kernels may use.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Whether layers should behave as in training (dropout on).

@@ -19,9 +19,10 @@ pub mod weights;
 pub use activation::{Activation, ActivationFn, Linear, Relu, Sigmoid, Softmax, Tanh};
 pub use batch::{Batch, ShapeError};
 pub use init::{seeded_rng, SeededRng, DEFAULT_SEED};
-pub use layer::{Context, Layer, ParamInfo, SummaryRow};
+pub use layer::{default_threads, Context, Layer, ParamInfo, SummaryRow};
 pub use layers::{
-    AveragePooling2D, AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, MaxPooling2D, RateError,
+    AveragePooling2D, AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, MaxPooling2D,
+    RateError,
 };
 pub use model::{sequential, Model};
 pub use shape::{Padding, Same, Shape, Shape1, Shape3, Valid};

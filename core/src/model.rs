@@ -22,7 +22,11 @@ pub trait Model: Layer + Sized {
 
     /// A training-mode forward pass: dropout on, its masks drawn from `rng`
     /// (so a seeded `rng` makes it reproducible).
-    fn predict_training(&self, input: &Batch<Self::Input>, rng: &mut dyn RngCore) -> Batch<Self::Output> {
+    fn predict_training(
+        &self,
+        input: &Batch<Self::Input>,
+        rng: &mut dyn RngCore,
+    ) -> Batch<Self::Output> {
         self.forward(input, &mut Context::training(rng))
     }
 
@@ -46,10 +50,22 @@ pub trait Model: Layer + Sized {
     /// Fixes the input shape of a block written without one: a no-op that
     /// tells the compiler `S` is the input.
     ///
-    /// ```
-    /// use strata::prelude::*;
+    /// With `sequential!` (in the `strata` crate):
+    ///
+    /// ```ignore
     /// let block = sequential![Conv2D(4, (3, 3), same) => relu].built_for::<Shape3<U8, U8, U3>>();
     /// assert_eq!(block.summary().rows[0].output, [8, 8, 4]);
+    /// ```
+    ///
+    /// On a single layer it only checks the type:
+    ///
+    /// ```
+    /// use strata_core::typenum::{U2, U4};
+    /// use strata_core::{seeded_rng, Dense, Model, Shape1};
+    ///
+    /// let dense: Dense<Shape1<U4>, U2> = Dense::new(true, &mut seeded_rng(0));
+    /// let dense = dense.built_for::<Shape1<U4>>();
+    /// assert_eq!(dense.summary().rows[0].output, [2]);
     /// ```
     fn built_for<S: Shape>(self) -> Self
     where
@@ -162,7 +178,9 @@ pub mod sequential {
     /// Imports `{i}.rest` into layer `i`.
     pub fn import(layers: &mut [&mut dyn AnyLayer], key: &str, values: &[f32]) -> bool {
         match split_param_key(key) {
-            Some((i, rest)) => layers.get_mut(i).is_some_and(|l| l.any_import(rest, values)),
+            Some((i, rest)) => layers
+                .get_mut(i)
+                .is_some_and(|l| l.any_import(rest, values)),
             None => false,
         }
     }

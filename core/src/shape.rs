@@ -14,7 +14,7 @@ use core::fmt::Debug;
 use core::marker::PhantomData;
 use core::ops::{Add, Div, Mul, Sub};
 
-use typenum::{Add1, Diff, Prod, Quot, Sub1, Sum, Unsigned, B1};
+use typenum::{Add1, Diff, NonZero, Prod, Quot, Sub1, Sum, Unsigned, B1};
 
 /// The shape of one sample. Implemented by [`Shape1`] and [`Shape3`].
 pub trait Shape: Copy + Default + Debug + Send + Sync + 'static {
@@ -29,7 +29,11 @@ pub trait Shape: Copy + Default + Debug + Send + Sync + 'static {
 }
 
 /// A 3-D sample shape: height `H`, width `W`, channels `C` (channels last).
-pub struct Shape3<H, W, C>(PhantomData<fn() -> (H, W, C)>);
+pub struct Shape3<H, W, C>(TypeMarker<(H, W, C)>);
+
+/// Marks the types a value stands for without owning any: `fn() -> T` keeps
+/// the marker `Send`, `Sync` and covariant whatever `T` is.
+pub type TypeMarker<T> = PhantomData<fn() -> T>;
 
 /// A 1-D sample shape of `N` features.
 pub struct Shape1<N>(PhantomData<fn() -> N>);
@@ -118,7 +122,12 @@ impl Padding {
 /// Output length of a window of `kernel` moved by `stride` over `input`
 /// values, under `padding` (Keras's rule). `None` when no window fits
 /// (valid padding with `kernel > input`) or when `stride` or `kernel` is 0.
-pub fn conv_output_len(input: usize, kernel: usize, stride: usize, padding: Padding) -> Option<usize> {
+pub fn conv_output_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: Padding,
+) -> Option<usize> {
     if stride == 0 || kernel == 0 || input == 0 {
         return None;
     }
@@ -131,7 +140,12 @@ pub fn conv_output_len(input: usize, kernel: usize, stride: usize, padding: Padd
 /// Padding `(before, after)` along one axis. Valid pads nothing; same pads
 /// `max((out - 1) * stride + kernel - input, 0)` in total, half before and
 /// the rest (the odd one) after, which is where Keras and TensorFlow put it.
-pub fn same_padding(input: usize, kernel: usize, stride: usize, padding: Padding) -> (usize, usize) {
+pub fn same_padding(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: Padding,
+) -> (usize, usize) {
     match padding {
         Padding::Valid => (0, 0),
         Padding::Same => {
@@ -164,10 +178,11 @@ impl PaddingMode for Same {
 
 /// The output length of a window of `K` at stride `S` over an axis of `L`,
 /// computed at the type level: `(L - K) / S + 1` for [`Valid`] (which needs
-/// `L >= K`), `ceil(L / S)` for [`Same`].
+/// `L >= K`), `ceil(L / S)` for [`Same`]. As in [`conv_output_len`], a zero
+/// kernel, stride or input length has no output.
 #[diagnostic::on_unimplemented(
     message = "the window does not fit the input: under `{Self}` padding an axis of length `{L}` cannot take a window of `{K}` at stride `{S}`",
-    label = "window larger than its input, or a zero stride",
+    label = "window larger than its input, or a zero kernel, stride or input",
     note = "with 'valid' padding every window must fit inside the input; use a smaller kernel or pool, or padding = same"
 )]
 pub trait WindowOut<L, K, S> {
@@ -177,6 +192,7 @@ pub trait WindowOut<L, K, S> {
 
 impl<L, K, S> WindowOut<L, K, S> for Valid
 where
+    K: NonZero,
     L: Sub<K>,
     Diff<L, K>: Div<S>,
     Quot<Diff<L, K>, S>: Add<B1>,
@@ -187,7 +203,8 @@ where
 
 impl<L, K, S> WindowOut<L, K, S> for Same
 where
-    L: Add<S>,
+    L: NonZero + Add<S>,
+    K: NonZero,
     Sum<L, S>: Sub<B1>,
     Sub1<Sum<L, S>>: Div<S>,
     Quot<Sub1<Sum<L, S>>, S>: Unsigned,
@@ -280,6 +297,9 @@ mod tests {
         assert_eq!(len::<U1, U1, U1, Same>(), 1);
         assert_eq!(<Shape3<U32, U32, U3> as Shape>::NUMEL, 3072);
         assert_eq!(<Shape3<U32, U32, U3> as Shape>::DIMS, &[32, 32, 3]);
-        assert_eq!(<<Shape3<U2, U3, U7> as Flattenable>::Flat as Shape>::DIMS, &[42]);
+        assert_eq!(
+            <<Shape3<U2, U3, U7> as Flattenable>::Flat as Shape>::DIMS,
+            &[42]
+        );
     }
 }

@@ -29,13 +29,14 @@ fn auto_names(rows: &[SummaryRow]) -> Vec<String> {
     rows.iter()
         .map(|r| {
             let mut base = String::new();
-            for (i, ch) in r.kind.chars().enumerate() {
+            let mut prev_lower = false;
+            for ch in r.kind.chars() {
                 // Keras's rule: a capital after a lower-case letter starts a
                 // word (MaxPooling2D -> max_pooling2d, Conv2D -> conv2d).
-                let prev_lower = r.kind[..i].ends_with(|c: char| c.is_ascii_lowercase());
                 if ch.is_ascii_uppercase() && prev_lower {
                     base.push('_');
                 }
+                prev_lower = ch.is_ascii_lowercase();
                 base.push(ch.to_ascii_lowercase());
             }
             let n = match seen.iter_mut().find(|(k, _)| *k == base) {
@@ -62,7 +63,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -84,9 +85,18 @@ fn bytes(n: usize) -> String {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = auto_names(&self.rows);
-        let shapes: Vec<String> = self.rows.iter().map(|r| format_batch_shape(&r.output)).collect();
+        let shapes: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| format_batch_shape(&r.output))
+            .collect();
         let params: Vec<String> = self.rows.iter().map(|r| thousands(r.params)).collect();
-        let w0 = names.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(28);
+        let w0 = names
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(28);
         let w1 = shapes.iter().map(String::len).max().unwrap_or(0).max(20);
         let w2 = params.iter().map(String::len).max().unwrap_or(0).max(9);
         let line = |l: &str, m: &str, r: &str, fill: &str| {
@@ -97,17 +107,34 @@ impl fmt::Display for Summary {
                 fill.repeat(w2 + 2)
             )
         };
-        writeln!(f, "Model: \"sequential\"  (input {})", format_batch_shape(&self.input))?;
+        writeln!(
+            f,
+            "Model: \"sequential\"  (input {})",
+            format_batch_shape(&self.input)
+        )?;
         writeln!(f, "{}", line("┏", "┳", "┓", "━"))?;
-        writeln!(f, "┃ {:<w0$} ┃ {:<w1$} ┃ {:>w2$} ┃", "Layer (type)", "Output Shape", "Param #")?;
+        writeln!(
+            f,
+            "┃ {:<w0$} ┃ {:<w1$} ┃ {:>w2$} ┃",
+            "Layer (type)", "Output Shape", "Param #"
+        )?;
         writeln!(f, "{}", line("┡", "╇", "┩", "━"))?;
         for i in 0..self.rows.len() {
-            writeln!(f, "│ {:<w0$} │ {:<w1$} │ {:>w2$} │", names[i], shapes[i], params[i])?;
+            writeln!(
+                f,
+                "│ {:<w0$} │ {:<w1$} │ {:>w2$} │",
+                names[i], shapes[i], params[i]
+            )?;
         }
         writeln!(f, "{}", line("└", "┴", "┘", "─"))?;
         let total = self.total_params();
         writeln!(f, " Total params: {} ({})", thousands(total), bytes(total))?;
-        writeln!(f, " Trainable params: {} ({})", thousands(total), bytes(total))?;
+        writeln!(
+            f,
+            " Trainable params: {} ({})",
+            thousands(total),
+            bytes(total)
+        )?;
         write!(f, " Non-trainable params: 0 (0.00 B)")
     }
 }
@@ -123,10 +150,20 @@ mod tests {
             output: vec![2],
             params: 1234567,
         };
-        let rows = [row("Conv2D"), row("MaxPooling2D"), row("Conv2D"), row("Dense")];
+        let rows = [
+            row("Conv2D"),
+            row("MaxPooling2D"),
+            row("Conv2D"),
+            row("Dense"),
+        ];
         assert_eq!(
             auto_names(&rows),
-            ["conv2d (Conv2D)", "max_pooling2d (MaxPooling2D)", "conv2d_1 (Conv2D)", "dense (Dense)"]
+            [
+                "conv2d (Conv2D)",
+                "max_pooling2d (MaxPooling2D)",
+                "conv2d_1 (Conv2D)",
+                "dense (Dense)"
+            ]
         );
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(896), "896");

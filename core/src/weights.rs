@@ -180,8 +180,14 @@ pub fn decode_params(bytes: &[u8], expected: &[ParamInfo]) -> Result<Vec<Vec<f32
     }
     let mut names: Vec<&str> = file.names();
     names.sort_unstable();
-    if let Some(extra) = names.into_iter().find(|n| !expected.iter().any(|p| p.name == *n)) {
-        let found = file.tensor(extra).map(|t| t.shape().to_vec()).unwrap_or_default();
+    if let Some(extra) = names
+        .into_iter()
+        .find(|n| !expected.iter().any(|p| p.name == *n))
+    {
+        let found = file
+            .tensor(extra)
+            .map(|t| t.shape().to_vec())
+            .unwrap_or_default();
         return Err(LoadError::UnexpectedKey {
             key: extra.to_string(),
             found,

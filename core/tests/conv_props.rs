@@ -75,7 +75,8 @@ fn pad_input(g: &Geo, x: &[f32], pad_value: f32) -> (Vec<f32>, usize, usize, usi
         for y in 0..g.h {
             for xx in 0..g.w {
                 for ch in 0..g.c {
-                    p[((b * ph + y + pt) * pw + xx + pl) * g.c + ch] = x[((b * g.h + y) * g.w + xx) * g.c + ch];
+                    p[((b * ph + y + pt) * pw + xx + pl) * g.c + ch] =
+                        x[((b * g.h + y) * g.w + xx) * g.c + ch];
                 }
             }
         }
@@ -95,7 +96,8 @@ fn ref_conv(g: &Geo, x: &[f32], k: &[f32], bias: Option<&[f32]>, co: usize) -> V
                     for ky in 0..g.kh {
                         for kx in 0..g.kw {
                             for ch in 0..g.c {
-                                let v = p[((b * ph + oy * g.sh + ky) * pw + ox * g.sw + kx) * g.c + ch];
+                                let v =
+                                    p[((b * ph + oy * g.sh + ky) * pw + ox * g.sw + kx) * g.c + ch];
                                 let wv = k[((ky * g.kw + kx) * g.c + ch) * co + f];
                                 acc += v as f64 * wv as f64;
                             }
@@ -120,7 +122,9 @@ fn ref_pool(g: &Geo, x: &[f32], max: bool) -> Vec<f32> {
                 for ch in 0..g.c {
                     let cells: Vec<f32> = (0..g.kh)
                         .flat_map(|ky| (0..g.kw).map(move |kx| (ky, kx)))
-                        .map(|(ky, kx)| p[((b * ph + oy * g.sh + ky) * pw + ox * g.sw + kx) * g.c + ch])
+                        .map(|(ky, kx)| {
+                            p[((b * ph + oy * g.sh + ky) * pw + ox * g.sw + kx) * g.c + ch]
+                        })
                         .filter(|v| !v.is_nan())
                         .collect();
                     assert!(!cells.is_empty(), "a window lies entirely in the padding");
@@ -145,14 +149,19 @@ fn random_vec(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
 /// every output and must not read stale scratch).
 fn fast_conv(g: &ConvGeometry, x: &[f32], k: &[f32], bias: Option<&[f32]>, co: usize) -> Vec<f32> {
     let mut out = vec![f32::NAN; g.out_pixels() * co];
-    let mut scratch = vec![f32::NAN; conv2d_scratch_len(g)];
-    kernels::conv2d(g, x, k, bias, co, &mut out, &mut scratch);
+    let mut scratch = vec![f32::NAN; conv2d_scratch_len(g, 1)];
+    kernels::conv2d(g, x, k, bias, co, &mut out, &mut scratch, 1);
     out
 }
 
 /// Per-element tolerance: 1e-4 absolute, or relative to `Σ |x·w|` for
 /// large sums (rounding grows with the magnitude of the terms).
-fn assert_close(what: &str, got: &[f32], want: &[f32], magnitude: &[f32]) -> Result<(), TestCaseError> {
+fn assert_close(
+    what: &str,
+    got: &[f32],
+    want: &[f32],
+    magnitude: &[f32],
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.len(), want.len(), "{}: length", what);
     for (i, ((a, b), m)) in got.iter().zip(want).zip(magnitude).enumerate() {
         let tol = 1e-4f32.max(1e-5 * m);
@@ -225,7 +234,12 @@ fn check_pool(geo: &Geo, seed: u64) -> Result<(), TestCaseError> {
     prop_assert_eq!(&fast_max, &naive::pool2d(&g, &x, true));
     prop_assert_eq!(&fast_max, &ref_max);
     let ones = vec![1.0; n_out];
-    assert_close("avg fast vs naive", &fast_avg, &naive::pool2d(&g, &x, false), &ones)?;
+    assert_close(
+        "avg fast vs naive",
+        &fast_avg,
+        &naive::pool2d(&g, &x, false),
+        &ones,
+    )?;
     assert_close("avg fast vs reference", &fast_avg, &ref_avg, &ones)?;
     Ok(())
 }
@@ -256,10 +270,19 @@ fn geo_strategy() -> impl Strategy<Value = Geo> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4096, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        max_global_rejects: 4096,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
-    fn conv2d_matches_references(geo in geo_strategy(), co in 1usize..=7, with_bias in any::<bool>(), seed in any::<u64>()) {
+    fn conv2d_matches_references(
+        geo in geo_strategy(),
+        co in 1usize..=7,
+        with_bias in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
         check_conv(&geo, co, with_bias, seed)?;
     }
 
@@ -270,7 +293,7 @@ proptest! {
     ) {
         let geo = Geo { n, h, w, c, kh: 1, kw: 1, sh: 1, sw: 1, same };
         prop_assert!(geo.fast().unwrap().is_pointwise());
-        prop_assert_eq!(conv2d_scratch_len(&geo.fast().unwrap()), 0);
+        prop_assert_eq!(conv2d_scratch_len(&geo.fast().unwrap(), 1), 0);
         check_conv(&geo, co, with_bias, seed)?;
     }
 
@@ -280,7 +303,12 @@ proptest! {
     }
 
     #[test]
-    fn geometry_matches_keras_rule(input in 1usize..40, k in 1usize..8, s in 1usize..5, same in any::<bool>()) {
+    fn geometry_matches_keras_rule(
+        input in 1usize..40,
+        k in 1usize..8,
+        s in 1usize..5,
+        same in any::<bool>(),
+    ) {
         let padding = if same { Padding::Same } else { Padding::Valid };
         let ours = conv_output_len(input, k, s, padding);
         let keras = keras_axis(input, k, s, same);
@@ -313,20 +341,58 @@ fn run_fixed(geo: Geo, co: usize, with_bias: bool, seed: u64) {
 fn many_tiles_small_k() {
     // K = 3·3·2 = 18: tiles of 512 rows; 4·20·20 = 1600 output pixels is
     // three full tiles and a partial one.
-    let geo = Geo { n: 4, h: 20, w: 20, c: 2, kh: 3, kw: 3, sh: 1, sw: 1, same: true };
+    let geo = Geo {
+        n: 4,
+        h: 20,
+        w: 20,
+        c: 2,
+        kh: 3,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        same: true,
+    };
     let g = geo.fast().unwrap();
     assert!(g.out_pixels() > 3 * 512);
-    assert!(conv2d_scratch_len(&g) < g.out_pixels() * g.patch_len(), "scratch should be one tile");
+    assert!(
+        conv2d_scratch_len(&g, 1) < g.out_pixels() * g.patch_len(),
+        "scratch should be one tile"
+    );
     run_fixed(geo, 5, true, 1);
     run_fixed(geo, 3, false, 2);
     // Strided, valid, K = 2·1·1 = 2.
-    run_fixed(Geo { n: 3, h: 30, w: 27, c: 1, kh: 2, kw: 1, sh: 1, sw: 2, same: false }, 4, true, 3);
+    run_fixed(
+        Geo {
+            n: 3,
+            h: 30,
+            w: 27,
+            c: 1,
+            kh: 2,
+            kw: 1,
+            sh: 1,
+            sw: 2,
+            same: false,
+        },
+        4,
+        true,
+        3,
+    );
 }
 
 #[test]
 fn many_tiles_large_k() {
     // K = 5·5·200 = 5000: the smallest tiles (16 rows); 2·8·8 = 128 pixels.
-    let geo = Geo { n: 2, h: 8, w: 8, c: 200, kh: 5, kw: 5, sh: 1, sw: 1, same: true };
+    let geo = Geo {
+        n: 2,
+        h: 8,
+        w: 8,
+        c: 200,
+        kh: 5,
+        kw: 5,
+        sh: 1,
+        sw: 1,
+        same: true,
+    };
     let g = geo.fast().unwrap();
     assert!(g.out_pixels() > 16);
     run_fixed(geo, 3, true, 4);
@@ -334,12 +400,26 @@ fn many_tiles_large_k() {
 
 #[test]
 fn large_pointwise() {
-    let geo = Geo { n: 3, h: 17, w: 13, c: 5, kh: 1, kw: 1, sh: 1, sw: 1, same: false };
+    let geo = Geo {
+        n: 3,
+        h: 17,
+        w: 13,
+        c: 5,
+        kh: 1,
+        kw: 1,
+        sh: 1,
+        sw: 1,
+        same: false,
+    };
     assert!(geo.fast().unwrap().out_pixels() > 512);
     run_fixed(geo, 6, true, 5);
     run_fixed(geo, 1, false, 6);
     // 1x1 at stride 2 is not pointwise: it goes through im2col.
-    let strided = Geo { sh: 2, sw: 2, ..geo };
+    let strided = Geo {
+        sh: 2,
+        sw: 2,
+        ..geo
+    };
     assert!(!strided.fast().unwrap().is_pointwise());
     run_fixed(strided, 6, true, 7);
 }
@@ -347,15 +427,52 @@ fn large_pointwise() {
 #[test]
 fn kernel_larger_than_input_under_same() {
     // Keras allows any kernel under 'same'; the window hangs over both sides.
-    run_fixed(Geo { n: 2, h: 2, w: 3, c: 2, kh: 5, kw: 4, sh: 1, sw: 2, same: true }, 3, true, 8);
-    run_fixed(Geo { n: 1, h: 1, w: 1, c: 3, kh: 5, kw: 5, sh: 3, sw: 3, same: true }, 2, false, 9);
+    run_fixed(
+        Geo {
+            n: 2,
+            h: 2,
+            w: 3,
+            c: 2,
+            kh: 5,
+            kw: 4,
+            sh: 1,
+            sw: 2,
+            same: true,
+        },
+        3,
+        true,
+        8,
+    );
+    run_fixed(
+        Geo {
+            n: 1,
+            h: 1,
+            w: 1,
+            c: 3,
+            kh: 5,
+            kw: 5,
+            sh: 3,
+            sw: 3,
+            same: true,
+        },
+        2,
+        false,
+        9,
+    );
 }
 
 // ---------------------------------------------------------------------------
 // Hand-worked Keras 'same' cases
 // ---------------------------------------------------------------------------
 
-fn geometry(h: usize, w: usize, c: usize, k: (usize, usize), s: (usize, usize), p: Padding) -> ConvGeometry {
+fn geometry(
+    h: usize,
+    w: usize,
+    c: usize,
+    k: (usize, usize),
+    s: (usize, usize),
+    p: Padding,
+) -> ConvGeometry {
     ConvGeometry::new(1, (h, w, c), k, s, p).unwrap()
 }
 
@@ -390,7 +507,11 @@ fn same_8x8_k3_s2_pads_nothing_on_top() {
     let count = |i: usize| if i < 3 { 3.0 } else { 2.0 };
     for oy in 0..4 {
         for ox in 0..4 {
-            assert_eq!(out[oy * 4 + ox], count(oy) * count(ox) + 0.5, "at ({oy}, {ox})");
+            assert_eq!(
+                out[oy * 4 + ox],
+                count(oy) * count(ox) + 0.5,
+                "at ({oy}, {ox})"
+            );
         }
     }
     // Position check: a single 1 at (0, 0) reaches only output (0, 0) with
@@ -423,7 +544,7 @@ fn conv_channels_and_filters_by_hand() {
     // out[f] = Σ_{kx, c} x[kx][c] · k[kx][c][f].
     let g = geometry(1, 2, 2, (1, 2), (1, 1), Padding::Valid);
     let x = [1.0, 2.0, 3.0, 4.0]; // x[0] = (1, 2), x[1] = (3, 4)
-    // HWIO [1][2][2][2]: k[kx][c][f]
+                                  // HWIO [1][2][2][2]: k[kx][c][f]
     let k = [1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0];
     let out = fast_conv(&g, &x, &k, Some(&[100.0, 200.0]), 2);
     let f0 = 1.0 * 1.0 + 2.0 * 2.0 + 3.0 * 3.0 + 4.0 * 4.0 + 100.0;
@@ -512,7 +633,10 @@ fn sgemm_matches_naive_product() {
                     for p in 0..k {
                         want += a[i * k + p] as f64 * b[p * n + j] as f64;
                     }
-                    assert!((c[i * n + j] as f64 - want).abs() < 1e-4, "({m},{k},{n}) beta {beta}");
+                    assert!(
+                        (c[i * n + j] as f64 - want).abs() < 1e-4,
+                        "({m},{k},{n}) beta {beta}"
+                    );
                 }
             }
         }

@@ -11,8 +11,8 @@ use strata_core::shape::conv_output_len;
 use strata_core::typenum::consts::*;
 use strata_core::typenum::Unsigned;
 use strata_core::{
-    seeded_rng, AvgPool2D, Batch, Conv2D, Dense, Dropout, Layer, Linear, MaxPool2D, Model, Relu, Same, Shape, Shape1,
-    Shape3, Sigmoid, Softmax, Tanh, Valid,
+    seeded_rng, AvgPool2D, Batch, Conv2D, Dense, Dropout, Layer, Linear, MaxPool2D, Model, Relu,
+    Same, Shape, Shape1, Shape3, Sigmoid, Softmax, Tanh, Valid,
 };
 
 fn random_vec(seed: u64, len: usize) -> Vec<f32> {
@@ -23,7 +23,10 @@ fn random_vec(seed: u64, len: usize) -> Vec<f32> {
 fn assert_close(got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "lengths differ");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!((a - b).abs() <= tol, "element {i}: {a} vs {b}\n got {got:?}\nwant {want:?}");
+        assert!(
+            (a - b).abs() <= tol,
+            "element {i}: {a} vs {b}\n got {got:?}\nwant {want:?}"
+        );
     }
 }
 
@@ -51,8 +54,16 @@ fn torch_conv(
     same: bool,
     relu: bool,
 ) -> (Vec<f32>, usize, usize) {
-    let oh = if same { h.div_ceil(sh) } else { (h - kh) / sh + 1 };
-    let ow = if same { w.div_ceil(sw) } else { (w - kw) / sw + 1 };
+    let oh = if same {
+        h.div_ceil(sh)
+    } else {
+        (h - kh) / sh + 1
+    };
+    let ow = if same {
+        w.div_ceil(sw)
+    } else {
+        (w - kw) / sw + 1
+    };
     let pt = pad_before(h, kh, sh, same) as isize;
     let pl = pad_before(w, kw, sw, same) as isize;
     let mut out = vec![0.0; n * oh * ow * f];
@@ -104,13 +115,23 @@ fn conv2d_same_relu_matches_torch_layout_reference() {
     let input = Batch::<Shape3<U5, U6, U2>>::from_vec(n, x.clone()).unwrap();
     let y = layer.predict(&input);
 
-    let (want, oh, ow) = torch_conv(&x, n, (5, 6, 2), &weight, Some(&bias), (3, 3, 2), (2, 1), true, true);
+    let (want, oh, ow) = torch_conv(
+        &x,
+        n,
+        (5, 6, 2),
+        &weight,
+        Some(&bias),
+        (3, 3, 2),
+        (2, 1),
+        true,
+        true,
+    );
     assert_eq!((oh, ow), (3, 6));
     assert_eq!(<<ConvA as Layer>::Output as Shape>::DIMS, &[3, 6, 3]);
     assert_eq!(y.dims(), vec![n, 3, 6, 3]);
     assert_close(y.as_slice(), &want, 1e-5);
     // ReLU did something: both zeros and positives are present.
-    assert!(y.as_slice().iter().any(|&v| v == 0.0));
+    assert!(y.as_slice().contains(&0.0));
     assert!(y.as_slice().iter().any(|&v| v > 0.0));
 }
 
@@ -127,7 +148,17 @@ fn conv2d_valid_strided_without_bias_matches_reference() {
     let n = 2;
     let x = random_vec(21, n * 7 * 9 * 3);
     let y = layer.predict(&Batch::from_vec(n, x.clone()).unwrap());
-    let (want, oh, ow) = torch_conv(&x, n, (7, 9, 3), &weight, None, (4, 2, 3), (2, 3), false, false);
+    let (want, oh, ow) = torch_conv(
+        &x,
+        n,
+        (7, 9, 3),
+        &weight,
+        None,
+        (4, 2, 3),
+        (2, 3),
+        false,
+        false,
+    );
     assert_eq!((oh, ow), (3, 3));
     assert_eq!(<<L as Layer>::Output as Shape>::DIMS, &[3, 3, 4]);
     assert_close(y.as_slice(), &want, 1e-5);
@@ -147,7 +178,17 @@ fn conv2d_same_with_even_kernels_and_big_batch() {
     let n = 40; // 40·6·3 = 720 output pixels: more than one im2col tile
     let x = random_vec(31, n * 30);
     let y = layer.predict(&Batch::from_vec(n, x.clone()).unwrap());
-    let (want, oh, ow) = torch_conv(&x, n, (6, 5, 1), &weight, Some(&bias), (2, 4, 4), (1, 2), true, false);
+    let (want, oh, ow) = torch_conv(
+        &x,
+        n,
+        (6, 5, 1),
+        &weight,
+        Some(&bias),
+        (2, 4, 4),
+        (1, 2),
+        true,
+        false,
+    );
     assert_eq!((oh, ow), (6, 3));
     assert_close(y.as_slice(), &want, 1e-5);
 }
@@ -217,7 +258,8 @@ fn conv2d_initialisation_is_seeded_glorot() {
 #[test]
 fn dense_after_flatten_reads_torch_chw_columns() {
     let (h, w, c, units) = (2usize, 3usize, 4usize, 5usize);
-    let mut layer = Dense::<Shape1<U24>, U5>::new(true, &mut seeded_rng(1)).follows_flatten_of(&[h, w, c]);
+    let mut layer =
+        Dense::<Shape1<U24>, U5>::new(true, &mut seeded_rng(1)).follows_flatten_of(&[h, w, c]);
     // Torch weight [units, c·h·w]: column c·H·W + h·W + w.
     let weight = random_vec(40, units * c * h * w);
     let bias = random_vec(41, units);
@@ -259,14 +301,17 @@ fn dense_after_flatten_reads_torch_chw_columns() {
 fn dense_without_flatten_uses_columns_as_given() {
     let mut plain = Dense::<Shape1<U24>, U5>::new(true, &mut seeded_rng(1));
     // Dims that do not multiply to the input length are ignored.
-    let mut ignored = Dense::<Shape1<U24>, U5>::new(true, &mut seeded_rng(1)).follows_flatten_of(&[2, 3, 5]);
+    let mut ignored =
+        Dense::<Shape1<U24>, U5>::new(true, &mut seeded_rng(1)).follows_flatten_of(&[2, 3, 5]);
     let weight = random_vec(50, 5 * 24);
     let bias = random_vec(51, 5);
     let x = random_vec(52, 2 * 24);
     let mut want = vec![0.0f32; 2 * 5];
     for b in 0..2 {
         for u in 0..5 {
-            let dot: f64 = (0..24).map(|t| weight[u * 24 + t] as f64 * x[b * 24 + t] as f64).sum();
+            let dot: f64 = (0..24)
+                .map(|t| weight[u * 24 + t] as f64 * x[b * 24 + t] as f64)
+                .sum();
             want[b * 5 + u] = (dot + bias[u] as f64) as f32;
         }
     }
@@ -305,7 +350,9 @@ fn dense_on_shape3_acts_on_last_axis() {
     let mut want = Vec::new();
     for pixel in x.chunks(4) {
         for u in 0..5 {
-            let dot: f64 = (0..4).map(|i| weight[u * 4 + i] as f64 * pixel[i] as f64).sum();
+            let dot: f64 = (0..4)
+                .map(|i| weight[u * 4 + i] as f64 * pixel[i] as f64)
+                .sum();
             want.push((dot + bias[u] as f64) as f32);
         }
     }
@@ -332,7 +379,10 @@ fn dense_softmax_on_shape3_normalises_each_pixel() {
 
 fn dropout_input() -> Batch<Shape1<U1000>> {
     // Values in [0.5, 1.5): never zero, so zeros in the output are drops.
-    let x: Vec<f32> = random_vec(80, 10_000).iter().map(|v| 1.0 + v / 2.0).collect();
+    let x: Vec<f32> = random_vec(80, 10_000)
+        .iter()
+        .map(|v| 1.0 + v / 2.0)
+        .collect();
     Batch::from_vec(10, x).unwrap()
 }
 
@@ -357,13 +407,19 @@ fn dropout_in_training_drops_about_rate_and_rescales() {
     assert!((0.25..0.35).contains(&frac), "dropped fraction {frac}");
     for (a, b) in x.as_slice().iter().zip(y.as_slice()) {
         if *b != 0.0 {
-            assert!((b - a / 0.7).abs() <= 1e-6 * b.abs(), "{b} is not {a} / 0.7");
+            assert!(
+                (b - a / 0.7).abs() <= 1e-6 * b.abs(),
+                "{b} is not {a} / 0.7"
+            );
         }
     }
     // Inverted dropout keeps the mean.
     let mean_x: f64 = x.as_slice().iter().map(|&v| v as f64).sum::<f64>() / 1e4;
     let mean_y: f64 = y.as_slice().iter().map(|&v| v as f64).sum::<f64>() / 1e4;
-    assert!((mean_x - mean_y).abs() < 0.05 * mean_x, "{mean_x} vs {mean_y}");
+    assert!(
+        (mean_x - mean_y).abs() < 0.05 * mean_x,
+        "{mean_x} vs {mean_y}"
+    );
 
     // Same seed, same mask; another seed, another mask.
     assert_eq!(layer.predict_training(&x, &mut seeded_rng(7)), y);
@@ -378,14 +434,27 @@ fn dropout_in_training_drops_about_rate_and_rescales() {
 
 #[test]
 fn dropout_rates() {
-    for bad in [1.0f32, 1.5, -0.1, -1e-9, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        let err = Dropout::<Shape1<U4>>::new(bad).err().unwrap_or_else(|| panic!("rate {bad} accepted"));
+    for bad in [
+        1.0f32,
+        1.5,
+        -0.1,
+        -1e-9,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ] {
+        let err = Dropout::<Shape1<U4>>::new(bad)
+            .err()
+            .unwrap_or_else(|| panic!("rate {bad} accepted"));
         assert!(err.rate.to_bits() == bad.to_bits());
         let text = err.to_string();
         assert!(text.contains(&bad.to_string()), "{text}");
     }
     for good in [0.0f32, 0.5, 0.999] {
-        assert!(Dropout::<Shape1<U4>>::new(good).is_ok(), "rate {good} refused");
+        assert!(
+            Dropout::<Shape1<U4>>::new(good).is_ok(),
+            "rate {good} refused"
+        );
     }
     // Rate 0 drops nothing, even in training.
     let layer = Dropout::<Shape1<U1000>>::new(0.0).unwrap();
@@ -412,12 +481,24 @@ fn dropout_on_images_keeps_shape() {
 fn softmax_rows_sum_to_one_and_are_stable() {
     let layer = Activation::<Shape1<U3>, Softmax>::new();
     let rows: Vec<f32> = vec![
-        1.0, 2.0, 3.0, //
-        1001.0, 1002.0, 1003.0, // shifted by 1000: same probabilities
-        -1e4, -1e4 + 1.0, -1e4 + 2.0, // very negative
-        3e38, 3e38, 3e38, // near f32::MAX
-        -3e38, 0.0, 3e38, // extremes in one row
-        0.0, 0.0, 0.0,
+        1.0,
+        2.0,
+        3.0, //
+        1001.0,
+        1002.0,
+        1003.0, // shifted by 1000: same probabilities
+        -1e4,
+        -1e4 + 1.0,
+        -1e4 + 2.0, // very negative
+        3e38,
+        3e38,
+        3e38, // near f32::MAX
+        -3e38,
+        0.0,
+        3e38, // extremes in one row
+        0.0,
+        0.0,
+        0.0,
     ];
     let y = layer.predict(&Batch::from_vec(6, rows).unwrap());
     let e: Vec<f64> = [1.0f64, 2.0, 3.0].iter().map(|v| v.exp()).collect();
@@ -443,9 +524,15 @@ fn softmax_on_images_normalises_channels() {
     let x: Vec<f32> = random_vec(90, 2 * 20).iter().map(|v| v * 30.0).collect();
     let y = layer.predict(&Batch::from_vec(2, x.clone()).unwrap());
     for (xs, ys) in x.chunks(5).zip(y.as_slice().chunks(5)) {
-        let m = xs.iter().copied().fold(f64::NEG_INFINITY, |a, b| a.max(b as f64));
+        let m = xs
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, |a, b| a.max(b as f64));
         let s: f64 = xs.iter().map(|&v| (v as f64 - m).exp()).sum();
-        let want: Vec<f32> = xs.iter().map(|&v| ((v as f64 - m).exp() / s) as f32).collect();
+        let want: Vec<f32> = xs
+            .iter()
+            .map(|&v| ((v as f64 - m).exp() / s) as f32)
+            .collect();
         assert_close(ys, &want, 1e-6);
     }
 }
@@ -460,8 +547,14 @@ fn elementwise_activations() {
     assert_eq!(relu.as_slice(), &want[..]);
 
     let sig = Activation::<Shape1<U9>, Sigmoid>::new().predict(&batch);
-    let want: Vec<f32> = x.iter().map(|&v| (1.0 / (1.0 + (-(v as f64)).exp())) as f32).collect();
-    assert!(sig.as_slice().iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+    let want: Vec<f32> = x
+        .iter()
+        .map(|&v| (1.0 / (1.0 + (-(v as f64)).exp())) as f32)
+        .collect();
+    assert!(sig
+        .as_slice()
+        .iter()
+        .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
     assert_close(sig.as_slice(), &want, 2e-7);
 
     let tanh = Activation::<Shape1<U9>, Tanh>::new().predict(&batch);
@@ -492,7 +585,8 @@ fn batch_from_vec_checks_length() {
     let err = Batch::<Shape1<U10>>::from_vec(usize::MAX, vec![1.0; 3]).unwrap_err();
     assert_eq!(err.found, 3);
 
-    let ok = Batch::<Shape3<U2, U3, U4>>::from_vec(5, (0..120).map(|v| v as f32).collect()).unwrap();
+    let ok =
+        Batch::<Shape3<U2, U3, U4>>::from_vec(5, (0..120).map(|v| v as f32).collect()).unwrap();
     assert_eq!(ok.batch_size(), 5);
     assert_eq!(ok.dims(), vec![5, 2, 3, 4]);
     assert_eq!(ok.sample(1).unwrap()[0], 24.0);
@@ -502,7 +596,8 @@ fn batch_from_vec_checks_length() {
 
 #[test]
 fn batch_argmax_per_last_axis() {
-    let b = Batch::<Shape1<U3>>::from_vec(3, vec![0.1, 0.7, 0.2, 5.0, -1.0, 4.0, -3.0, -2.0, -1.0]).unwrap();
+    let b = Batch::<Shape1<U3>>::from_vec(3, vec![0.1, 0.7, 0.2, 5.0, -1.0, 4.0, -3.0, -2.0, -1.0])
+        .unwrap();
     assert_eq!(b.argmax(), vec![1, 0, 2]);
 }
 
@@ -533,7 +628,11 @@ fn pooling_layers_match_keras_semantics() {
             let ys: Vec<usize> = (oy * 2..(oy * 2 + 2).min(5)).collect();
             let xs: Vec<usize> = (ox * 2..(ox * 2 + 2).min(5)).collect();
             for c in 0..2 {
-                let cells: Vec<f32> = ys.iter().flat_map(|&y| xs.iter().map(move |&xx| (y, xx))).map(|(y, xx)| cell(y, xx, c)).collect();
+                let cells: Vec<f32> = ys
+                    .iter()
+                    .flat_map(|&y| xs.iter().map(move |&xx| (y, xx)))
+                    .map(|(y, xx)| cell(y, xx, c))
+                    .collect();
                 let max = cells.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mean = cells.iter().sum::<f32>() / cells.len() as f32;
                 assert_eq!(mx.as_slice()[(oy * 3 + ox) * 2 + c], max);
@@ -550,7 +649,10 @@ fn pooling_layers_match_keras_semantics() {
 #[test]
 fn flatten_keeps_nhwc_order() {
     let flat = Flatten::<Shape3<U2, U3, U4>>::new();
-    assert_eq!(<<Flatten<Shape3<U2, U3, U4>> as Layer>::Output as Shape>::DIMS, &[24]);
+    assert_eq!(
+        <<Flatten<Shape3<U2, U3, U4>> as Layer>::Output as Shape>::DIMS,
+        &[24]
+    );
     let x: Vec<f32> = (0..48).map(|v| v as f32).collect();
     let y = flat.predict(&Batch::from_vec(2, x.clone()).unwrap());
     assert_eq!(y.as_slice(), &x[..]);
@@ -608,8 +710,14 @@ where
         C::USIZE,
     ];
     [
-        (<<MaxPool2D<Shape3<H, W, C>, PH, PW, SH, SW, P> as Layer>::Output as Shape>::DIMS, runtime.clone()),
-        (<<AvgPool2D<Shape3<H, W, C>, PH, PW, SH, SW, P> as Layer>::Output as Shape>::DIMS, runtime),
+        (
+            <<MaxPool2D<Shape3<H, W, C>, PH, PW, SH, SW, P> as Layer>::Output as Shape>::DIMS,
+            runtime.clone(),
+        ),
+        (
+            <<AvgPool2D<Shape3<H, W, C>, PH, PW, SH, SW, P> as Layer>::Output as Shape>::DIMS,
+            runtime,
+        ),
     ]
 }
 
@@ -655,4 +763,76 @@ fn type_level_output_shapes_match_runtime_rule() {
     assert_eq!(pools[2][0].0, &[4, 4, 3]);
     assert_eq!(pools[3][1].0, &[10, 3, 1]);
     assert_eq!(pools[4][1].0, &[3, 2, 1]);
+}
+
+// ---------------------------------------------------------------------------
+// Which windows the type-level rule accepts
+// ---------------------------------------------------------------------------
+
+/// Method-resolution probe: the inherent `fits` exists only when
+/// `P: WindowOut<L, K, S>`; otherwise the trait's default (false) is used.
+struct Probe<P, L, K, S>(core::marker::PhantomData<(P, L, K, S)>);
+trait DoesNotFit {
+    fn fits(&self) -> bool {
+        false
+    }
+}
+impl<P, L, K, S> DoesNotFit for Probe<P, L, K, S> {}
+impl<P: strata_core::shape::WindowOut<L, K, S>, L, K, S> Probe<P, L, K, S> {
+    fn fits(&self) -> bool {
+        true
+    }
+}
+macro_rules! fits {
+    ($p:ty, $l:ty, $k:ty, $s:ty) => {
+        Probe::<$p, $l, $k, $s>(core::marker::PhantomData).fits()
+    };
+}
+
+#[test]
+fn type_level_rule_accepts_exactly_the_runtime_windows() {
+    use strata_core::shape::{conv_output_len, Padding};
+    // Accepted: the runtime rule has an output for these.
+    assert!(fits!(Valid, U4, U4, U1));
+    assert!(fits!(Valid, U4, U3, U3));
+    assert!(fits!(Same, U4, U9, U2));
+    assert!(fits!(Same, U1, U1, U1));
+    // Refused: no window fits, or a zero kernel / stride / input, for which
+    // `conv_output_len` (and so the layers' forward) has no answer.
+    assert!(!fits!(Valid, U4, U5, U1));
+    assert!(!fits!(Valid, U4, U2, U0));
+    assert!(!fits!(Same, U4, U2, U0));
+    assert_eq!(conv_output_len(4, 0, 1, Padding::Valid), None);
+    assert!(
+        !fits!(Valid, U4, U0, U1),
+        "a 0-wide kernel type-checks but cannot run"
+    );
+    assert!(
+        !fits!(Same, U4, U0, U1),
+        "a 0-wide kernel type-checks but cannot run"
+    );
+    assert_eq!(conv_output_len(0, 1, 1, Padding::Same), None);
+    assert!(
+        !fits!(Same, U0, U1, U1),
+        "a 0-long input type-checks but cannot run"
+    );
+}
+
+#[test]
+fn empty_batches_pass_through_every_layer() {
+    let conv = ConvA::new(true, &mut seeded_rng(1));
+    let y = conv.predict(&Batch::zeros(0));
+    assert_eq!(y.dims(), vec![0, 3, 6, 3]);
+    assert!(y.as_slice().is_empty());
+    let pool = MaxPool2D::<Shape3<U5, U5, U2>, U2, U2, U2, U2, Same>::new();
+    assert!(pool.predict(&Batch::zeros(0)).as_slice().is_empty());
+    let avg = AvgPool2D::<Shape3<U5, U5, U2>, U3, U3, U1, U1, Valid>::new();
+    assert!(avg.predict(&Batch::zeros(0)).as_slice().is_empty());
+    let dense = Dense::<Shape1<U6>, U4, Softmax>::new(true, &mut seeded_rng(1));
+    assert_eq!(dense.predict(&Batch::zeros(0)).dims(), vec![0, 4]);
+    let drop = Dropout::<Shape1<U6>>::new(0.5).unwrap();
+    assert!(drop
+        .predict_training(&Batch::zeros(0), &mut seeded_rng(1))
+        .as_slice()
+        .is_empty());
 }

@@ -9,7 +9,9 @@ use half::{bf16, f16};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use strata_core::typenum::consts::*;
-use strata_core::{seeded_rng, Conv2D, Dense, Layer, LoadError, Model, SaveError, Shape1, Shape3, Valid};
+use strata_core::{
+    seeded_rng, Conv2D, Dense, Layer, LoadError, Model, SaveError, Shape1, Shape3, Valid,
+};
 
 /// weight [3, 2, 2, 2] (PyTorch [out, in, kh, kw]), bias [3].
 type Conv = Conv2D<Shape3<U4, U4, U2>, U3, U2, U2, U1, U1, Valid>;
@@ -43,13 +45,20 @@ fn f32_tensor(name: &'static str, shape: &[usize], values: &[f32]) -> T {
 fn file(tensors: &[T]) -> Vec<u8> {
     let views: Vec<(&str, TensorView<'_>)> = tensors
         .iter()
-        .map(|t| (t.name, TensorView::new(t.dtype, t.shape.clone(), &t.bytes).unwrap()))
+        .map(|t| {
+            (
+                t.name,
+                TensorView::new(t.dtype, t.shape.clone(), &t.bytes).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize(views, None).unwrap()
 }
 
 fn numbered(len: usize, scale: f32) -> Vec<f32> {
-    (0..len).map(|i| (i as f32 - len as f32 / 2.0) * scale).collect()
+    (0..len)
+        .map(|i| (i as f32 - len as f32 / 2.0) * scale)
+        .collect()
 }
 
 /// Every parameter of `layer`, as bits, in `params()` order.
@@ -70,14 +79,30 @@ fn conv_load_err(bytes: &[u8]) -> LoadError {
     let mut layer = conv(3);
     let before = snapshot(&layer);
     let kernel_before: Vec<u32> = layer.kernel().iter().map(|v| v.to_bits()).collect();
-    let err = layer.load_safetensors_bytes(bytes).expect_err("load should fail");
-    assert_eq!(snapshot(&layer), before, "layer changed by a failed load ({err})");
-    assert_eq!(layer.kernel().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), kernel_before);
+    let err = layer
+        .load_safetensors_bytes(bytes)
+        .expect_err("load should fail");
+    assert_eq!(
+        snapshot(&layer),
+        before,
+        "layer changed by a failed load ({err})"
+    );
+    assert_eq!(
+        layer
+            .kernel()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>(),
+        kernel_before
+    );
     err
 }
 
 fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("strata-core-weights-io-{}-{name}", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "strata-core-weights-io-{}-{name}",
+        std::process::id()
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -109,21 +134,32 @@ fn saved_file_is_pytorch_layout_f32() {
     let w = st.tensor("weight").unwrap();
     assert_eq!(w.dtype(), Dtype::F32);
     assert_eq!(w.shape(), &CONV_W);
-    let torch: Vec<f32> = w.data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let torch: Vec<f32> = w
+        .data()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     // torch[o][i][y][x] == kernel (HWIO) [y][x][i][o]
     let (f, c, kh, kw) = (3, 2, 2, 2);
     for o in 0..f {
         for i in 0..c {
             for y in 0..kh {
                 for x in 0..kw {
-                    assert_eq!(torch[((o * c + i) * kh + y) * kw + x], a.kernel()[((y * kw + x) * c + i) * f + o]);
+                    assert_eq!(
+                        torch[((o * c + i) * kh + y) * kw + x],
+                        a.kernel()[((y * kw + x) * c + i) * f + o]
+                    );
                 }
             }
         }
     }
     let b = st.tensor("bias").unwrap();
     assert_eq!(b.shape(), &CONV_B);
-    let bias: Vec<f32> = b.data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let bias: Vec<f32> = b
+        .data()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     assert_eq!(bias, vec![0.5, -1.5, 2.5]);
 }
 
@@ -131,7 +167,10 @@ fn saved_file_is_pytorch_layout_f32() {
 fn loads_a_file_written_by_hand() {
     let weight = numbered(24, 0.125);
     let bias = vec![1.0, 2.0, 3.0];
-    let bytes = file(&[f32_tensor("weight", &CONV_W, &weight), f32_tensor("bias", &CONV_B, &bias)]);
+    let bytes = file(&[
+        f32_tensor("weight", &CONV_W, &weight),
+        f32_tensor("bias", &CONV_B, &bias),
+    ]);
     let mut layer = conv(9);
     layer.load_safetensors_bytes(&bytes).unwrap();
     assert_eq!(layer.export_param("weight").unwrap(), weight);
@@ -150,12 +189,16 @@ fn loads_a_file_written_by_hand() {
 fn dense_round_trip_and_flatten_order() {
     let a = Fc::new(true, &mut seeded_rng(1));
     let mut b = Fc::new(true, &mut seeded_rng(2));
-    b.load_safetensors_bytes(&a.to_safetensors().unwrap()).unwrap();
+    b.load_safetensors_bytes(&a.to_safetensors().unwrap())
+        .unwrap();
     assert_eq!(a.kernel(), b.kernel());
 
     // After a Flatten of (1, 2, 3): file column c·2 + w is our feature w·3 + c.
     let weight = numbered(24, 1.0);
-    let bytes = file(&[f32_tensor("weight", &[4, 6], &weight), f32_tensor("bias", &[4], &[0.0; 4])]);
+    let bytes = file(&[
+        f32_tensor("weight", &[4, 6], &weight),
+        f32_tensor("bias", &[4], &[0.0; 4]),
+    ]);
     let mut d = Fc::new(true, &mut seeded_rng(3)).follows_flatten_of(&[1, 2, 3]);
     d.load_safetensors_bytes(&bytes).unwrap();
     for u in 0..4 {
@@ -168,8 +211,13 @@ fn dense_round_trip_and_flatten_order() {
     // Saving gives the file's layout back.
     let st_bytes = d.to_safetensors().unwrap();
     let st = SafeTensors::deserialize(&st_bytes).unwrap();
-    let saved: Vec<f32> =
-        st.tensor("weight").unwrap().data().chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let saved: Vec<f32> = st
+        .tensor("weight")
+        .unwrap()
+        .data()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     assert_eq!(saved, weight);
 }
 
@@ -222,8 +270,14 @@ fn f64_f16_bf16_are_converted() {
     let enc = |dtype: Dtype, v: &[f32]| -> Vec<u8> {
         match dtype {
             Dtype::F64 => v.iter().flat_map(|x| (*x as f64).to_le_bytes()).collect(),
-            Dtype::F16 => v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
-            Dtype::BF16 => v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
+            Dtype::F16 => v
+                .iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            Dtype::BF16 => v
+                .iter()
+                .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+                .collect(),
             _ => unreachable!(),
         }
     };
@@ -235,11 +289,23 @@ fn f64_f16_bf16_are_converted() {
         (Dtype::BF16, Dtype::F64),
     ] {
         let bytes = file(&[
-            T { name: "weight", dtype: wd, shape: CONV_W.to_vec(), bytes: enc(wd, &weight) },
-            T { name: "bias", dtype: bd, shape: CONV_B.to_vec(), bytes: enc(bd, &bias) },
+            T {
+                name: "weight",
+                dtype: wd,
+                shape: CONV_W.to_vec(),
+                bytes: enc(wd, &weight),
+            },
+            T {
+                name: "bias",
+                dtype: bd,
+                shape: CONV_B.to_vec(),
+                bytes: enc(bd, &bias),
+            },
         ]);
         let mut layer = conv(5);
-        layer.load_safetensors_bytes(&bytes).unwrap_or_else(|e| panic!("{wd:?}/{bd:?}: {e}"));
+        layer
+            .load_safetensors_bytes(&bytes)
+            .unwrap_or_else(|e| panic!("{wd:?}/{bd:?}: {e}"));
         assert_eq!(layer.export_param("weight").unwrap(), weight, "{wd:?}");
         assert_eq!(layer.bias(), Some(&bias[..]), "{bd:?}");
     }
@@ -260,14 +326,20 @@ fn inexact_values_round_like_the_format() {
             name: "bias",
             dtype: Dtype::F16,
             shape: CONV_B.to_vec(),
-            bytes: [0.1f32, 0.2, 0.3].iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
+            bytes: [0.1f32, 0.2, 0.3]
+                .iter()
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect(),
         },
     ]);
     let mut layer = conv(5);
     layer.load_safetensors_bytes(&bytes).unwrap();
     let want: Vec<f32> = w64.iter().map(|&v| v as f32).collect();
     assert_eq!(layer.export_param("weight").unwrap(), want);
-    let want_b: Vec<f32> = [0.1f32, 0.2, 0.3].iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+    let want_b: Vec<f32> = [0.1f32, 0.2, 0.3]
+        .iter()
+        .map(|&v| f16::from_f32(v).to_f32())
+        .collect();
     assert_eq!(layer.bias(), Some(&want_b[..]));
     assert!((layer.bias().unwrap()[0] - 0.1).abs() < 1e-3);
 }
@@ -302,7 +374,10 @@ fn missing_key() {
 
     // An empty (but valid) file lacks everything.
     let empty = safetensors::serialize(Vec::<(&str, TensorView<'_>)>::new(), None).unwrap();
-    assert!(matches!(conv_load_err(&empty), LoadError::MissingKey { .. }));
+    assert!(matches!(
+        conv_load_err(&empty),
+        LoadError::MissingKey { .. }
+    ));
 }
 
 #[test]
@@ -321,7 +396,10 @@ fn unexpected_key() {
         other => panic!("expected UnexpectedKey, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("`running_mean`") && text.contains("[2, 5]"), "{text}");
+    assert!(
+        text.contains("`running_mean`") && text.contains("[2, 5]"),
+        "{text}"
+    );
 
     // Keras-style names are not PyTorch's: `kernel` is unexpected... after
     // `weight` is found missing, which is reported first.
@@ -344,7 +422,11 @@ fn wrong_shape() {
     ]);
     let err = conv_load_err(&bytes);
     match &err {
-        LoadError::WrongShape { key, expected, found } => {
+        LoadError::WrongShape {
+            key,
+            expected,
+            found,
+        } => {
             assert_eq!(key, "weight");
             assert_eq!(expected, &CONV_W.to_vec());
             assert_eq!(found, &vec![2, 2, 2, 3]);
@@ -363,22 +445,37 @@ fn wrong_shape() {
         f32_tensor("bias", &[4], &[1.0; 4]),
     ]);
     match conv_load_err(&bytes) {
-        LoadError::WrongShape { key, expected, found } => {
+        LoadError::WrongShape {
+            key,
+            expected,
+            found,
+        } => {
             assert_eq!((key.as_str(), expected, found), ("bias", vec![3], vec![4]));
         }
         other => panic!("expected WrongShape, got {other:?}"),
     }
 
     // A flattened weight (right count, wrong rank).
-    let bytes = file(&[f32_tensor("weight", &[24], &numbered(24, 1.0)), f32_tensor("bias", &CONV_B, &[1.0; 3])]);
-    assert!(matches!(conv_load_err(&bytes), LoadError::WrongShape { .. }));
+    let bytes = file(&[
+        f32_tensor("weight", &[24], &numbered(24, 1.0)),
+        f32_tensor("bias", &CONV_B, &[1.0; 3]),
+    ]);
+    assert!(matches!(
+        conv_load_err(&bytes),
+        LoadError::WrongShape { .. }
+    ));
 }
 
 #[test]
 fn wrong_dtype() {
     let ints: Vec<u8> = (0..24i32).flat_map(|v| v.to_le_bytes()).collect();
     let bytes = file(&[
-        T { name: "weight", dtype: Dtype::I32, shape: CONV_W.to_vec(), bytes: ints },
+        T {
+            name: "weight",
+            dtype: Dtype::I32,
+            shape: CONV_W.to_vec(),
+            bytes: ints,
+        },
         f32_tensor("bias", &CONV_B, &[1.0; 3]),
     ]);
     let err = conv_load_err(&bytes);
@@ -395,7 +492,12 @@ fn wrong_dtype() {
     // A valid weight followed by a U8 bias: the weight is not applied.
     let bytes = file(&[
         f32_tensor("weight", &CONV_W, &numbered(24, 1.0)),
-        T { name: "bias", dtype: Dtype::U8, shape: CONV_B.to_vec(), bytes: vec![1, 2, 3] },
+        T {
+            name: "bias",
+            dtype: Dtype::U8,
+            shape: CONV_B.to_vec(),
+            bytes: vec![1, 2, 3],
+        },
     ]);
     match conv_load_err(&bytes) {
         LoadError::WrongDtype { key, found } => {
@@ -415,7 +517,12 @@ fn corrupt_bytes() {
         ("header only", good[..good.len() - 24 * 4].to_vec()),
         ("truncated header", good[..12].to_vec()),
         ("length prefix only", good[..8].to_vec()),
-        ("garbage", (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()),
+        (
+            "garbage",
+            (0..200u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
         ("text", b"this is not a safetensors file at all".to_vec()),
     ];
     // A header size larger than the file.
@@ -429,10 +536,16 @@ fn corrupt_bytes() {
     for (what, bytes) in cases {
         let err = conv_load_err(&bytes);
         match &err {
-            LoadError::Corrupt { reason } => assert!(!reason.is_empty(), "{what}"),
+            LoadError::Corrupt { reason } => {
+                assert!(!reason.is_empty(), "{what}");
+                assert!(err.to_string().contains(reason.as_str()), "{what}: {err}");
+            }
             other => panic!("{what}: expected Corrupt, got {other:?}"),
         }
-        assert!(err.to_string().contains("not a valid safetensors file"), "{what}: {err}");
+        assert!(
+            err.to_string().contains("not a valid safetensors file"),
+            "{what}: {err}"
+        );
     }
 }
 
@@ -457,7 +570,10 @@ fn missing_path_is_io() {
 #[test]
 fn bad_file_on_disk_leaves_layer_unchanged() {
     let path = temp_path("wrong-shape.safetensors");
-    let bytes = file(&[f32_tensor("weight", &[3, 2, 2, 1], &[0.0; 12]), f32_tensor("bias", &CONV_B, &[1.0; 3])]);
+    let bytes = file(&[
+        f32_tensor("weight", &[3, 2, 2, 1], &[0.0; 12]),
+        f32_tensor("bias", &CONV_B, &[1.0; 3]),
+    ]);
     std::fs::write(&path, bytes).unwrap();
     let mut layer = conv(3);
     let before = snapshot(&layer);
@@ -473,10 +589,20 @@ fn dense_errors_leave_layer_unchanged() {
     let before = snapshot(&d);
     let kernel_before = d.kernel().to_vec();
     // Transposed weight (Keras's [in, units]).
-    let bytes = file(&[f32_tensor("weight", &[6, 4], &[1.0; 24]), f32_tensor("bias", &[4], &[1.0; 4])]);
+    let bytes = file(&[
+        f32_tensor("weight", &[6, 4], &[1.0; 24]),
+        f32_tensor("bias", &[4], &[1.0; 4]),
+    ]);
     match d.load_safetensors_bytes(&bytes) {
-        Err(LoadError::WrongShape { key, expected, found }) => {
-            assert_eq!((key.as_str(), expected, found), ("weight", vec![4, 6], vec![6, 4]));
+        Err(LoadError::WrongShape {
+            key,
+            expected,
+            found,
+        }) => {
+            assert_eq!(
+                (key.as_str(), expected, found),
+                ("weight", vec![4, 6], vec![6, 4])
+            );
         }
         other => panic!("expected WrongShape, got {other:?}"),
     }
@@ -488,7 +614,14 @@ fn dense_errors_leave_layer_unchanged() {
 fn save_to_missing_directory_is_io() {
     let path = temp_path("no-such-dir/out.safetensors");
     match conv(1).save_safetensors(&path) {
-        Err(SaveError::Io { path: p, .. }) => assert_eq!(p, path),
+        Err(err @ SaveError::Io { .. }) => {
+            assert!(err.to_string().contains("out.safetensors"), "{err}");
+            assert!(std::error::Error::source(&err).is_some());
+            match err {
+                SaveError::Io { path: p, .. } => assert_eq!(p, path),
+                SaveError::Serialize { .. } => unreachable!(),
+            }
+        }
         other => panic!("expected SaveError::Io, got {other:?}"),
     }
 }
@@ -497,8 +630,14 @@ fn save_to_missing_directory_is_io() {
 fn metadata_in_the_file_is_ignored() {
     let w = numbered(24, 1.0);
     let views = vec![
-        ("weight", TensorView::new(Dtype::F32, CONV_W.to_vec(), bytemuck_f32(&w)).unwrap()),
-        ("bias", TensorView::new(Dtype::F32, CONV_B.to_vec(), bytemuck_f32(&[1.0; 3])).unwrap()),
+        (
+            "weight",
+            TensorView::new(Dtype::F32, CONV_W.to_vec(), bytemuck_f32(&w)).unwrap(),
+        ),
+        (
+            "bias",
+            TensorView::new(Dtype::F32, CONV_B.to_vec(), bytemuck_f32(&[1.0; 3])).unwrap(),
+        ),
     ];
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     let bytes = safetensors::serialize(views, Some(meta)).unwrap();
@@ -509,5 +648,25 @@ fn metadata_in_the_file_is_ignored() {
 
 /// Leaks a little-endian copy (tests only; keeps the views' lifetimes simple).
 fn bytemuck_f32(v: &[f32]) -> &'static [u8] {
-    Box::leak(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>().into_boxed_slice())
+    Box::leak(
+        v.iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into_boxed_slice(),
+    )
+}
+
+#[test]
+fn parameterless_layer_takes_only_an_empty_file() {
+    let mut pool = strata_core::MaxPool2D::<Shape3<U4, U4, U2>, U2, U2, U2, U2, Valid>::new();
+    let bytes = pool.to_safetensors().unwrap();
+    assert!(SafeTensors::deserialize(&bytes).unwrap().names().is_empty());
+    pool.load_safetensors_bytes(&bytes).unwrap();
+    let extra = file(&[f32_tensor("weight", &[2], &[1.0, 2.0])]);
+    match pool.load_safetensors_bytes(&extra) {
+        Err(LoadError::UnexpectedKey { key, found }) => {
+            assert_eq!((key.as_str(), found), ("weight", vec![2]));
+        }
+        other => panic!("expected UnexpectedKey, got {other:?}"),
+    }
 }

@@ -55,7 +55,10 @@ pub fn window_len(input: usize, k: usize, s: usize, padding: Padding) -> Option<
 }
 
 fn dims_text(d: &[usize]) -> String {
-    d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x")
+    d.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 /// How the previous layer's output is described: "Conv2D(8, (3, 3)) outputs
@@ -76,7 +79,10 @@ fn source_text(prev: Option<&LayerSpec>, shape: &Known) -> String {
 
 fn at_least_one(n: Num, what: &str, errors: &mut Errors) {
     if n.value == 0 {
-        errors.push(syn::Error::new(n.span, format!("{what} must be at least 1, but it is 0")));
+        errors.push(syn::Error::new(
+            n.span,
+            format!("{what} must be at least 1, but it is 0"),
+        ));
     }
 }
 
@@ -89,7 +95,10 @@ pub fn check(chain: Chain, errors: &mut Errors) -> Option<Checked> {
     let starts_with_input = matches!(layers.first().map(|l| &l.kind), Some(LayerKind::Input));
     for (i, layer) in layers.iter().enumerate() {
         if i > 0 && matches!(layer.kind, LayerKind::Input) {
-            errors.push(syn::Error::new_spanned(&layer.tokens, "Input must be the first element of the chain"));
+            errors.push(syn::Error::new_spanned(
+                &layer.tokens,
+                "Input must be the first element of the chain",
+            ));
             continue;
         }
         let Some((dims, span)) = &layer.input_shape else {
@@ -111,7 +120,10 @@ pub fn check(chain: Chain, errors: &mut Errors) -> Option<Checked> {
                 ),
             ));
         } else if dims.contains(&0) {
-            errors.push(syn::Error::new(*span, "every input dimension must be at least 1"));
+            errors.push(syn::Error::new(
+                *span,
+                "every input dimension must be at least 1",
+            ));
         } else {
             input = Some(dims.clone());
         }
@@ -150,7 +162,16 @@ pub fn check(chain: Chain, errors: &mut Errors) -> Option<Checked> {
                 ..
             } => {
                 at_least_one(*filters, "the number of filters", errors);
-                window(layer, prev, &shape, *kernel, *strides, *padding, Some(filters.value), errors)
+                window(
+                    layer,
+                    prev,
+                    &shape,
+                    *kernel,
+                    *strides,
+                    *padding,
+                    Some(filters.value),
+                    errors,
+                )
             }
             LayerKind::Pool {
                 pool,
@@ -202,7 +223,11 @@ fn window(
     filters: Option<usize>,
     errors: &mut Errors,
 ) -> Known {
-    let kind = if filters.is_some() { "kernel size" } else { "pool size" };
+    let kind = if filters.is_some() {
+        "kernel size"
+    } else {
+        "pool size"
+    };
     for n in [kh, kw] {
         at_least_one(n, &format!("a {kind}"), errors);
     }

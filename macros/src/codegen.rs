@@ -117,7 +117,11 @@ pub fn generate(checked: Checked) -> TokenStream {
                 activation,
                 use_bias,
             } => {
-                let (f, kh, kw) = (unsigned(filters.value), unsigned(kernel.0.value), unsigned(kernel.1.value));
+                let (f, kh, kw) = (
+                    unsigned(filters.value),
+                    unsigned(kernel.0.value),
+                    unsigned(kernel.1.value),
+                );
                 let (sh, sw) = (unsigned(strides.0.value), unsigned(strides.1.value));
                 let p = padding_type(*padding);
                 let a = act_param(*activation);
@@ -140,7 +144,10 @@ pub fn generate(checked: Checked) -> TokenStream {
                 } else {
                     quote!(AveragePooling2D)
                 };
-                (quote!(#t<#input, #ph, #pw, #sh, #sw, #p>), quote!(#t::new()))
+                (
+                    quote!(#t<#input, #ph, #pw, #sh, #sw, #p>),
+                    quote!(#t::new()),
+                )
             }
             LayerKind::Dropout { rate, .. } => {
                 let r = Literal::f32_unsuffixed(*rate as f32);

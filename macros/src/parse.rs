@@ -248,7 +248,11 @@ impl Args {
                     format!(
                         "unknown argument `{name}` for {}; it takes {}",
                         self.layer,
-                        known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -277,7 +281,10 @@ impl Args {
         if let (Some(e), true) = (by_name, by_pos) {
             errors.push(syn::Error::new_spanned(
                 e,
-                format!("`{name}` of {} is given both by position and by name", self.layer),
+                format!(
+                    "`{name}` of {} is given both by position and by name",
+                    self.layer
+                ),
             ));
         }
     }
@@ -363,7 +370,10 @@ fn expect_activation(e: &Expr) -> syn::Result<Act> {
         // Keras's `activation=None` is the identity.
         Some((w, _)) if w == "None" => Ok(Act::Linear),
         Some((w, span)) => Act::from_name(&w).ok_or_else(|| {
-            syn::Error::new(span, format!("unknown activation `{w}`; expected one of {}", known()))
+            syn::Error::new(
+                span,
+                format!("unknown activation `{w}`; expected one of {}", known()),
+            )
         }),
         None => Err(syn::Error::new_spanned(
             e,
@@ -480,7 +490,15 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
         }
         "Conv2D" | "Convolution2D" => {
             a.check_names(
-                &["filters", "kernel_size", "strides", "padding", "activation", "use_bias", "input_shape"],
+                &[
+                    "filters",
+                    "kernel_size",
+                    "strides",
+                    "padding",
+                    "activation",
+                    "use_bias",
+                    "input_shape",
+                ],
                 errors,
             );
             let usage = "Conv2D(filters, kernel_size [, strides] [, padding], ...)";
@@ -497,9 +515,16 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             // After the kernel size, Keras's order is strides then padding;
             // the DSL also lets `same`/`valid` come straight after the kernel.
             for extra in pos {
-                let slot = if is_word(extra) { &mut padding } else { &mut strides };
+                let slot = if is_word(extra) {
+                    &mut padding
+                } else {
+                    &mut strides
+                };
                 if slot.is_some() {
-                    errors.push(syn::Error::new_spanned(extra, format!("too many arguments: {usage}")));
+                    errors.push(syn::Error::new_spanned(
+                        extra,
+                        format!("too many arguments: {usage}"),
+                    ));
                 } else {
                     *slot = Some(extra.clone());
                 }
@@ -507,14 +532,24 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             let filters = match filters {
                 Some(e) => or_report(expect_usize(e, "the number of filters"), ONE(span), errors),
                 None => {
-                    errors.push(syn::Error::new(span, format!("Conv2D needs its number of filters: {usage}")));
+                    errors.push(syn::Error::new(
+                        span,
+                        format!("Conv2D needs its number of filters: {usage}"),
+                    ));
                     ONE(span)
                 }
             };
             let kernel = match kernel {
-                Some(e) => or_report(expect_pair(e, "the kernel size"), (ONE(span), ONE(span)), errors),
+                Some(e) => or_report(
+                    expect_pair(e, "the kernel size"),
+                    (ONE(span), ONE(span)),
+                    errors,
+                ),
                 None => {
-                    errors.push(syn::Error::new(span, format!("Conv2D needs its kernel size: {usage}")));
+                    errors.push(syn::Error::new(
+                        span,
+                        format!("Conv2D needs its kernel size: {usage}"),
+                    ));
                     (ONE(span), ONE(span))
                 }
             };
@@ -522,13 +557,21 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
                 filters,
                 kernel,
                 strides: strides.map_or((ONE(span), ONE(span)), |e| {
-                    or_report(expect_pair(&e, "the strides"), (ONE(span), ONE(span)), errors)
+                    or_report(
+                        expect_pair(&e, "the strides"),
+                        (ONE(span), ONE(span)),
+                        errors,
+                    )
                 }),
-                padding: padding.map_or(Padding::Valid, |e| or_report(expect_padding(&e), Padding::Valid, errors)),
+                padding: padding.map_or(Padding::Valid, |e| {
+                    or_report(expect_padding(&e), Padding::Valid, errors)
+                }),
                 activation: a.take("activation").map_or(Act::Linear, |e| {
                     or_report(expect_activation(&e), Act::Linear, errors)
                 }),
-                use_bias: a.take("use_bias").map_or(true, |e| or_report(expect_bool(&e, "use_bias"), true, errors)),
+                use_bias: a
+                    .take("use_bias")
+                    .is_none_or(|e| or_report(expect_bool(&e, "use_bias"), true, errors)),
             }
         }
         "MaxPool" | "AvgPool" | "MaxPooling2D" | "MaxPool2D" | "AveragePooling2D" | "AvgPool2D" => {
@@ -540,12 +583,33 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             let mut pool = a.take("pool_size");
             let mut strides = a.take("strides");
             let mut padding = a.take("padding");
-            let ints = |e: &Expr| matches!(unparen(e), Expr::Lit(ExprLit { lit: Lit::Int(_), .. }));
+            let ints = |e: &Expr| {
+                matches!(
+                    unparen(e),
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Int(_),
+                        ..
+                    })
+                )
+            };
             let mut pos = a.positional.clone().into_iter().peekable();
             let mut pool_pair = None;
-            if short && pool.is_none() && a.positional.len() >= 2 && ints(&a.positional[0]) && ints(&a.positional[1]) {
-                let ph = or_report(expect_usize(&a.positional[0], "the pool height"), ONE(span), errors);
-                let pw = or_report(expect_usize(&a.positional[1], "the pool width"), ONE(span), errors);
+            if short
+                && pool.is_none()
+                && a.positional.len() >= 2
+                && ints(&a.positional[0])
+                && ints(&a.positional[1])
+            {
+                let ph = or_report(
+                    expect_usize(&a.positional[0], "the pool height"),
+                    ONE(span),
+                    errors,
+                );
+                let pw = or_report(
+                    expect_usize(&a.positional[1], "the pool width"),
+                    ONE(span),
+                    errors,
+                );
                 pool_pair = Some((ph, pw));
                 pos.next();
                 pos.next();
@@ -561,7 +625,9 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
                 if slot.is_some() {
                     errors.push(syn::Error::new_spanned(
                         &extra,
-                        format!("too many arguments for {name_str}(pool_size [, strides] [, padding])"),
+                        format!(
+                            "too many arguments for {name_str}(pool_size [, strides] [, padding])"
+                        ),
                     ));
                 } else {
                     *slot = Some(extra);
@@ -569,13 +635,19 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             }
             let two = Num { value: 2, span };
             let pool = pool_pair.unwrap_or_else(|| {
-                pool.map_or((two, two), |e| or_report(expect_pair(&e, "the pool size"), (two, two), errors))
+                pool.map_or((two, two), |e| {
+                    or_report(expect_pair(&e, "the pool size"), (two, two), errors)
+                })
             });
             LayerKind::Pool {
                 max,
                 pool,
-                strides: strides.map_or(pool, |e| or_report(expect_pair(&e, "the strides"), pool, errors)),
-                padding: padding.map_or(Padding::Valid, |e| or_report(expect_padding(&e), Padding::Valid, errors)),
+                strides: strides.map_or(pool, |e| {
+                    or_report(expect_pair(&e, "the strides"), pool, errors)
+                }),
+                padding: padding.map_or(Padding::Valid, |e| {
+                    or_report(expect_padding(&e), Padding::Valid, errors)
+                }),
             }
         }
         "Dropout" => {
@@ -585,12 +657,19 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             a.check_positional(1, "Dropout(rate)", errors);
             match named.as_ref().or(a.positional.first()) {
                 Some(e) => {
-                    let (rate, rate_span) = or_report(expect_number(e, "a dropout rate"), (0.0, e.span()), errors);
+                    let (rate, rate_span) =
+                        or_report(expect_number(e, "a dropout rate"), (0.0, e.span()), errors);
                     LayerKind::Dropout { rate, rate_span }
                 }
                 None => {
-                    errors.push(syn::Error::new(span, "Dropout needs its rate: `Dropout(0.25)`"));
-                    LayerKind::Dropout { rate: 0.0, rate_span: span }
+                    errors.push(syn::Error::new(
+                        span,
+                        "Dropout needs its rate: `Dropout(0.25)`",
+                    ));
+                    LayerKind::Dropout {
+                        rate: 0.0,
+                        rate_span: span,
+                    }
                 }
             }
         }
@@ -607,7 +686,10 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             let units = match named.as_ref().or(a.positional.first()) {
                 Some(e) => or_report(expect_usize(e, "the number of units"), ONE(span), errors),
                 None => {
-                    errors.push(syn::Error::new(span, "Dense needs its number of units: `Dense(10)`"));
+                    errors.push(syn::Error::new(
+                        span,
+                        "Dense needs its number of units: `Dense(10)`",
+                    ));
                     ONE(span)
                 }
             };
@@ -616,7 +698,9 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
                 activation: a.take("activation").map_or(Act::Linear, |e| {
                     or_report(expect_activation(&e), Act::Linear, errors)
                 }),
-                use_bias: a.take("use_bias").map_or(true, |e| or_report(expect_bool(&e, "use_bias"), true, errors)),
+                use_bias: a
+                    .take("use_bias")
+                    .is_none_or(|e| or_report(expect_bool(&e, "use_bias"), true, errors)),
             }
         }
         "Activation" => {
@@ -624,9 +708,14 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             let named = a.take("activation");
             a.check_positional(1, "Activation(relu)", errors);
             match named.as_ref().or(a.positional.first()) {
-                Some(e) => LayerKind::Activation(or_report(expect_activation(e), Act::Linear, errors)),
+                Some(e) => {
+                    LayerKind::Activation(or_report(expect_activation(e), Act::Linear, errors))
+                }
                 None => {
-                    errors.push(syn::Error::new(span, "Activation needs a function: `Activation(relu)`"));
+                    errors.push(syn::Error::new(
+                        span,
+                        "Activation needs a function: `Activation(relu)`",
+                    ));
                     LayerKind::Activation(Act::Linear)
                 }
             }
@@ -634,19 +723,24 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
         "ReLU" | "Softmax" => {
             a.check_names(&["input_shape"], errors);
             a.check_positional(0, "it takes no arguments", errors);
-            LayerKind::Activation(if name_str == "ReLU" { Act::Relu } else { Act::Softmax })
+            LayerKind::Activation(if name_str == "ReLU" {
+                Act::Relu
+            } else {
+                Act::Softmax
+            })
         }
-        other => match Act::from_name(other) {
-            Some(act) if !has_args => LayerKind::Activation(act),
-            Some(_) => {
-                errors.push(syn::Error::new_spanned(
+        other => {
+            match Act::from_name(other) {
+                Some(act) if !has_args => LayerKind::Activation(act),
+                Some(_) => {
+                    errors.push(syn::Error::new_spanned(
                     &tokens,
                     format!("`{other}` takes no arguments; write `{other}` or `Activation({other})`"),
                 ));
-                return None;
-            }
-            None => {
-                let hint = match suggest(other) {
+                    return None;
+                }
+                None => {
+                    let hint = match suggest(other) {
                     Some(s) => format!("; did you mean `{s}`?"),
                     None => String::from(
                         "; strata knows Input, Conv2D, MaxPool, MaxPooling2D, AvgPool, AveragePooling2D, \
@@ -654,10 +748,14 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
                          (embed another block as `{ block }`)",
                     ),
                 };
-                errors.push(syn::Error::new(span, format!("unknown layer `{other}`{hint}")));
-                return None;
+                    errors.push(syn::Error::new(
+                        span,
+                        format!("unknown layer `{other}`{hint}"),
+                    ));
+                    return None;
+                }
             }
-        },
+        }
     };
     Some(LayerSpec {
         kind,

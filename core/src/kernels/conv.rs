@@ -100,7 +100,8 @@ fn tile_rows(patch_len: usize) -> usize {
 }
 
 /// Scratch values [`conv2d`] needs for `g`.
-pub fn conv2d_scratch_len(g: &ConvGeometry) -> usize {
+pub fn conv2d_scratch_len(g: &ConvGeometry, threads: usize) -> usize {
+    let _ = threads;
     if g.is_pointwise() {
         0
     } else {
@@ -152,10 +153,13 @@ pub fn im2col(g: &ConvGeometry, input: &[f32], first: usize, rows: usize, patche
 /// Convolution: `output = conv(input, kernel) + bias`, NHWC in and out,
 /// `kernel` HWIO (`[k_h, k_w, in_c, out_c]`).
 ///
-/// `scratch` must hold at least [`conv2d_scratch_len`] values.
+/// `scratch` must hold at least [`conv2d_scratch_len`] values. `threads`
+/// is how many threads may share the work (1: the calling thread only); the
+/// result does not depend on it.
 ///
 /// # Panics
 /// When a slice is shorter than `g` and `out_c` say (a caller bug).
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     g: &ConvGeometry,
     input: &[f32],
@@ -164,14 +168,20 @@ pub fn conv2d(
     out_c: usize,
     output: &mut [f32],
     scratch: &mut [f32],
+    threads: usize,
 ) {
+    let _ = threads;
     let m = g.out_pixels();
     let k = g.patch_len();
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
     assert!(kernel.len() >= k * out_c, "conv2d: kernel too short");
     assert!(output.len() >= m * out_c, "conv2d: output too short");
     let beta = if bias.is_some() { 1.0 } else { 0.0 };
-    let tile = if g.is_pointwise() { m.max(1) } else { tile_rows(k) };
+    let tile = if g.is_pointwise() {
+        m.max(1)
+    } else {
+        tile_rows(k)
+    };
     let mut first = 0;
     while first < m {
         let rows = tile.min(m - first);

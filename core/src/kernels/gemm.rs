@@ -7,9 +7,21 @@
 /// When a slice is shorter than its dimensions say: that is a bug in the
 /// caller (every caller in strata derives the sizes from the types).
 pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    assert!(a.len() >= m * k, "sgemm: a has {} values, needs {m}x{k}", a.len());
-    assert!(b.len() >= k * n, "sgemm: b has {} values, needs {k}x{n}", b.len());
-    assert!(c.len() >= m * n, "sgemm: c has {} values, needs {m}x{n}", c.len());
+    assert!(
+        a.len() >= m * k,
+        "sgemm: a has {} values, needs {m}x{k}",
+        a.len()
+    );
+    assert!(
+        b.len() >= k * n,
+        "sgemm: b has {} values, needs {k}x{n}",
+        b.len()
+    );
+    assert!(
+        c.len() >= m * n,
+        "sgemm: c has {} values, needs {m}x{n}",
+        c.len()
+    );
     if m == 0 || n == 0 {
         return;
     }

@@ -65,7 +65,8 @@ pub fn pool2d(g: &ConvGeometry, input: &[f32], max: bool) -> Vec<f32> {
                             if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
                                 continue;
                             }
-                            let v = input[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch];
+                            let v =
+                                input[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch];
                             best = best.max(v);
                             sum += v;
                             count += 1;
@@ -82,7 +83,13 @@ pub fn pool2d(g: &ConvGeometry, input: &[f32], max: bool) -> Vec<f32> {
 
 /// Direct dense layer: `out[n][u] = bias[u] + Σ_i x[n][i] · w[i][u]`, with
 /// `w` in `[in, units]` layout.
-pub fn dense(input: &[f32], batch: usize, w: &[f32], bias: Option<&[f32]>, units: usize) -> Vec<f32> {
+pub fn dense(
+    input: &[f32],
+    batch: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    units: usize,
+) -> Vec<f32> {
     let inputs = input.len() / batch.max(1);
     let mut out = vec![0.0f32; batch * units];
     for n in 0..batch {

@@ -16,11 +16,11 @@ use super::max_pooling2d::pool_geometry;
 use crate::batch::Batch;
 use crate::kernels::avg_pool2d;
 use crate::layer::{Context, Layer};
-use crate::shape::{PaddingMode, Shape3, WindowLen, WindowOut};
+use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
 
 /// Average pooling over `In` (a [`Shape3`]) with a `PH × PW` window, strides
 /// `SH × SW` and padding `P`.
-pub struct AveragePooling2D<In, PH, PW, SH, SW, P>(PhantomData<fn() -> (In, PH, PW, SH, SW, P)>);
+pub struct AveragePooling2D<In, PH, PW, SH, SW, P>(TypeMarker<(In, PH, PW, SH, SW, P)>);
 
 /// Keras's alias.
 pub type AvgPool2D<In, PH, PW, SH, SW, P> = AveragePooling2D<In, PH, PW, SH, SW, P>;

@@ -20,7 +20,7 @@ use crate::batch::Batch;
 use crate::init::glorot_uniform;
 use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
 use crate::layer::{Context, Layer, ParamInfo};
-use crate::shape::{PaddingMode, Shape, Shape3, WindowLen, WindowOut};
+use crate::shape::{PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut};
 
 /// A 2-D convolution over `In` (a [`Shape3`]) with `F` filters of `KH × KW`,
 /// strides `SH × SW`, padding `P` ([`Valid`](crate::Valid) or
@@ -29,7 +29,10 @@ pub struct Conv2D<In, F, KH, KW, SH, SW, P, A = Linear> {
     /// HWIO: `[kh, kw, in, out]`.
     kernel: Vec<f32>,
     bias: Option<Vec<f32>>,
-    types: PhantomData<fn() -> (In, F, KH, KW, SH, SW, P, A)>,
+    // Eight type parameters are the layer's whole configuration; naming the
+    // tuple would only hide it.
+    #[allow(clippy::type_complexity)]
+    types: TypeMarker<(In, F, KH, KW, SH, SW, P, A)>,
 }
 
 impl<In, F, KH, KW, SH, SW, P, A> Conv2D<In, F, KH, KW, SH, SW, P, A>
@@ -55,7 +58,12 @@ where
 
     fn init(&mut self, rng: &mut dyn RngCore) {
         let receptive = KH::USIZE * KW::USIZE;
-        glorot_uniform(&mut self.kernel, receptive * In::LAST, receptive * F::USIZE, rng);
+        glorot_uniform(
+            &mut self.kernel,
+            receptive * In::LAST,
+            receptive * F::USIZE,
+            rng,
+        );
         if let Some(b) = &mut self.bias {
             b.fill(0.0);
         }
@@ -136,7 +144,8 @@ where
     fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
         let g = Self::geometry(input.batch_size());
         let mut out = Batch::<Self::Output>::zeros(input.batch_size());
-        let scratch = ctx.scratch(conv2d_scratch_len(&g));
+        let threads = ctx.threads();
+        let scratch = ctx.scratch(conv2d_scratch_len(&g, threads));
         conv2d(
             &g,
             input.as_slice(),
@@ -145,6 +154,7 @@ where
             F::USIZE,
             out.as_mut_slice(),
             scratch,
+            threads,
         );
         A::apply(out.as_mut_slice(), F::USIZE);
         out

@@ -21,7 +21,7 @@ use crate::batch::Batch;
 use crate::init::glorot_uniform;
 use crate::kernels::sgemm;
 use crate::layer::{Context, Layer, ParamInfo};
-use crate::shape::{LastAxis, Shape};
+use crate::shape::{LastAxis, Shape, TypeMarker};
 
 /// A fully connected layer from `In`'s last axis to `U` units, activation `A`.
 pub struct Dense<In, U, A = Linear> {
@@ -30,7 +30,7 @@ pub struct Dense<In, U, A = Linear> {
     bias: Option<Vec<f32>>,
     /// `(H, W, C)` of the Flatten this layer follows, if any.
     flattened_from: Option<[usize; 3]>,
-    types: PhantomData<fn() -> (In, U, A)>,
+    types: TypeMarker<(In, U, A)>,
 }
 
 impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
@@ -106,7 +106,15 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
             }
         }
         let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
-        sgemm(rows, In::LAST, units, input.as_slice(), &self.kernel, beta, out.as_mut_slice());
+        sgemm(
+            rows,
+            In::LAST,
+            units,
+            input.as_slice(),
+            &self.kernel,
+            beta,
+            out.as_mut_slice(),
+        );
         A::apply(out.as_mut_slice(), units);
         out
     }

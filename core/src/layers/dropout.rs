@@ -32,7 +32,11 @@ pub struct RateError {
 
 impl fmt::Display for RateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "dropout rate must be in [0, 1), but {} was given", self.rate)
+        write!(
+            f,
+            "dropout rate must be in [0, 1), but {} was given",
+            self.rate
+        )
     }
 }
 
@@ -73,7 +77,11 @@ impl<S: Shape> Layer for Dropout<S> {
         if let Some(rng) = ctx.rng() {
             let keep = 1.0 / (1.0 - self.rate);
             for v in out.as_mut_slice() {
-                *v = if rng.random::<f32>() < self.rate { 0.0 } else { *v * keep };
+                *v = if rng.random::<f32>() < self.rate {
+                    0.0
+                } else {
+                    *v * keep
+                };
             }
         }
         out

@@ -14,11 +14,11 @@ use typenum::Unsigned;
 use crate::batch::Batch;
 use crate::kernels::{max_pool2d, ConvGeometry};
 use crate::layer::{Context, Layer};
-use crate::shape::{PaddingMode, Shape3, WindowLen, WindowOut};
+use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
 
 /// Max pooling over `In` (a [`Shape3`]) with a `PH × PW` window, strides
 /// `SH × SW` and padding `P`.
-pub struct MaxPooling2D<In, PH, PW, SH, SW, P>(PhantomData<fn() -> (In, PH, PW, SH, SW, P)>);
+pub struct MaxPooling2D<In, PH, PW, SH, SW, P>(TypeMarker<(In, PH, PW, SH, SW, P)>);
 
 /// Keras's alias.
 pub type MaxPool2D<In, PH, PW, SH, SW, P> = MaxPooling2D<In, PH, PW, SH, SW, P>;

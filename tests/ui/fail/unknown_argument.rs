@@ -1,0 +1,5 @@
+use strata::prelude::*;
+
+fn main() {
+    let _net = sequential![Input(32, 32, 3) => Conv2D(32, (3, 3), dilation_rate = 2)];
+}
