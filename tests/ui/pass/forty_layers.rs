@@ -51,7 +51,10 @@ fn main() {
     assert_eq!(summary.rows[36].output, [8, 8, 8]);
     assert_eq!(summary.rows[37].output, [512]);
     assert_eq!(summary.rows[39].output, [10]);
-    assert_eq!(summary.total_params(), (3 * 3 * 4 * 8 + 8) + 11 * (3 * 3 * 8 * 8 + 8) + (512 * 10 + 10));
+    assert_eq!(
+        summary.total_params(),
+        (3 * 3 * 4 * 8 + 8) + 11 * (3 * 3 * 8 * 8 + 8) + (512 * 10 + 10)
+    );
 
     let x = Batch::<Shape3<U16, U16, U4>>::filled(2, 0.1);
     let y: Batch<Shape1<U10>> = net.predict(&x);

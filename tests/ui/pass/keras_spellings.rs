@@ -3,7 +3,11 @@
 use strata::prelude::*;
 
 fn outputs<M: Model>(net: &M) -> Vec<Vec<usize>> {
-    net.summary().rows.iter().map(|r| r.output.clone()).collect()
+    net.summary()
+        .rows
+        .iter()
+        .map(|r| r.output.clone())
+        .collect()
 }
 
 fn main() {
@@ -29,7 +33,11 @@ fn main() {
 
     // activation = relu / "relu" on Conv2D and Dense: one layer each, and
     // the outputs are rectified.
-    let x = Batch::<Shape3<U6, U6, U2>>::from_vec(1, (0..72).map(|i| (i as f32 - 36.0) / 10.0).collect()).unwrap();
+    let x = Batch::<Shape3<U6, U6, U2>>::from_vec(
+        1,
+        (0..72).map(|i| (i as f32 - 36.0) / 10.0).collect(),
+    )
+    .unwrap();
     let net = sequential![Input(6, 6, 2) => Conv2D(8, (3, 3), activation = relu) => Flatten => Dense(5, activation = "relu")];
     assert_eq!(outputs(&net), [vec![4, 4, 8], vec![128], vec![5]]);
     assert!(net.predict(&x).as_slice().iter().all(|v| *v >= 0.0));
@@ -47,14 +55,36 @@ fn main() {
     let net = sequential![Input(10) => Dense(4) => Activation(relu) => Dense(4) => Activation("tanh") => Dense(3) => sigmoid => tanh => linear];
     assert_eq!(outputs(&net), [[4], [4], [4], [4], [3], [3], [3], [3]]);
     let kinds: Vec<String> = net.summary().rows.into_iter().map(|r| r.kind).collect();
-    assert_eq!(kinds, ["Dense", "Activation", "Dense", "Activation", "Dense", "Activation", "Activation", "Activation"]);
+    assert_eq!(
+        kinds,
+        [
+            "Dense",
+            "Activation",
+            "Dense",
+            "Activation",
+            "Dense",
+            "Activation",
+            "Activation",
+            "Activation"
+        ]
+    );
     let x = Batch::<Shape1<U10>>::from_vec(1, (0..10).map(|i| i as f32 - 4.5).collect()).unwrap();
     // tanh of a sigmoid is in (tanh 0, tanh 1).
-    assert!(net.predict(&x).as_slice().iter().all(|v| *v > 0.0 && *v < 0.77));
+    assert!(net
+        .predict(&x)
+        .as_slice()
+        .iter()
+        .all(|v| *v > 0.0 && *v < 0.77));
     let net = sequential![Input(3) => Dense(2, activation = sigmoid)];
-    assert_eq!(net.predict(&Batch::<Shape1<U3>>::zeros(1)).as_slice(), &[0.5, 0.5]);
+    assert_eq!(
+        net.predict(&Batch::<Shape1<U3>>::zeros(1)).as_slice(),
+        &[0.5, 0.5]
+    );
     let net = sequential![Input(3) => Dense(2, activation = tanh)];
-    assert_eq!(net.predict(&Batch::<Shape1<U3>>::zeros(1)).as_slice(), &[0.0, 0.0]);
+    assert_eq!(
+        net.predict(&Batch::<Shape1<U3>>::zeros(1)).as_slice(),
+        &[0.0, 0.0]
+    );
     let net = sequential![Input(3) => Dense(2, activation = linear)];
     assert_eq!(outputs(&net), [[2]]);
 

@@ -8,7 +8,20 @@ fn main() {
     assert_eq!(y.sample_dims(), &[8, 8, 32]);
     assert_eq!(y.dims(), vec![1, 8, 8, 32]);
 
-    let outputs: Vec<Vec<usize>> = block.summary().rows.iter().map(|r| r.output.clone()).collect();
-    assert_eq!(outputs, vec![vec![16, 16, 32], vec![16, 16, 32], vec![8, 8, 32], vec![8, 8, 32]]);
+    let outputs: Vec<Vec<usize>> = block
+        .summary()
+        .rows
+        .iter()
+        .map(|r| r.output.clone())
+        .collect();
+    assert_eq!(
+        outputs,
+        vec![
+            vec![16, 16, 32],
+            vec![16, 16, 32],
+            vec![8, 8, 32],
+            vec![8, 8, 32]
+        ]
+    );
     assert_eq!(block.param_count(), 3 * 3 * 3 * 32 + 32);
 }
