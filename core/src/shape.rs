@@ -14,7 +14,10 @@ use core::fmt::Debug;
 use core::marker::PhantomData;
 use core::ops::{Add, Div, Mul, Sub};
 
-use typenum::{Add1, Diff, NonZero, Prod, Quot, Sub1, Sum, Unsigned, B1};
+use typenum::{
+    Add1, Cmp, Compare, Diff, Equal, Greater, Max, Maximum, NonZero, Prod, Quot, Sub1, Sum,
+    Unsigned, B1,
+};
 
 /// The shape of one sample. Implemented by [`Shape1`] and [`Shape3`].
 pub trait Shape: Copy + Default + Debug + Send + Sync + 'static {
@@ -181,7 +184,7 @@ impl PaddingMode for Same {
 /// `L >= K`), `ceil(L / S)` for [`Same`]. As in [`conv_output_len`], a zero
 /// kernel, stride or input length has no output.
 #[diagnostic::on_unimplemented(
-    message = "the window does not fit the input: under `{Self}` padding an axis of length `{L}` cannot take a window of `{K}` at stride `{S}`",
+    message = "the window does not fit the input: under `{Self}` padding, see the note below",
     label = "window larger than its input, or a zero kernel, stride or input",
     note = "with 'valid' padding every window must fit inside the input; use a smaller kernel or pool, or padding = same"
 )]
@@ -190,15 +193,33 @@ pub trait WindowOut<L, K, S> {
     type Output: Unsigned;
 }
 
+/// The outcome of comparing an input length with a window (typenum's
+/// [`Compare`]) when the window fits: the input is at least as long.
+///
+/// Its own trait, rather than a `Sub` bound, so that a window that does not
+/// fit is reported in these words instead of as a typenum subtraction.
+#[diagnostic::on_unimplemented(
+    message = "a kernel or pool window is larger than its input under 'valid' padding",
+    label = "the window does not fit here",
+    note = "with 'valid' padding every window must fit inside the input; use a smaller window, or padding = same"
+)]
+pub trait WindowFits {}
+impl WindowFits for Greater {}
+impl WindowFits for Equal {}
+
 impl<L, K, S> WindowOut<L, K, S> for Valid
 where
     K: NonZero,
-    L: Sub<K>,
-    Diff<L, K>: Div<S>,
-    Quot<Diff<L, K>, S>: Add<B1>,
-    Add1<Quot<Diff<L, K>, S>>: Unsigned,
+    L: Cmp<K> + Max<K>,
+    Compare<L, K>: WindowFits,
+    // max(L, K) - K is L - K where the window fits, and never fails to
+    // exist, so the only error is the WindowFits one above.
+    Maximum<L, K>: Sub<K>,
+    Diff<Maximum<L, K>, K>: Div<S>,
+    Quot<Diff<Maximum<L, K>, K>, S>: Add<B1>,
+    Add1<Quot<Diff<Maximum<L, K>, K>, S>>: Unsigned,
 {
-    type Output = Add1<Quot<Diff<L, K>, S>>;
+    type Output = Add1<Quot<Diff<Maximum<L, K>, K>, S>>;
 }
 
 impl<L, K, S> WindowOut<L, K, S> for Same

@@ -63,7 +63,7 @@ fn dims_text(d: &[usize]) -> String {
 
 /// How the previous layer's output is described: "Conv2D(8, (3, 3)) outputs
 /// 1x1x8", "the input is 1x1x3".
-fn source_text(prev: Option<&LayerSpec>, shape: &Known) -> String {
+fn source_text(prev: Option<&LayerSpec>, current: Option<&str>, shape: &Known) -> String {
     let what = match shape {
         Known::Dims(d) if d.len() == 1 => format!("a vector of {}", d[0]),
         Known::Dims(d) => dims_text(d),
@@ -72,6 +72,9 @@ fn source_text(prev: Option<&LayerSpec>, shape: &Known) -> String {
         Known::Unknown => "an unknown shape".to_string(),
     };
     match prev {
+        Some(p) if Some(p.text.as_str()) == current => {
+            format!("the layer before it, also {}, outputs {what}", p.text)
+        }
         Some(p) => format!("{} outputs {what}", p.text),
         None => format!("the input is {what}"),
     }
@@ -176,14 +179,33 @@ pub fn check(chain: Chain, errors: &mut Errors) -> Option<Checked> {
             LayerKind::Pool {
                 pool,
                 strides,
+                strides_given,
                 padding,
                 ..
-            } => window(layer, prev, &shape, *pool, *strides, *padding, None, errors),
-            LayerKind::Dropout { rate, rate_span } => {
+            } => {
+                // Unwritten strides are the pool size, whose zeros are
+                // reported once already, as pool sizes.
+                let strides = if *strides_given {
+                    *strides
+                } else {
+                    let one = |n: Num| Num {
+                        value: n.value.max(1),
+                        ..n
+                    };
+                    (one(strides.0), one(strides.1))
+                };
+                window(layer, prev, &shape, *pool, strides, *padding, None, errors)
+            }
+            LayerKind::Dropout { rate, rate_tokens } => {
                 if !(0.0..1.0).contains(rate) {
-                    errors.push(syn::Error::new(
-                        *rate_span,
-                        format!("a Dropout rate must be in [0, 1), but it is {rate}"),
+                    let written: String = rate_tokens
+                        .clone()
+                        .into_iter()
+                        .map(|t| t.to_string())
+                        .collect();
+                    errors.push(syn::Error::new_spanned(
+                        rate_tokens,
+                        format!("a Dropout rate must be in [0, 1), but it is {written}"),
                     ));
                 }
                 shape
@@ -203,7 +225,7 @@ pub fn check(chain: Chain, errors: &mut Errors) -> Option<Checked> {
                 }
             }
             LayerKind::Activation(_) => shape,
-            LayerKind::Block(_) => Known::Unknown,
+            LayerKind::Block(_) | LayerKind::Invalid => Known::Unknown,
         };
     }
     shapes.push(shape);
@@ -240,7 +262,7 @@ fn window(
             format!(
                 "{} needs a 3-D input (height, width, channels), but {}",
                 layer.text,
-                source_text(prev, shape)
+                source_text(prev, Some(&layer.text), shape)
             ),
         ));
         return Known::Unknown;
@@ -262,7 +284,7 @@ fn window(
                         layer.text,
                         kh.value,
                         kw.value,
-                        source_text(prev, shape)
+                        source_text(prev, Some(&layer.text), shape)
                     ),
                 ));
             }

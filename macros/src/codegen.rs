@@ -69,7 +69,7 @@ fn field_name(kind: &LayerKind, i: usize) -> Ident {
         LayerKind::Dense { .. } => "dense",
         LayerKind::Activation(_) => "activation",
         LayerKind::Block(_) => "block",
-        LayerKind::Input => "input",
+        LayerKind::Input | LayerKind::Invalid => "input",
     };
     format_ident!("{}_{}", base, i)
 }
@@ -108,7 +108,9 @@ pub fn generate(checked: Checked) -> TokenStream {
         let input = &shape_tys[i];
         let name = field_name(&layer.kind, i);
         let (ty, init) = match &layer.kind {
-            LayerKind::Input => unreachable!("removed by the checker"),
+            LayerKind::Input | LayerKind::Invalid => {
+                unreachable!("removed or reported by the checker")
+            }
             LayerKind::Conv2D {
                 filters,
                 kernel,
@@ -135,6 +137,7 @@ pub fn generate(checked: Checked) -> TokenStream {
                 pool,
                 strides,
                 padding,
+                ..
             } => {
                 let (ph, pw) = (unsigned(pool.0.value), unsigned(pool.1.value));
                 let (sh, sw) = (unsigned(strides.0.value), unsigned(strides.1.value));

@@ -64,12 +64,15 @@ pub enum LayerKind {
     Pool {
         max: bool,
         pool: (Num, Num),
+        /// Defaults to the pool size, so only checked when written.
         strides: (Num, Num),
+        strides_given: bool,
         padding: Padding,
     },
     Dropout {
         rate: f64,
-        rate_span: Span,
+        /// The rate as written, to point at and quote.
+        rate_tokens: proc_macro2::TokenStream,
     },
     Flatten,
     Dense {
@@ -78,6 +81,9 @@ pub enum LayerKind {
         use_bias: bool,
     },
     Activation(Act),
+    /// A layer that could not be understood (already reported): the shape
+    /// after it is unknown, so no false errors follow it.
+    Invalid,
     /// `{ expr }`: a layer value (typically another `sequential!` block)
     /// whose type the macro cannot see.
     Block(syn::Expr),

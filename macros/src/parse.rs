@@ -74,14 +74,19 @@ pub fn parse_chain(input: TokenStream, errors: &mut Errors) -> Chain {
             continue;
         }
         let tokens: TokenStream = segment.into_iter().collect();
-        match syn::parse2::<RawLayer>(tokens.clone()) {
-            Ok(raw) => {
-                if let Some(layer) = interpret(raw, tokens, errors) {
-                    layers.push(layer);
-                }
+        let layer = match syn::parse2::<RawLayer>(tokens.clone()) {
+            Ok(raw) => interpret(raw, tokens.clone(), errors),
+            Err(e) => {
+                errors.push(e);
+                None
             }
-            Err(e) => errors.push(e),
-        }
+        };
+        layers.push(layer.unwrap_or_else(|| LayerSpec {
+            kind: LayerKind::Invalid,
+            text: layer_text(&tokens),
+            tokens,
+            input_shape: None,
+        }));
     }
     Chain { layers }
 }
@@ -351,6 +356,10 @@ fn expect_padding(e: &Expr) -> syn::Result<Padding> {
     match word(e) {
         Some((w, _)) if w.eq_ignore_ascii_case("same") => Ok(Padding::Same),
         Some((w, _)) if w.eq_ignore_ascii_case("valid") => Ok(Padding::Valid),
+        Some((w, _)) if Act::from_name(&w).is_some() => Err(syn::Error::new_spanned(
+            e,
+            format!("expected a padding: `same` or `valid`; to set the activation write `activation = {w}`"),
+        )),
         _ => Err(syn::Error::new_spanned(
             e,
             "expected a padding: `same` or `valid`",
@@ -478,7 +487,10 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
                 _ => {
                     errors.push(syn::Error::new_spanned(
                         &tokens,
-                        "Input takes a sample shape: `Input(height, width, channels)` or `Input(features)`",
+                        format!(
+                            "Input takes a sample shape: `Input(height, width, channels)` or `Input(features)`, but {} values were given",
+                            a.positional.len()
+                        ),
                     ));
                     Vec::new()
                 }
@@ -642,6 +654,7 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             LayerKind::Pool {
                 max,
                 pool,
+                strides_given: strides.is_some(),
                 strides: strides.map_or(pool, |e| {
                     or_report(expect_pair(&e, "the strides"), pool, errors)
                 }),
@@ -657,9 +670,12 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
             a.check_positional(1, "Dropout(rate)", errors);
             match named.as_ref().or(a.positional.first()) {
                 Some(e) => {
-                    let (rate, rate_span) =
+                    let (rate, _) =
                         or_report(expect_number(e, "a dropout rate"), (0.0, e.span()), errors);
-                    LayerKind::Dropout { rate, rate_span }
+                    LayerKind::Dropout {
+                        rate,
+                        rate_tokens: e.to_token_stream(),
+                    }
                 }
                 None => {
                     errors.push(syn::Error::new(
@@ -668,7 +684,7 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
                     ));
                     LayerKind::Dropout {
                         rate: 0.0,
-                        rate_span: span,
+                        rate_tokens: tokens.clone(),
                     }
                 }
             }
@@ -740,8 +756,12 @@ fn interpret(raw: RawLayer, tokens: TokenStream, errors: &mut Errors) -> Option<
                     return None;
                 }
                 None => {
-                    let hint = match suggest(other) {
+                    let other_rank = ["1D", "3D"].iter().any(|d| other.ends_with(d));
+                    let hint = match suggest(other).filter(|_| !other_rank) {
                     Some(s) => format!("; did you mean `{s}`?"),
+                    None if other_rank => {
+                        String::from("; strata has 2-D convolution and pooling layers only")
+                    }
                     None => String::from(
                         "; strata knows Input, Conv2D, MaxPool, MaxPooling2D, AvgPool, AveragePooling2D, \
                          Dropout, Flatten, Dense, Activation and relu, sigmoid, tanh, softmax, linear \
