@@ -26,10 +26,12 @@ pub use strata_macros::sequential;
 
 /// Everything a model definition needs: `use strata::prelude::*;`.
 pub mod prelude {
+    pub use strata_core::datasets;
     pub use strata_core::typenum::consts::*;
     pub use strata_core::{
-        seeded_rng, Batch, Layer, LoadError, Model, Padding, SaveError, Shape, Shape1, Shape3,
-        ShapeError, Summary, DEFAULT_SEED,
+        seeded_rng, Adam, Batch, Evaluation, FitOptions, Gradients, History, Layer, LoadError,
+        Loss, Model, Padding, SaveError, Sgd, Shape, Shape1, Shape3, ShapeError, StepDecay,
+        Summary, TrainError, Trainer, DEFAULT_SEED,
     };
     pub use strata_macros::sequential;
 }

@@ -17,6 +17,17 @@ pub trait ActivationFn: Copy + Default + Debug + Send + Sync + 'static {
     /// Applies the function in place to `values`, whose last axis has
     /// length `last` (softmax normalises over it; the rest ignore it).
     fn apply(values: &mut [f32], last: usize);
+
+    /// Turns `grad`, the gradient with respect to this function's output
+    /// `output`, into the gradient with respect to its input, in place. Every
+    /// derivative here is a function of the output alone.
+    fn backward(output: &[f32], grad: &mut [f32], last: usize);
+
+    /// Whether this is softmax (whose gradient cross-entropy can fuse).
+    const IS_SOFTMAX: bool = false;
+
+    /// Whether this is the identity (nothing to save for backward).
+    const IS_LINEAR: bool = false;
 }
 
 /// `max(x, 0)`.
@@ -40,12 +51,25 @@ impl ActivationFn for Relu {
     fn apply(values: &mut [f32], _: usize) {
         values.iter_mut().for_each(|v| *v = v.max(0.0));
     }
+    fn backward(output: &[f32], grad: &mut [f32], _: usize) {
+        // The derivative at 0 is taken as 0, as TensorFlow and JAX do.
+        for (g, y) in grad.iter_mut().zip(output) {
+            if *y <= 0.0 {
+                *g = 0.0;
+            }
+        }
+    }
 }
 
 impl ActivationFn for Sigmoid {
     const NAME: &'static str = "sigmoid";
     fn apply(values: &mut [f32], _: usize) {
         values.iter_mut().for_each(|v| *v = sigmoid(*v));
+    }
+    fn backward(output: &[f32], grad: &mut [f32], _: usize) {
+        for (g, y) in grad.iter_mut().zip(output) {
+            *g *= y * (1.0 - y);
+        }
     }
 }
 
@@ -64,6 +88,11 @@ impl ActivationFn for Tanh {
     fn apply(values: &mut [f32], _: usize) {
         values.iter_mut().for_each(|v| *v = v.tanh());
     }
+    fn backward(output: &[f32], grad: &mut [f32], _: usize) {
+        for (g, y) in grad.iter_mut().zip(output) {
+            *g *= 1.0 - y * y;
+        }
+    }
 }
 
 impl ActivationFn for Softmax {
@@ -80,11 +109,24 @@ impl ActivationFn for Softmax {
             row.iter_mut().for_each(|v| *v /= sum);
         }
     }
+    fn backward(output: &[f32], grad: &mut [f32], last: usize) {
+        // dx_i = y_i (g_i - Σ_j g_j y_j): the softmax Jacobian, row by row.
+        let last = last.max(1);
+        for (g, y) in grad.chunks_exact_mut(last).zip(output.chunks_exact(last)) {
+            let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
+            for (g, y) in g.iter_mut().zip(y) {
+                *g = y * (*g - dot);
+            }
+        }
+    }
+    const IS_SOFTMAX: bool = true;
 }
 
 impl ActivationFn for Linear {
     const NAME: &'static str = "linear";
     fn apply(_: &mut [f32], _: usize) {}
+    fn backward(_: &[f32], _: &mut [f32], _: usize) {}
+    const IS_LINEAR: bool = true;
 }
 
 /// The `Activation` layer: applies `A` to an input of shape `S`, keeping the
@@ -112,11 +154,38 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
         "Activation"
     }
 
-    fn forward(&self, input: &Batch<S>, _: &mut Context<'_>) -> Batch<S> {
+    fn forward(&self, input: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
         let mut out = input.clone();
         A::apply(out.as_mut_slice(), S::LAST);
+        if ctx.is_recording() && !A::IS_LINEAR {
+            ctx.save(out.as_slice().to_vec());
+        }
         out
     }
+
+    fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        let mut grad = grad_output.clone();
+        activation_backward::<A>(grad.as_mut_slice(), S::LAST, ctx);
+        grad
+    }
+
+    fn ends_with_softmax(&self) -> bool {
+        A::IS_SOFTMAX
+    }
+}
+
+/// The backward pass of activation `A` on `grad`, in place, taking back the
+/// output its forward pass saved (nothing for linear); a fused softmax
+/// (see [`Context::fuse_softmax`]) passes the gradient through.
+pub fn activation_backward<A: ActivationFn>(grad: &mut [f32], last: usize, ctx: &mut Context<'_>) {
+    if A::IS_LINEAR {
+        return;
+    }
+    let output = ctx.restore();
+    if A::IS_SOFTMAX && ctx.take_fused_softmax() {
+        return;
+    }
+    A::backward(&output, grad, last);
 }
 
 #[cfg(test)]

@@ -5,13 +5,19 @@ use rand::RngCore;
 use crate::batch::Batch;
 use crate::shape::Shape;
 
-/// Everything a forward pass may need besides the input: whether this is
-/// training (and the random stream that dropout draws from) and reusable
-/// scratch memory for the kernels.
+/// Everything a forward or backward pass needs besides the data: whether
+/// this is training (and the random stream dropout draws from), the thread
+/// count, reusable scratch memory, and, in training, what each layer's
+/// forward pass saved for its backward pass.
 pub struct Context<'a> {
     rng: Option<&'a mut dyn RngCore>,
     scratch: Vec<f32>,
     threads: usize,
+    /// A stack: forward passes push in layer order, backward passes pop in
+    /// reverse, so nested models need no bookkeeping of their own.
+    saved: Vec<Vec<f32>>,
+    recording: bool,
+    softmax_fused: bool,
 }
 
 /// The number of threads a [`Context`] uses unless told otherwise: the
@@ -27,16 +33,36 @@ impl<'a> Context<'a> {
             rng: None,
             scratch: Vec::new(),
             threads: default_threads(),
+            saved: Vec::new(),
+            recording: false,
+            softmax_fused: false,
         }
     }
 
-    /// Training: dropout draws its masks from `rng`.
+    /// Training: dropout draws its masks from `rng`, and layers keep what
+    /// their backward pass needs.
     pub fn training(rng: &'a mut dyn RngCore) -> Self {
         Context {
             rng: Some(rng),
             scratch: Vec::new(),
             threads: default_threads(),
+            saved: Vec::new(),
+            recording: true,
+            softmax_fused: false,
         }
+    }
+
+    /// Keeps what backward passes need, without turning dropout on: the
+    /// forward pass of [`Model::loss_and_gradients`](crate::Model), which
+    /// differentiates the inference function as Keras's `training=False`.
+    pub fn recording(mut self) -> Self {
+        self.recording = true;
+        self
+    }
+
+    /// Whether forward passes keep what backward passes need.
+    pub fn is_recording(&self) -> bool {
+        self.recording
     }
 
     /// Uses `threads` threads (at least 1) for the kernels. Results are
@@ -62,6 +88,38 @@ impl<'a> Context<'a> {
             Some(r) => Some(&mut **r),
             None => None,
         }
+    }
+
+    /// When recording, keeps `values` for this layer's backward pass (which
+    /// takes them back with [`Context::restore`]); otherwise drops them.
+    pub fn save(&mut self, values: Vec<f32>) {
+        if self.recording {
+            self.saved.push(values);
+        }
+    }
+
+    /// Takes back the most recent [`Context::save`].
+    ///
+    /// # Panics
+    /// If nothing is saved: `backward` was called without a training-mode
+    /// `forward` before it, a programmer error.
+    pub fn restore(&mut self) -> Vec<f32> {
+        self.saved
+            .pop()
+            .expect("backward called without a training-mode forward before it")
+    }
+
+    /// Declares that the gradient about to enter the model's final softmax
+    /// is already the gradient of its input (categorical cross-entropy on a
+    /// softmax output simplifies to `p - y`, with no division by `p`).
+    pub fn fuse_softmax(&mut self) {
+        self.softmax_fused = true;
+    }
+
+    /// For a softmax's backward pass: whether its gradient is already taken
+    /// care of by the loss (see [`Context::fuse_softmax`]). Clears the flag.
+    pub fn take_fused_softmax(&mut self) -> bool {
+        std::mem::take(&mut self.softmax_fused)
     }
 
     /// A scratch buffer of at least `len` values, reused across calls. Its
@@ -120,8 +178,46 @@ pub trait Layer {
     /// The layer's kind in Keras's words (`Conv2D`, `Dense`, `Sequential`...).
     fn kind(&self) -> &'static str;
 
-    /// Computes the output for `input`.
+    /// Computes the output for `input`. In training mode
+    /// ([`Context::is_training`]) it also saves, with [`Context::save`],
+    /// whatever [`Layer::backward`] will need.
     fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output>;
+
+    /// The backward pass of the most recent training-mode `forward`: given
+    /// the gradient of the loss with respect to this layer's output, adds the
+    /// gradients of its parameters to its gradient buffers and returns the
+    /// gradient with respect to its input.
+    ///
+    /// # Panics
+    /// If no training-mode forward pass preceded it (a programmer error).
+    fn backward(
+        &mut self,
+        grad_output: &Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<Self::Input>;
+
+    /// Calls `f(parameter, gradient)` for each parameter tensor, in
+    /// [`Layer::params`] order, in the layer's internal layout: what an
+    /// optimizer updates.
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        let _ = f;
+    }
+
+    /// Resets every gradient buffer to zero.
+    fn zero_grads(&mut self) {}
+
+    /// The accumulated gradient of parameter `name`, in the same PyTorch
+    /// layout as [`Layer::export_param`], or `None` if there is no such
+    /// parameter.
+    fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
+        let _ = name;
+        None
+    }
+
+    /// Whether the output is a softmax (for cross-entropy fused with it).
+    fn ends_with_softmax(&self) -> bool {
+        false
+    }
 
     /// The parameter tensors, in PyTorch layout, with their names.
     fn params(&self) -> Vec<ParamInfo> {

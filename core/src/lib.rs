@@ -7,26 +7,34 @@
 
 pub mod activation;
 pub mod batch;
+pub mod datasets;
 pub mod init;
 pub mod kernels;
 pub mod layer;
 pub mod layers;
+pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod shape;
 pub mod summary;
+pub mod train;
 pub mod weights;
 
 pub use activation::{Activation, ActivationFn, Linear, Relu, Sigmoid, Softmax, Tanh};
 pub use batch::{Batch, ShapeError};
+pub use datasets::{DatasetError, DigitsImage, IdxImages, MnistImage, TrainTest};
 pub use init::{seeded_rng, SeededRng, DEFAULT_SEED};
 pub use layer::{default_threads, Context, Layer, ParamInfo, SummaryRow};
 pub use layers::{
     AveragePooling2D, AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, MaxPooling2D,
     RateError,
 };
+pub use loss::{Loss, TargetError, Targets};
 pub use model::{sequential, Model};
+pub use optim::{Adam, HyperparameterError, LearningRateSchedule, Optimizer, Sgd, StepDecay};
 pub use shape::{Padding, Same, Shape, Shape1, Shape3, Valid};
 pub use summary::Summary;
+pub use train::{Evaluation, FitOptions, Gradients, History, TrainError, Trainer};
 pub use weights::{LoadError, SaveError};
 
 /// rand, whose `RngCore` drives initialisation and dropout.

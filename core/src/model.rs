@@ -8,8 +8,11 @@ use rand::RngCore;
 use crate::batch::Batch;
 use crate::init::seeded_rng;
 use crate::layer::{Context, Layer};
+use crate::loss::{Loss, Targets};
+use crate::optim::Optimizer;
 use crate::shape::Shape;
 use crate::summary::Summary;
+use crate::train::{Gradients, TrainError, Trainer};
 use crate::weights::{load_params, read_file, save_params, LoadError, SaveError};
 
 /// Inference, training-mode forward, summary and weight files for any
@@ -74,6 +77,24 @@ pub trait Model: Layer + Sized {
         self
     }
 
+    /// Pairs the model with a loss and an optimizer, ready to
+    /// [`fit`](crate::Trainer::fit): Keras's `model.compile(...)`.
+    fn compile(self, loss: Loss, optimizer: impl Optimizer + 'static) -> Trainer<Self> {
+        Trainer::new(self, loss, optimizer)
+    }
+
+    /// The loss on `x` and `y`, and the gradient of every parameter, without
+    /// changing any parameter. Dropout is off (Keras's `training=False`).
+    /// The gradients save under the weights' keys and layouts.
+    fn loss_and_gradients<'t>(
+        &mut self,
+        x: &Batch<Self::Input>,
+        y: impl Into<Targets<'t, Self::Output>>,
+        loss: Loss,
+    ) -> Result<Gradients, TrainError> {
+        crate::train::loss_and_gradients(self, x, y, loss)
+    }
+
     /// Writes the parameters to `path` as safetensors, PyTorch
     /// `nn.Sequential` convention.
     fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), SaveError> {
@@ -126,6 +147,12 @@ pub mod sequential {
         fn any_initialize(&mut self, rng: &mut dyn RngCore);
         /// See [`Layer::summary_rows`].
         fn any_summary_rows(&self, rows: &mut Vec<SummaryRow>);
+        /// See [`Layer::visit_params_mut`].
+        fn any_visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32]));
+        /// See [`Layer::zero_grads`].
+        fn any_zero_grads(&mut self);
+        /// See [`Layer::export_grad`].
+        fn any_export_grad(&self, name: &str) -> Option<Vec<f32>>;
     }
 
     impl<L: Layer> AnyLayer for L {
@@ -146,6 +173,15 @@ pub mod sequential {
         }
         fn any_summary_rows(&self, rows: &mut Vec<SummaryRow>) {
             self.summary_rows(rows)
+        }
+        fn any_visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+            self.visit_params_mut(f)
+        }
+        fn any_zero_grads(&mut self) {
+            self.zero_grads()
+        }
+        fn any_export_grad(&self, name: &str) -> Option<Vec<f32>> {
+            self.export_grad(name)
         }
     }
 
@@ -190,6 +226,29 @@ pub mod sequential {
         for l in layers.iter_mut() {
             l.any_initialize(rng);
         }
+    }
+
+    /// Every (parameter, gradient) pair of the chain, in order.
+    pub fn visit_params_mut(
+        layers: &mut [&mut dyn AnyLayer],
+        f: &mut dyn FnMut(&mut [f32], &[f32]),
+    ) {
+        for l in layers.iter_mut() {
+            l.any_visit_params_mut(f);
+        }
+    }
+
+    /// Zeroes every gradient of the chain.
+    pub fn zero_grads(layers: &mut [&mut dyn AnyLayer]) {
+        for l in layers.iter_mut() {
+            l.any_zero_grads();
+        }
+    }
+
+    /// The gradient of `{i}.rest`, from layer `i`.
+    pub fn export_grad(layers: &[&dyn AnyLayer], key: &str) -> Option<Vec<f32>> {
+        let (i, rest) = split_param_key(key)?;
+        layers.get(i)?.any_export_grad(rest)
     }
 
     /// One summary row per layer (a nested model contributes its own rows).

@@ -213,21 +213,43 @@ pub fn load_params<L: Layer + ?Sized>(layer: &mut L, bytes: &[u8]) -> Result<(),
 /// `layer`'s parameters as safetensors bytes (F32).
 pub fn save_params<L: Layer + ?Sized>(layer: &L) -> Result<Vec<u8>, SaveError> {
     let params = layer.params();
-    let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(params.len());
-    for p in params {
-        let values = layer
-            .export_param(&p.name)
-            .ok_or_else(|| SaveError::Serialize {
-                reason: format!("layer has no parameter `{}` to export", p.name),
-            })?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        data.push((p.name, p.shape, bytes));
+    let mut values = Vec::with_capacity(params.len());
+    for p in &params {
+        values.push(
+            layer
+                .export_param(&p.name)
+                .ok_or_else(|| SaveError::Serialize {
+                    reason: format!("layer has no parameter `{}` to export", p.name),
+                })?,
+        );
     }
+    serialize_f32(
+        params
+            .iter()
+            .zip(&values)
+            .map(|(p, v)| (p.name.as_str(), p.shape.as_slice(), v.as_slice())),
+    )
+}
+
+/// Named F32 tensors `(key, shape, values)` as safetensors bytes.
+pub fn serialize_f32<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [f32])>,
+) -> Result<Vec<u8>, SaveError> {
+    let data: Vec<(&str, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(k, s, v)| {
+            (
+                k,
+                s.to_vec(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
     let views = data
         .iter()
         .map(|(name, shape, bytes)| {
             safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .map(|v| (name.as_str(), v))
+                .map(|v| (*name, v))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SaveError::Serialize {

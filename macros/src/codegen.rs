@@ -230,6 +230,8 @@ pub fn generate(checked: Checked) -> TokenStream {
 
     let first = &fields[0];
     let rest = &fields[1..];
+    let last = &fields[n - 1];
+    let rev_rest: Vec<&Ident> = fields[..n - 1].iter().rev().collect();
     let block_names = block_bindings.iter().map(|(a, _)| a);
     let block_exprs = block_bindings.iter().map(|(_, e)| e);
     let block_names2 = block_names.clone();
@@ -275,6 +277,28 @@ pub fn generate(checked: Checked) -> TokenStream {
                     let x = self.#first.forward(x, ctx);
                     #(let x = self.#rest.forward(&x, ctx);)*
                     x
+                }
+
+                fn backward(&mut self, g: &Batch<Self::Output>, ctx: &mut Context<'_>) -> Batch<Self::Input> {
+                    let g = self.#last.backward(g, ctx);
+                    #(let g = self.#rev_rest.backward(&g, ctx);)*
+                    g
+                }
+
+                fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+                    sequential::visit_params_mut(&mut self.layers_mut(), f)
+                }
+
+                fn zero_grads(&mut self) {
+                    sequential::zero_grads(&mut self.layers_mut())
+                }
+
+                fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
+                    sequential::export_grad(&self.layers(), name)
+                }
+
+                fn ends_with_softmax(&self) -> bool {
+                    self.#last.ends_with_softmax()
                 }
 
                 fn params(&self) -> Vec<ParamInfo> {

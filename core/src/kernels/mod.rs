@@ -3,6 +3,7 @@
 
 pub mod conv;
 pub mod gemm;
+pub mod grad;
 pub mod naive;
 pub mod pool;
 

@@ -15,6 +15,7 @@ use typenum::Unsigned;
 use super::max_pooling2d::pool_geometry;
 use crate::batch::Batch;
 use crate::kernels::avg_pool2d;
+use crate::kernels::grad::avg_pool2d_backward;
 use crate::layer::{Context, Layer};
 use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
 
@@ -61,5 +62,16 @@ where
         let mut out = Batch::zeros(input.batch_size());
         avg_pool2d(&g, input.as_slice(), out.as_mut_slice());
         out
+    }
+
+    fn backward(
+        &mut self,
+        grad_output: &Batch<Self::Output>,
+        _: &mut Context<'_>,
+    ) -> Batch<Self::Input> {
+        let g = pool_geometry::<H, W, C, PH, PW, SH, SW, P>(grad_output.batch_size());
+        let mut grad_input = Batch::zeros(grad_output.batch_size());
+        avg_pool2d_backward(&g, grad_output.as_slice(), grad_input.as_mut_slice());
+        grad_input
     }
 }

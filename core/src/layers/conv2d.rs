@@ -15,11 +15,13 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::Unsigned;
 
-use crate::activation::{ActivationFn, Linear};
+use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::init::glorot_uniform;
+use crate::kernels::grad::conv2d_backward;
 use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
 use crate::layer::{Context, Layer, ParamInfo};
+use crate::layers::grow_zeroed;
 use crate::shape::{PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut};
 
 /// A 2-D convolution over `In` (a [`Shape3`]) with `F` filters of `KH × KW`,
@@ -29,6 +31,9 @@ pub struct Conv2D<In, F, KH, KW, SH, SW, P, A = Linear> {
     /// HWIO: `[kh, kw, in, out]`.
     kernel: Vec<f32>,
     bias: Option<Vec<f32>>,
+    /// Gradients, same layouts; empty until the first backward pass.
+    grad_kernel: Vec<f32>,
+    grad_bias: Vec<f32>,
     // Eight type parameters are the layer's whole configuration; naming the
     // tuple would only hide it.
     #[allow(clippy::type_complexity)]
@@ -50,6 +55,8 @@ where
         let mut layer = Conv2D {
             kernel: vec![0.0; Self::KERNEL_LEN],
             bias: use_bias.then(|| vec![0.0; F::USIZE]),
+            grad_kernel: Vec::new(),
+            grad_bias: Vec::new(),
             types: PhantomData,
         };
         layer.init(rng);
@@ -101,6 +108,15 @@ where
             P::PADDING,
         )
         .expect("the type-level shape rule guarantees the window fits")
+    }
+
+    /// An HWIO tensor in PyTorch's `[out, in, kh, kw]` layout.
+    fn to_torch(hwio: &[f32]) -> Vec<f32> {
+        let mut torch = vec![0.0; hwio.len()];
+        for (t, o) in Self::layout_pairs() {
+            torch[t] = hwio[o];
+        }
+        torch
     }
 
     /// PyTorch index `[o, i, y, x]` of HWIO index `[y, x, i, o]`, as a pair
@@ -157,7 +173,71 @@ where
             threads,
         );
         A::apply(out.as_mut_slice(), F::USIZE);
+        if ctx.is_recording() {
+            ctx.save(input.as_slice().to_vec());
+            if !A::IS_LINEAR {
+                ctx.save(out.as_slice().to_vec());
+            }
+        }
         out
+    }
+
+    fn backward(
+        &mut self,
+        grad_output: &Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<Self::Input> {
+        let mut grad = grad_output.clone();
+        activation_backward::<A>(grad.as_mut_slice(), F::USIZE, ctx);
+        let input = ctx.restore();
+        let g = Self::geometry(grad.batch_size());
+        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
+        grow_zeroed(&mut self.grad_bias, F::USIZE);
+        let mut grad_input = Batch::<Self::Input>::zeros(grad.batch_size());
+        conv2d_backward(
+            &g,
+            &input,
+            &self.kernel,
+            grad.as_slice(),
+            F::USIZE,
+            &mut self.grad_kernel,
+            self.bias.as_ref().map(|_| self.grad_bias.as_mut_slice()),
+            grad_input.as_mut_slice(),
+        );
+        grad_input
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
+        f(&mut self.kernel, &self.grad_kernel);
+        if let Some(b) = &mut self.bias {
+            grow_zeroed(&mut self.grad_bias, b.len());
+            f(b, &self.grad_bias);
+        }
+    }
+
+    fn zero_grads(&mut self) {
+        self.grad_kernel.fill(0.0);
+        self.grad_bias.fill(0.0);
+    }
+
+    fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
+        let zeros = |n: usize, g: &[f32]| {
+            if g.is_empty() {
+                vec![0.0; n]
+            } else {
+                g.to_vec()
+            }
+        };
+        match name {
+            "weight" => Some(Self::to_torch(&zeros(self.kernel.len(), &self.grad_kernel))),
+            "bias" if self.bias.is_some() => Some(zeros(F::USIZE, &self.grad_bias)),
+            _ => None,
+        }
+    }
+
+    fn ends_with_softmax(&self) -> bool {
+        A::IS_SOFTMAX
     }
 
     fn params(&self) -> Vec<ParamInfo> {
@@ -180,13 +260,7 @@ where
 
     fn export_param(&self, name: &str) -> Option<Vec<f32>> {
         match name {
-            "weight" => {
-                let mut torch = vec![0.0; self.kernel.len()];
-                for (t, o) in Self::layout_pairs() {
-                    torch[t] = self.kernel[o];
-                }
-                Some(torch)
-            }
+            "weight" => Some(Self::to_torch(&self.kernel)),
             "bias" => self.bias.clone(),
             _ => None,
         }

@@ -16,11 +16,13 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::Unsigned;
 
-use crate::activation::{ActivationFn, Linear};
+use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::init::glorot_uniform;
+use crate::kernels::grad::dense_backward;
 use crate::kernels::sgemm;
 use crate::layer::{Context, Layer, ParamInfo};
+use crate::layers::grow_zeroed;
 use crate::shape::{LastAxis, Shape, TypeMarker};
 
 /// A fully connected layer from `In`'s last axis to `U` units, activation `A`.
@@ -28,6 +30,9 @@ pub struct Dense<In, U, A = Linear> {
     /// `[in, units]`.
     kernel: Vec<f32>,
     bias: Option<Vec<f32>>,
+    /// Gradients, same layouts; empty until the first backward pass.
+    grad_kernel: Vec<f32>,
+    grad_bias: Vec<f32>,
     /// `(H, W, C)` of the Flatten this layer follows, if any.
     flattened_from: Option<[usize; 3]>,
     types: TypeMarker<(In, U, A)>,
@@ -40,6 +45,8 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
         let mut layer = Dense {
             kernel: vec![0.0; In::LAST * U::USIZE],
             bias: use_bias.then(|| vec![0.0; U::USIZE]),
+            grad_kernel: Vec::new(),
+            grad_bias: Vec::new(),
             flattened_from: None,
             types: PhantomData,
         };
@@ -76,6 +83,19 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
         self.bias.as_deref()
     }
 
+    /// An `[in, units]` tensor in PyTorch's `[units, in]` layout (and, after
+    /// a Flatten, PyTorch's in-feature order).
+    fn to_torch(&self, ours: &[f32]) -> Vec<f32> {
+        let (n_in, units) = (In::LAST, U::USIZE);
+        let mut torch = vec![0.0; ours.len()];
+        for u in 0..units {
+            for t in 0..n_in {
+                torch[u * n_in + t] = ours[self.our_feature(t) * units + u];
+            }
+        }
+        torch
+    }
+
     /// Our in-feature index of PyTorch's in-feature `t`.
     fn our_feature(&self, t: usize) -> usize {
         match self.flattened_from {
@@ -96,7 +116,7 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         "Dense"
     }
 
-    fn forward(&self, input: &Batch<In>, _: &mut Context<'_>) -> Batch<Self::Output> {
+    fn forward(&self, input: &Batch<In>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
         let rows = input.batch_size() * (In::NUMEL / In::LAST.max(1));
         let mut out = Batch::<Self::Output>::zeros(input.batch_size());
         let units = U::USIZE;
@@ -116,7 +136,66 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
             out.as_mut_slice(),
         );
         A::apply(out.as_mut_slice(), units);
+        if ctx.is_recording() {
+            ctx.save(input.as_slice().to_vec());
+            if !A::IS_LINEAR {
+                ctx.save(out.as_slice().to_vec());
+            }
+        }
         out
+    }
+
+    fn backward(&mut self, grad_output: &Batch<Self::Output>, ctx: &mut Context<'_>) -> Batch<In> {
+        let mut grad = grad_output.clone();
+        activation_backward::<A>(grad.as_mut_slice(), U::USIZE, ctx);
+        let input = ctx.restore();
+        let rows = grad.batch_size() * (In::NUMEL / In::LAST.max(1));
+        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
+        grow_zeroed(&mut self.grad_bias, U::USIZE);
+        let mut grad_input = Batch::<In>::zeros(grad.batch_size());
+        dense_backward(
+            (rows, In::LAST, U::USIZE),
+            &input,
+            &self.kernel,
+            grad.as_slice(),
+            &mut self.grad_kernel,
+            self.bias.as_ref().map(|_| self.grad_bias.as_mut_slice()),
+            grad_input.as_mut_slice(),
+        );
+        grad_input
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
+        f(&mut self.kernel, &self.grad_kernel);
+        if let Some(b) = &mut self.bias {
+            grow_zeroed(&mut self.grad_bias, b.len());
+            f(b, &self.grad_bias);
+        }
+    }
+
+    fn zero_grads(&mut self) {
+        self.grad_kernel.fill(0.0);
+        self.grad_bias.fill(0.0);
+    }
+
+    fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
+        let zeros = |n: usize, g: &[f32]| {
+            if g.is_empty() {
+                vec![0.0; n]
+            } else {
+                g.to_vec()
+            }
+        };
+        match name {
+            "weight" => Some(self.to_torch(&zeros(self.kernel.len(), &self.grad_kernel))),
+            "bias" if self.bias.is_some() => Some(zeros(U::USIZE, &self.grad_bias)),
+            _ => None,
+        }
+    }
+
+    fn ends_with_softmax(&self) -> bool {
+        A::IS_SOFTMAX
     }
 
     fn params(&self) -> Vec<ParamInfo> {
@@ -139,16 +218,7 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
 
     fn export_param(&self, name: &str) -> Option<Vec<f32>> {
         match name {
-            "weight" => {
-                let (n_in, units) = (In::LAST, U::USIZE);
-                let mut torch = vec![0.0; self.kernel.len()];
-                for u in 0..units {
-                    for t in 0..n_in {
-                        torch[u * n_in + t] = self.kernel[self.our_feature(t) * units + u];
-                    }
-                }
-                Some(torch)
-            }
+            "weight" => Some(self.to_torch(&self.kernel)),
             "bias" => self.bias.clone(),
             _ => None,
         }

@@ -76,14 +76,37 @@ impl<S: Shape> Layer for Dropout<S> {
         }
         if let Some(rng) = ctx.rng() {
             let keep = 1.0 / (1.0 - self.rate);
-            for v in out.as_mut_slice() {
-                *v = if rng.random::<f32>() < self.rate {
-                    0.0
-                } else {
-                    *v * keep
-                };
+            // The mask holds each unit's factor, 0 or 1 / (1 - rate); the
+            // backward pass multiplies the gradient by the same factors.
+            let mask: Vec<f32> = (0..out.as_slice().len())
+                .map(|_| {
+                    if rng.random::<f32>() < self.rate {
+                        0.0
+                    } else {
+                        keep
+                    }
+                })
+                .collect();
+            for (v, m) in out.as_mut_slice().iter_mut().zip(&mask) {
+                *v *= m;
             }
+            ctx.save(mask);
+        } else if ctx.is_recording() {
+            // Recording without dropout: an empty mask means the identity.
+            ctx.save(Vec::new());
         }
         out
+    }
+
+    fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        let mut grad = grad_output.clone();
+        if self.rate != 0.0 {
+            let mask = ctx.restore();
+            // An empty mask is the identity (see forward).
+            for (g, m) in grad.as_mut_slice().iter_mut().zip(&mask) {
+                *g *= m;
+            }
+        }
+        grad
     }
 }

@@ -42,4 +42,9 @@ impl<In: Flattenable> Layer for Flatten<In> {
         Batch::from_vec(input.batch_size(), input.as_slice().to_vec())
             .expect("Flatten keeps the number of values")
     }
+
+    fn backward(&mut self, grad_output: &Batch<In::Flat>, _: &mut Context<'_>) -> Batch<In> {
+        Batch::from_vec(grad_output.batch_size(), grad_output.as_slice().to_vec())
+            .expect("Flatten keeps the number of values")
+    }
 }

@@ -12,6 +12,7 @@ use core::marker::PhantomData;
 use typenum::Unsigned;
 
 use crate::batch::Batch;
+use crate::kernels::grad::max_pool2d_backward;
 use crate::kernels::{max_pool2d, ConvGeometry};
 use crate::layer::{Context, Layer};
 use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
@@ -76,10 +77,31 @@ where
         "MaxPooling2D"
     }
 
-    fn forward(&self, input: &Batch<Self::Input>, _: &mut Context<'_>) -> Batch<Self::Output> {
+    fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
         let g = pool_geometry::<H, W, C, PH, PW, SH, SW, P>(input.batch_size());
         let mut out = Batch::zeros(input.batch_size());
         max_pool2d(&g, input.as_slice(), out.as_mut_slice());
+        // The backward pass finds each window's winner again from the input.
+        if ctx.is_recording() {
+            ctx.save(input.as_slice().to_vec());
+        }
         out
+    }
+
+    fn backward(
+        &mut self,
+        grad_output: &Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<Self::Input> {
+        let input = ctx.restore();
+        let g = pool_geometry::<H, W, C, PH, PW, SH, SW, P>(grad_output.batch_size());
+        let mut grad_input = Batch::zeros(grad_output.batch_size());
+        max_pool2d_backward(
+            &g,
+            &input,
+            grad_output.as_slice(),
+            grad_input.as_mut_slice(),
+        );
+        grad_input
     }
 }

@@ -1,0 +1,344 @@
+//! Direct NHWC convolution for short patches (few input channels: c1's
+//! 3×3×3, c8's 7×7×3), where building im2col rows costs as much as the
+//! GEMM they feed.
+//!
+//! It is a GEMM micro-kernel whose A operand is read straight from the
+//! input: a block of `P` output pixels × `NB` output channels lives in
+//! registers; for each patch element `t`, one row of the HWIO kernel
+//! (`NB` contiguous values, read in place) is multiplied by each pixel's
+//! input value, broadcast. Nothing is packed. The input rows a window row
+//! needs are first copied, zero-padded, into a small per-thread buffer, so
+//! the inner loop has no bounds to test.
+//!
+//! Pixel blocks that would pass the end of an output row start earlier
+//! instead and recompute a few pixels: the same arithmetic, so the same
+//! values. Likewise for a last, partial block of channels.
+
+use super::conv::ConvGeometry;
+use super::parallel;
+
+/// The SIMD instruction set the direct kernel can use on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// 16-lane registers, 32 of them: blocks of 12 pixels × 32 channels.
+    Avx512,
+    /// 8-lane registers with FMA, 16 of them: blocks of 6 pixels × 16 channels.
+    Avx2,
+    /// No kernel for this machine: the direct path is not used.
+    None,
+}
+
+impl Isa {
+    /// What this CPU supports (detected at run time; the result is cached
+    /// by the standard library).
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::None
+    }
+
+    /// Whether `self` can run here.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::None => false,
+            Isa::Avx2 => matches!(Isa::detect(), Isa::Avx2 | Isa::Avx512),
+            Isa::Avx512 => Isa::detect() == Isa::Avx512,
+        }
+    }
+
+    /// `(pixels, channels)` of one register block.
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            Isa::Avx512 => (12, 32),
+            Isa::Avx2 => (6, 16),
+            Isa::None => (1, 1),
+        }
+    }
+}
+
+/// Whether the direct kernel can run `g` with `out_c` channels on `isa`.
+pub fn fits(g: &ConvGeometry, out_c: usize, isa: Isa) -> bool {
+    let (p, nb) = isa.block();
+    isa.available() && g.out_w >= p && out_c >= nb && g.patch_len() > 0
+}
+
+/// Columns of zero-padded input one output row's windows cover.
+fn span_w(g: &ConvGeometry) -> usize {
+    (g.out_w - 1) * g.s_w + g.k_w
+}
+
+/// Scratch values per thread: one padded input row per window row.
+pub fn scratch_len(g: &ConvGeometry) -> usize {
+    if g.out_w == 0 {
+        return 0;
+    }
+    g.k_h * span_w(g) * g.in_c
+}
+
+/// Output rows per work unit: at least about 1 MFLOP each, and at least
+/// eight units when there is enough work, so threads stay balanced.
+fn rows_per_unit(g: &ConvGeometry, out_c: usize) -> usize {
+    let rows = g.batch * g.out_h;
+    let row_flops = 2 * g.out_w * g.patch_len() * out_c;
+    let by_work = (1 << 20) / row_flops.max(1) + 1;
+    by_work.min(rows.div_ceil(8)).max(1)
+}
+
+/// Direct convolution (see the module doc). `g`, `out_c` and `isa` must
+/// satisfy [`fits`]; `scratch` holds `threads ×` [`scratch_len`] values.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out_c: usize,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+    isa: Isa,
+) {
+    assert!(fits(g, out_c, isa), "direct conv2d: unsupported geometry");
+    assert!(input.len() >= g.input_len(), "conv2d: input too short");
+    assert!(kernel.len() >= g.patch_len() * out_c, "conv2d: kernel too short");
+    assert!(output.len() >= g.out_pixels() * out_c, "conv2d: output too short");
+    if let Some(b) = bias {
+        assert!(b.len() >= out_c, "conv2d: bias too short");
+    }
+    let rows = g.batch * g.out_h;
+    let unit = rows_per_unit(g, out_c);
+    let row_len = g.out_w * out_c;
+    let flops = 2 * g.out_pixels() * g.patch_len() * out_c;
+    let workers = parallel::workers(threads, rows.div_ceil(unit), flops);
+    let units = output[..rows * row_len].chunks_mut(unit * row_len).enumerate();
+    parallel::run(
+        workers,
+        units,
+        scratch,
+        scratch_len(g),
+        |(u, out), buf| {
+            for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
+                let row = u * unit + r;
+                output_row(g, input, kernel, bias, out_c, row, out_row, buf, isa);
+            }
+        },
+    );
+}
+
+/// Computes output row `row` (`b · out_h + oy`) into `out` (`out_w × out_c`).
+#[allow(clippy::too_many_arguments)]
+fn output_row(
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    row: usize,
+    out: &mut [f32],
+    buf: &mut [f32],
+    isa: Isa,
+) {
+    let (b, oy) = (row / g.out_h, row % g.out_h);
+    let c = g.in_c;
+    let span = span_w(g);
+    let line_len = span * c;
+    // Window rows that fall inside the input: [ky0, ky1). The others only
+    // add zeros, so they are skipped.
+    let top = oy * g.s_h;
+    let ky0 = g.pad_top.saturating_sub(top).min(g.k_h);
+    let ky1 = (g.in_h + g.pad_top).saturating_sub(top).min(g.k_h).max(ky0);
+    let image = &input[b * g.in_h * g.in_w * c..(b + 1) * g.in_h * g.in_w * c];
+    // Columns of the padded line that hold input: [x0, x1).
+    let x0 = g.pad_left.min(span);
+    let x1 = (g.pad_left + g.in_w).min(span);
+    for ky in ky0..ky1 {
+        let iy = top + ky - g.pad_top;
+        let line = &mut buf[(ky - ky0) * line_len..(ky - ky0 + 1) * line_len];
+        line[..x0 * c].fill(0.0);
+        line[x0 * c..x1 * c].copy_from_slice(&image[iy * g.in_w * c..(iy * g.in_w + x1 - x0) * c]);
+        line[x1 * c..].fill(0.0);
+    }
+    let used_rows = ky1 - ky0;
+    if used_rows == 0 {
+        for px in out.chunks_exact_mut(n) {
+            match bias {
+                Some(bias) => px.copy_from_slice(&bias[..n]),
+                None => px.fill(0.0),
+            }
+        }
+        return;
+    }
+    let (p, nb) = isa.block();
+    let kwc = g.k_w * c;
+    let w = &kernel[ky0 * kwc * n..ky1 * kwc * n];
+    let lines = &buf[..used_rows * line_len];
+    let mut ox = 0;
+    while ox < g.out_w {
+        let ox0 = ox.min(g.out_w - p);
+        let mut j = 0;
+        while j < n {
+            let j0 = j.min(n - nb);
+            let block = Block {
+                lines,
+                line_len,
+                rows: used_rows,
+                pix_stride: g.s_w * c,
+                first_pixel: ox0,
+                kwc,
+                w,
+                n,
+                j0,
+                bias,
+            };
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `fits` checked that the CPU has AVX-512F.
+                Isa::Avx512 => unsafe { x86::block_avx512(&block, out) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `fits` checked that the CPU has AVX2 and FMA.
+                Isa::Avx2 => unsafe { x86::block_avx2(&block, out) },
+                _ => unreachable!("fits() refuses machines without a direct kernel"),
+            }
+            j += nb;
+        }
+        ox += p;
+    }
+}
+
+/// One register block: pixels `first_pixel ..+ P`, channels `j0 ..+ NB`.
+struct Block<'a> {
+    /// `rows` zero-padded input lines of `line_len` values.
+    lines: &'a [f32],
+    line_len: usize,
+    rows: usize,
+    /// Distance between the windows of neighbouring output pixels.
+    pix_stride: usize,
+    first_pixel: usize,
+    /// Patch values per window row: `k_w · in_c`.
+    kwc: usize,
+    /// The kernel rows of the used window rows: `rows · kwc × n`.
+    w: &'a [f32],
+    n: usize,
+    j0: usize,
+    bias: Option<&'a [f32]>,
+}
+
+impl Block<'_> {
+    /// Checks that a `p × nb` block reads and writes inside its slices;
+    /// the SIMD kernels rely on it.
+    fn check(&self, p: usize, nb: usize, out: &[f32]) {
+        let last_pixel = self.first_pixel + p - 1;
+        assert!(self.lines.len() >= self.rows * self.line_len);
+        assert!(last_pixel * self.pix_stride + self.kwc <= self.line_len);
+        assert!(self.w.len() >= self.rows * self.kwc * self.n);
+        assert!(self.j0 + nb <= self.n);
+        assert!(out.len() >= (last_pixel + 1) * self.n);
+        if let Some(b) = self.bias {
+            assert!(b.len() >= self.j0 + nb);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Block;
+    use std::arch::x86_64::*;
+
+    /// 12 pixels × 32 channels (2 registers) of accumulators.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn block_avx512(b: &Block<'_>, out: &mut [f32]) {
+        const P: usize = 12;
+        b.check(P, 32, out);
+        // SAFETY (every pointer access below): `check` proved that pixel
+        // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel
+        // + p) * pix_stride + t] for t < kwc inside `lines`, that kernel row
+        // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + 32] inside `w`,
+        // and that the stores hit out[(first_pixel + p) * n + j0 .. + 32]
+        // inside `out`. Unaligned loads and stores are used throughout.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; P];
+            if let Some(bias) = b.bias {
+                let b0 = _mm512_loadu_ps(bias.as_ptr().add(b.j0));
+                let b1 = _mm512_loadu_ps(bias.as_ptr().add(b.j0 + 16));
+                for a in acc.iter_mut() {
+                    *a = [b0, b1];
+                }
+            }
+            let x_base = b.lines.as_ptr().add(b.first_pixel * b.pix_stride);
+            for r in 0..b.rows {
+                let x = x_base.add(r * b.line_len);
+                let w = b.w.as_ptr().add(r * b.kwc * b.n + b.j0);
+                for t in 0..b.kwc {
+                    let wt = w.add(t * b.n);
+                    let w0 = _mm512_loadu_ps(wt);
+                    let w1 = _mm512_loadu_ps(wt.add(16));
+                    let xt = x.add(t);
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let v = _mm512_set1_ps(*xt.add(p * b.pix_stride));
+                        a[0] = _mm512_fmadd_ps(v, w0, a[0]);
+                        a[1] = _mm512_fmadd_ps(v, w1, a[1]);
+                    }
+                }
+            }
+            let o = out.as_mut_ptr().add(b.first_pixel * b.n + b.j0);
+            for (p, a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(o.add(p * b.n), a[0]);
+                _mm512_storeu_ps(o.add(p * b.n + 16), a[1]);
+            }
+        }
+    }
+
+    /// 6 pixels × 16 channels (2 registers) of accumulators.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn block_avx2(b: &Block<'_>, out: &mut [f32]) {
+        const P: usize = 6;
+        b.check(P, 16, out);
+        // SAFETY: as in `block_avx512`, with 16 channels per block.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; P];
+            if let Some(bias) = b.bias {
+                let b0 = _mm256_loadu_ps(bias.as_ptr().add(b.j0));
+                let b1 = _mm256_loadu_ps(bias.as_ptr().add(b.j0 + 8));
+                for a in acc.iter_mut() {
+                    *a = [b0, b1];
+                }
+            }
+            let x_base = b.lines.as_ptr().add(b.first_pixel * b.pix_stride);
+            for r in 0..b.rows {
+                let x = x_base.add(r * b.line_len);
+                let w = b.w.as_ptr().add(r * b.kwc * b.n + b.j0);
+                for t in 0..b.kwc {
+                    let wt = w.add(t * b.n);
+                    let w0 = _mm256_loadu_ps(wt);
+                    let w1 = _mm256_loadu_ps(wt.add(8));
+                    let xt = x.add(t);
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let v = _mm256_broadcast_ss(&*xt.add(p * b.pix_stride));
+                        a[0] = _mm256_fmadd_ps(v, w0, a[0]);
+                        a[1] = _mm256_fmadd_ps(v, w1, a[1]);
+                    }
+                }
+            }
+            let o = out.as_mut_ptr().add(b.first_pixel * b.n + b.j0);
+            for (p, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(o.add(p * b.n), a[0]);
+                _mm256_storeu_ps(o.add(p * b.n + 8), a[1]);
+            }
+        }
+    }
+}

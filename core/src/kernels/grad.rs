@@ -1,0 +1,304 @@
+//! Backward-pass kernels: the gradients of convolution, dense layers and
+//! pooling, as plain functions on slices.
+//!
+//! For a convolution computed as `Y = im2col(X) · W` (see
+//! [`conv`](super::conv)), the kernel gradient is `im2col(X)ᵀ · dY` and the
+//! input gradient is `col2im(dY · Wᵀ)`: the same im2col tiles as the forward
+//! pass, two GEMMs with a transposed operand, and a scatter-add back to the
+//! input's layout.
+
+use super::conv::{im2col, ConvGeometry};
+
+/// `c = alpha · a · b + beta · c` for matrices given by element strides:
+/// element `(i, p)` of `a` is `a[i * a_rs + p * a_cs]`, likewise `b`
+/// (`k × n`) and `c` (`m × n`). Strides let a transposed operand be read in
+/// place.
+///
+/// # Panics
+/// When a slice is too short for its dimensions and strides (a caller bug).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_strided(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    beta: f32,
+    c: &mut [f32],
+    (c_rs, c_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        c.len() > last(m, n, c_rs, c_cs),
+        "sgemm_strided: c too short"
+    );
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                c[i * c_rs + j * c_cs] *= beta;
+            }
+        }
+        return;
+    }
+    assert!(
+        a.len() > last(m, k, a_rs, a_cs),
+        "sgemm_strided: a too short"
+    );
+    assert!(
+        b.len() > last(k, n, b_rs, b_cs),
+        "sgemm_strided: b too short"
+    );
+    // SAFETY: the asserts above bound the largest offset each operand's
+    // strides reach (all strides are non-negative), so every element
+    // matrixmultiply reads or writes lies inside its slice; `c` is a unique
+    // borrow, so it overlaps neither `a` nor `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            a_rs as isize,
+            a_cs as isize,
+            b.as_ptr(),
+            b_rs as isize,
+            b_cs as isize,
+            beta,
+            c.as_mut_ptr(),
+            c_rs as isize,
+            c_cs as isize,
+        );
+    }
+}
+
+/// Output rows per backward tile (the im2col patches and their gradients).
+fn tile_rows(patch_len: usize) -> usize {
+    ((128 * 1024) / patch_len.max(1)).clamp(16, 1024)
+}
+
+/// Adds the patch gradients of output pixels `first .. first + rows` back
+/// onto the input pixels they were copied from (the adjoint of [`im2col`]).
+pub fn col2im_add(
+    g: &ConvGeometry,
+    patches: &[f32],
+    first: usize,
+    rows: usize,
+    grad_input: &mut [f32],
+) {
+    let k = g.patch_len();
+    let c = g.in_c;
+    for (r, patch) in patches[..rows * k].chunks_exact(k).enumerate() {
+        let pixel = first + r;
+        let ox = pixel % g.out_w;
+        let oy = (pixel / g.out_w) % g.out_h;
+        let b = pixel / (g.out_w * g.out_h);
+        for ky in 0..g.k_h {
+            let iy = (oy * g.s_h + ky) as isize - g.pad_top as isize;
+            if iy < 0 || iy >= g.in_h as isize {
+                continue;
+            }
+            for kx in 0..g.k_w {
+                let ix = (ox * g.s_w + kx) as isize - g.pad_left as isize;
+                if ix < 0 || ix >= g.in_w as isize {
+                    continue;
+                }
+                let at = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c;
+                let src = &patch[(ky * g.k_w + kx) * c..(ky * g.k_w + kx + 1) * c];
+                for (d, s) in grad_input[at..at + c].iter_mut().zip(src) {
+                    *d += s;
+                }
+            }
+        }
+    }
+}
+
+/// The gradients of a convolution `Y = conv(X, W) + bias` given `dY`
+/// (`grad_output`, NHWC): adds `dW` (HWIO) to `grad_kernel` and `Σ dY` to
+/// `grad_bias`, and writes `dX` (NHWC) to `grad_input`.
+///
+/// # Panics
+/// When a slice is shorter than `g` and `out_c` say (a caller bug).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    grad_output: &[f32],
+    out_c: usize,
+    grad_kernel: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+    grad_input: &mut [f32],
+) {
+    let m = g.out_pixels();
+    let k = g.patch_len();
+    assert!(
+        grad_output.len() >= m * out_c,
+        "conv2d_backward: grad_output too short"
+    );
+    assert!(
+        grad_input.len() >= g.input_len(),
+        "conv2d_backward: grad_input too short"
+    );
+    if let Some(gb) = grad_bias {
+        for row in grad_output[..m * out_c].chunks_exact(out_c.max(1)) {
+            for (b, d) in gb.iter_mut().zip(row) {
+                *b += d;
+            }
+        }
+    }
+    grad_input[..g.input_len()].fill(0.0);
+    let tile = tile_rows(k);
+    let mut patches = vec![0.0f32; tile.min(m) * k];
+    let mut grad_patches = vec![0.0f32; tile.min(m) * k];
+    let mut first = 0;
+    while first < m {
+        let rows = tile.min(m - first);
+        let dy = &grad_output[first * out_c..(first + rows) * out_c];
+        let patches = &mut patches[..rows * k];
+        im2col(g, input, first, rows, patches);
+        // dW (k × out_c) += patchesᵀ (k × rows) · dY (rows × out_c)
+        sgemm_strided(
+            (k, rows, out_c),
+            patches,
+            (1, k),
+            dy,
+            (out_c, 1),
+            1.0,
+            grad_kernel,
+            (out_c, 1),
+        );
+        // dPatches (rows × k) = dY (rows × out_c) · Wᵀ (out_c × k)
+        let grad_patches = &mut grad_patches[..rows * k];
+        sgemm_strided(
+            (rows, out_c, k),
+            dy,
+            (out_c, 1),
+            kernel,
+            (1, out_c),
+            0.0,
+            grad_patches,
+            (k, 1),
+        );
+        col2im_add(g, grad_patches, first, rows, grad_input);
+        first += rows;
+    }
+}
+
+/// The gradients of a dense layer `Y = X · W + bias` (`X` is `rows × n_in`,
+/// `W` is `n_in × units`): adds `Xᵀ · dY` to `grad_kernel` and `Σ dY` to
+/// `grad_bias`, and writes `dY · Wᵀ` to `grad_input`.
+#[allow(clippy::too_many_arguments)]
+pub fn dense_backward(
+    (rows, n_in, units): (usize, usize, usize),
+    input: &[f32],
+    kernel: &[f32],
+    grad_output: &[f32],
+    grad_kernel: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+    grad_input: &mut [f32],
+) {
+    if let Some(gb) = grad_bias {
+        for row in grad_output[..rows * units].chunks_exact(units.max(1)) {
+            for (b, d) in gb.iter_mut().zip(row) {
+                *b += d;
+            }
+        }
+    }
+    sgemm_strided(
+        (n_in, rows, units),
+        input,
+        (1, n_in),
+        grad_output,
+        (units, 1),
+        1.0,
+        grad_kernel,
+        (units, 1),
+    );
+    sgemm_strided(
+        (rows, units, n_in),
+        grad_output,
+        (units, 1),
+        kernel,
+        (1, units),
+        0.0,
+        grad_input,
+        (n_in, 1),
+    );
+}
+
+/// The window of output `(oy, ox)` clipped to the input: `(y0, y1, x0, x1)`.
+fn window(g: &ConvGeometry, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+    let y0 = (oy * g.s_h).saturating_sub(g.pad_top);
+    let y1 = (oy * g.s_h + g.k_h).saturating_sub(g.pad_top).min(g.in_h);
+    let x0 = (ox * g.s_w).saturating_sub(g.pad_left);
+    let x1 = (ox * g.s_w + g.k_w).saturating_sub(g.pad_left).min(g.in_w);
+    (y0, y1, x0, x1)
+}
+
+/// Max pooling's input gradient: each output's gradient goes to the input
+/// cell that won its window (the first maximum in row-major order, padding
+/// never winning); overlapping windows add up.
+pub fn max_pool2d_backward(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+) {
+    let c = g.in_c;
+    grad_input[..g.input_len()].fill(0.0);
+    for b in 0..g.batch {
+        let base = b * g.in_h * g.in_w * c;
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (y0, y1, x0, x1) = window(g, oy, ox);
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                for ch in 0..c {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = usize::MAX;
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            let i = base + (iy * g.in_w + ix) * c + ch;
+                            if at == usize::MAX || input[i] > best {
+                                best = input[i];
+                                at = i;
+                            }
+                        }
+                    }
+                    if at != usize::MAX {
+                        grad_input[at] += grad_output[o + ch];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Average pooling's input gradient: each output's gradient is shared
+/// equally by the input cells of its window (only real cells count, as in
+/// the forward pass).
+pub fn avg_pool2d_backward(g: &ConvGeometry, grad_output: &[f32], grad_input: &mut [f32]) {
+    let c = g.in_c;
+    grad_input[..g.input_len()].fill(0.0);
+    for b in 0..g.batch {
+        let base = b * g.in_h * g.in_w * c;
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (y0, y1, x0, x1) = window(g, oy, ox);
+                let share = 1.0 / ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let i = base + (iy * g.in_w + ix) * c;
+                        for ch in 0..c {
+                            grad_input[i + ch] += grad_output[o + ch] * share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Splitting a kernel's fixed work units over scoped threads.
+//!
+//! Every kernel cuts its output into units whose boundaries depend only on
+//! the geometry (never on the thread count), and computes each unit the same
+//! way whichever thread runs it: results are bitwise identical for any
+//! number of threads. Threads pull units from a shared queue, so a slow
+//! (shared, noisy) core never holds the others back for more than one unit.
+
+use std::sync::Mutex;
+
+/// Roughly the work (in FLOPs) worth one more thread: below it, spawning
+/// costs more than it saves.
+pub(crate) const FLOPS_PER_THREAD: usize = 4_000_000;
+
+/// How many threads to use for `units` units of `flops` total work when the
+/// caller allows `threads`.
+pub(crate) fn workers(threads: usize, units: usize, flops: usize) -> usize {
+    threads
+        .max(1)
+        .min(units.max(1))
+        .min((flops / FLOPS_PER_THREAD).max(1))
+}
+
+/// Runs `work(unit, scratch)` for every unit `items` yields, on `workers`
+/// threads (the calling one included). Thread `i` gets its own
+/// `scratch[i * per_thread .. (i + 1) * per_thread]`.
+///
+/// # Panics
+/// When `scratch` is shorter than `workers * per_thread`, or a unit panics.
+pub(crate) fn run<I, F>(workers: usize, items: I, scratch: &mut [f32], per_thread: usize, work: F)
+where
+    I: Iterator + Send,
+    I::Item: Send,
+    F: Fn(I::Item, &mut [f32]) + Sync,
+{
+    let workers = workers.max(1);
+    assert!(
+        scratch.len() >= workers * per_thread,
+        "kernel scratch too short: {} values for {workers} threads of {per_thread}",
+        scratch.len()
+    );
+    if workers == 1 {
+        let mine = &mut scratch[..per_thread];
+        for item in items {
+            work(item, mine);
+        }
+        return;
+    }
+    let queue = Mutex::new(items);
+    let next = || queue.lock().expect("a kernel thread panicked").next();
+    let (mine, rest) = scratch.split_at_mut(per_thread);
+    std::thread::scope(|s| {
+        let mut rest = rest;
+        for _ in 1..workers {
+            let (theirs, tail) = std::mem::take(&mut rest).split_at_mut(per_thread);
+            rest = tail;
+            let (next, work) = (&next, &work);
+            s.spawn(move || {
+                while let Some(item) = next() {
+                    work(item, theirs);
+                }
+            });
+        }
+        while let Some(item) = next() {
+            work(item, mine);
+        }
+    });
+}

@@ -1,0 +1,678 @@
+//! Training: Keras's `compile` / `fit` / `evaluate`, the gradients of one
+//! batch, and the errors bad training data gets.
+//!
+//! ```
+//! use strata_core::typenum::U2;
+//! use strata_core::{Adam, Batch, Dense, FitOptions, Loss, Model, Shape1, seeded_rng};
+//!
+//! // A single Dense layer learning which of two features is larger.
+//! let net: Dense<Shape1<U2>, U2, strata_core::Softmax> = Dense::new(true, &mut seeded_rng(0));
+//! let x = Batch::<Shape1<U2>>::from_vec(4, vec![1.0, 0.0, 0.0, 1.0, 0.9, 0.1, 0.2, 0.8]).unwrap();
+//! let y = [0, 1, 0, 1];
+//! let mut model = net.compile(Loss::sparse_categorical_crossentropy(), Adam::new(0.1));
+//! let history = model
+//!     .fit(&x, &y, FitOptions { epochs: 30, batch_size: 4, verbose: 0, ..FitOptions::default() })
+//!     .unwrap();
+//! assert!(history.loss.last().unwrap() < &history.loss[0]);
+//! assert_eq!(model.evaluate(&x, &y).unwrap().accuracy, 1.0);
+//! ```
+
+use core::fmt;
+use std::io::IsTerminal;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+
+use crate::batch::Batch;
+use crate::init::{seeded_rng, DEFAULT_SEED};
+use crate::layer::{default_threads, Context, Layer};
+use crate::loss::{Loss, OwnedTargets, TargetError, Targets};
+use crate::optim::{HyperparameterError, LearningRateSchedule, Optimizer};
+use crate::shape::Shape;
+use crate::weights::SaveError;
+
+/// Why training (or evaluating) could not proceed. The model is unchanged
+/// unless said otherwise.
+#[derive(Debug)]
+pub enum TrainError {
+    /// The data set has no samples.
+    EmptyDataset,
+    /// `batch_size` is 0.
+    ZeroBatchSize,
+    /// `epochs` is 0.
+    ZeroEpochs,
+    /// The targets do not fit the inputs or the output.
+    Targets(TargetError),
+    /// `validation_split` is not in `[0, 1)`, or leaves no training data.
+    ValidationSplit {
+        /// The split given.
+        split: f32,
+        /// Samples in the data set.
+        samples: usize,
+    },
+    /// An optimizer hyperparameter is out of range.
+    Hyperparameter(HyperparameterError),
+    /// The loss became NaN or infinite. The updates of the batches before
+    /// it stay applied; the one of this batch was not made.
+    NonFiniteLoss {
+        /// The epoch (1-based, as Keras prints it).
+        epoch: usize,
+        /// The batch within the epoch (1-based).
+        batch: usize,
+        /// The value.
+        loss: f32,
+    },
+}
+
+impl fmt::Display for TrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrainError::EmptyDataset => write!(f, "the data set is empty: there is nothing to train on"),
+            TrainError::ZeroBatchSize => write!(f, "batch_size must be at least 1, but it is 0"),
+            TrainError::ZeroEpochs => write!(f, "epochs must be at least 1, but it is 0"),
+            TrainError::Targets(e) => write!(f, "bad targets: {e}"),
+            TrainError::ValidationSplit { split, samples } => write!(
+                f,
+                "validation_split must be in [0, 1) and leave training samples, but it is {split} of {samples} samples"
+            ),
+            TrainError::Hyperparameter(e) => write!(f, "bad optimizer setting: {e}"),
+            TrainError::NonFiniteLoss { epoch, batch, loss } => write!(
+                f,
+                "the loss became {loss} at epoch {epoch}, batch {batch}; training stopped before applying that batch \
+                 (try a lower learning rate, or check the inputs for NaN)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TrainError::Targets(e) => Some(e),
+            TrainError::Hyperparameter(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<TargetError> for TrainError {
+    fn from(e: TargetError) -> Self {
+        TrainError::Targets(e)
+    }
+}
+
+/// How much `fit` prints, as Keras's `verbose`.
+pub type Verbosity = u8;
+
+/// The settings of [`Trainer::fit`], Keras's arguments with its defaults
+/// (`epochs: 1, batch_size: 32, shuffle: true, verbose: 1`).
+pub struct FitOptions<'a, In, Out> {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per gradient step.
+    pub batch_size: usize,
+    /// Shuffle the training samples before each epoch.
+    pub shuffle: bool,
+    /// Fraction of the samples (the last ones, before shuffling, as in
+    /// Keras) held out for validation; ignored if `validation_data` is set.
+    pub validation_split: f32,
+    /// Separate validation inputs and targets.
+    pub validation_data: Option<(&'a Batch<In>, Targets<'a, Out>)>,
+    /// Seeds shuffling and dropout: the same seed gives the same training.
+    pub seed: u64,
+    /// 0: silent; 1: a progress bar per epoch (one line per epoch when the
+    /// output is not a terminal); 2: one line per epoch.
+    pub verbose: Verbosity,
+}
+
+impl<In, Out> Default for FitOptions<'_, In, Out> {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            validation_split: 0.0,
+            validation_data: None,
+            seed: DEFAULT_SEED,
+            verbose: 1,
+        }
+    }
+}
+
+/// Loss and accuracy per epoch, as Keras's `History.history`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// Mean training loss of each epoch.
+    pub loss: Vec<f32>,
+    /// Training accuracy of each epoch.
+    pub accuracy: Vec<f32>,
+    /// Validation loss after each epoch (empty without validation data).
+    pub val_loss: Vec<f32>,
+    /// Validation accuracy after each epoch.
+    pub val_accuracy: Vec<f32>,
+}
+
+/// The loss and accuracy of a model on a data set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f32,
+    /// Fraction of correct predictions.
+    pub accuracy: f32,
+}
+
+/// The loss of one batch and the gradient of every parameter, in the
+/// weight-file convention (PyTorch layout, `{i}.weight` / `{i}.bias`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients {
+    /// The loss.
+    pub loss: f32,
+    /// `(key, shape, values)` of each parameter's gradient.
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl Gradients {
+    /// The gradient of parameter `key`.
+    pub fn get(&self, key: &str) -> Option<&[f32]> {
+        self.tensors
+            .iter()
+            .find(|t| t.0 == key)
+            .map(|t| t.2.as_slice())
+    }
+
+    /// The gradients as safetensors bytes, under the weights' keys.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>, SaveError> {
+        crate::weights::serialize_f32(
+            self.tensors
+                .iter()
+                .map(|(k, s, v)| (k.as_str(), s.as_slice(), v.as_slice())),
+        )
+    }
+
+    /// Writes the gradients to `path` as safetensors.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), SaveError> {
+        let bytes = self.to_safetensors()?;
+        std::fs::write(path.as_ref(), bytes).map_err(|source| SaveError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// The samples `indices` of `x`, in that order.
+fn gather<S: Shape>(x: &Batch<S>, indices: &[usize]) -> Batch<S> {
+    let mut data = Vec::with_capacity(indices.len() * S::NUMEL);
+    for &i in indices {
+        data.extend_from_slice(&x.as_slice()[i * S::NUMEL..(i + 1) * S::NUMEL]);
+    }
+    Batch::from_vec(indices.len(), data).expect("gathered whole samples")
+}
+
+/// One forward and backward pass over `x`: the loss, the accuracy counts,
+/// and the gradients left in the model's buffers (zeroed first).
+fn forward_backward<M: Layer>(
+    model: &mut M,
+    x: &Batch<M::Input>,
+    targets: &OwnedTargets,
+    loss: Loss,
+    ctx: &mut Context<'_>,
+) -> (f32, usize, usize) {
+    model.zero_grads();
+    let out = model.forward(x, ctx);
+    let fused = loss.fuses_softmax() && model.ends_with_softmax();
+    let value = loss.evaluate(out.as_slice(), targets, M::Output::LAST, fused);
+    if value.loss.is_finite() {
+        if fused {
+            ctx.fuse_softmax();
+        }
+        let grad = Batch::<M::Output>::from_vec(out.batch_size(), value.grad)
+            .expect("gradient of the output's shape");
+        model.backward(&grad, ctx);
+    }
+    (value.loss, value.correct, value.counted)
+}
+
+/// Loss and accuracy of `model` on `x` in inference mode, in batches.
+fn evaluate_in_batches<M: Layer>(
+    model: &M,
+    x: &Batch<M::Input>,
+    targets: Targets<'_, M::Output>,
+    loss: Loss,
+    batch_size: usize,
+    threads: usize,
+) -> Evaluation {
+    let n = x.batch_size();
+    let (mut total, mut correct, mut counted) = (0.0f64, 0usize, 0usize);
+    let mut ctx = Context::inference().with_threads(threads);
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let xb = gather(x, chunk);
+        let out = model.forward(&xb, &mut ctx);
+        let t = targets.gather(chunk);
+        let v = loss.evaluate(out.as_slice(), &t, M::Output::LAST, false);
+        total += v.loss as f64 * chunk.len() as f64;
+        correct += v.correct;
+        counted += v.counted;
+    }
+    Evaluation {
+        loss: (total / n.max(1) as f64) as f32,
+        accuracy: if counted == 0 {
+            f32::NAN
+        } else {
+            correct as f32 / counted as f32
+        },
+    }
+}
+
+/// A model with its loss and optimizer: what Keras's `model.compile(...)`
+/// makes. It dereferences to the model, so `predict`, `summary` and the
+/// weight files work on it directly.
+pub struct Trainer<M> {
+    model: M,
+    loss: Loss,
+    optimizer: Box<dyn Optimizer>,
+    schedule: Option<Box<dyn LearningRateSchedule>>,
+    threads: usize,
+}
+
+impl<M> Deref for Trainer<M> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        &self.model
+    }
+}
+
+impl<M> DerefMut for Trainer<M> {
+    fn deref_mut(&mut self) -> &mut M {
+        &mut self.model
+    }
+}
+
+impl<M: Layer> Trainer<M> {
+    /// Compiles `model` with `loss` and `optimizer` (see also
+    /// [`Model::compile`](crate::Model::compile)).
+    pub fn new(model: M, loss: Loss, optimizer: impl Optimizer + 'static) -> Self {
+        Trainer {
+            model,
+            loss,
+            optimizer: Box::new(optimizer),
+            schedule: None,
+            threads: default_threads(),
+        }
+    }
+
+    /// Sets the learning rate at the start of each epoch from `schedule`.
+    pub fn with_schedule(mut self, schedule: impl LearningRateSchedule + 'static) -> Self {
+        self.schedule = Some(Box::new(schedule));
+        self
+    }
+
+    /// Uses `threads` threads for the kernels.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// The optimizer's current learning rate.
+    pub fn learning_rate(&self) -> f32 {
+        self.optimizer.learning_rate()
+    }
+
+    /// Gives the model back.
+    pub fn into_model(self) -> M {
+        self.model
+    }
+
+    /// Trains on `x` and `y` as Keras's `fit` does: `epochs` passes of
+    /// mini-batch steps, optionally shuffled and validated, printing
+    /// progress per `verbose`. Returns the per-epoch history.
+    ///
+    /// Every argument is checked before the first step: on an error there
+    /// the model is unchanged.
+    pub fn fit<'t>(
+        &mut self,
+        x: &Batch<M::Input>,
+        y: impl Into<Targets<'t, M::Output>>,
+        options: FitOptions<'_, M::Input, M::Output>,
+    ) -> Result<History, TrainError> {
+        let y = y.into();
+        let n = x.batch_size();
+        if n == 0 {
+            return Err(TrainError::EmptyDataset);
+        }
+        if options.batch_size == 0 {
+            return Err(TrainError::ZeroBatchSize);
+        }
+        if options.epochs == 0 {
+            return Err(TrainError::ZeroEpochs);
+        }
+        y.check(n)?;
+        self.optimizer.check().map_err(TrainError::Hyperparameter)?;
+        if let Some((vx, vy)) = &options.validation_data {
+            vy.check(vx.batch_size())?;
+        }
+
+        // Keras holds out the last samples, before any shuffling.
+        let split = options.validation_split;
+        let held_out = if options.validation_data.is_some() {
+            0
+        } else if (0.0..1.0).contains(&split) {
+            ((n as f64) * split as f64).floor() as usize
+        } else {
+            return Err(TrainError::ValidationSplit { split, samples: n });
+        };
+        let train_n = n - held_out;
+        if train_n == 0 {
+            return Err(TrainError::ValidationSplit { split, samples: n });
+        }
+        let split_validation = (held_out > 0).then(|| {
+            let idx: Vec<usize> = (train_n..n).collect();
+            (gather(x, &idx), y.gather(&idx))
+        });
+
+        let mut order: Vec<usize> = (0..train_n).collect();
+        let mut shuffle_rng = seeded_rng(options.seed);
+        let mut dropout_rng = seeded_rng(options.seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        let steps = train_n.div_ceil(options.batch_size);
+        let mut history = History::default();
+        let mut progress = Progress::new(options.verbose, options.epochs, steps);
+
+        for epoch in 0..options.epochs {
+            if let Some(s) = &mut self.schedule {
+                let lr = s.rate(epoch, self.optimizer.learning_rate());
+                self.optimizer.set_learning_rate(lr);
+            }
+            if options.shuffle {
+                order.shuffle(&mut shuffle_rng);
+            }
+            progress.start_epoch(epoch);
+            let (mut total, mut seen, mut correct, mut counted) = (0.0f64, 0usize, 0usize, 0usize);
+            for (step, chunk) in order.chunks(options.batch_size).enumerate() {
+                let xb = gather(x, chunk);
+                let targets = y.gather(chunk);
+                let mut ctx = Context::training(&mut dropout_rng).with_threads(self.threads);
+                let (loss, c, k) =
+                    forward_backward(&mut self.model, &xb, &targets, self.loss, &mut ctx);
+                if !loss.is_finite() {
+                    progress.abandon();
+                    return Err(TrainError::NonFiniteLoss {
+                        epoch: epoch + 1,
+                        batch: step + 1,
+                        loss,
+                    });
+                }
+                self.optimizer.begin_step();
+                let optimizer = &mut self.optimizer;
+                let mut index = 0;
+                self.model.visit_params_mut(&mut |p, g| {
+                    optimizer.update(index, p, g);
+                    index += 1;
+                });
+                total += loss as f64 * chunk.len() as f64;
+                seen += chunk.len();
+                correct += c;
+                counted += k;
+                let acc = if counted == 0 {
+                    f32::NAN
+                } else {
+                    correct as f32 / counted as f32
+                };
+                progress.step(step + 1, (total / seen as f64) as f32, acc);
+            }
+            let loss = (total / seen.max(1) as f64) as f32;
+            let accuracy = if counted == 0 {
+                f32::NAN
+            } else {
+                correct as f32 / counted as f32
+            };
+            history.loss.push(loss);
+            history.accuracy.push(accuracy);
+            let val = match (&options.validation_data, &split_validation) {
+                (Some((vx, vy)), _) => Some(evaluate_in_batches(
+                    &self.model,
+                    vx,
+                    *vy,
+                    self.loss,
+                    options.batch_size,
+                    self.threads,
+                )),
+                (None, Some((vx, vy))) => Some(self.evaluate_owned(vx, vy, options.batch_size)),
+                (None, None) => None,
+            };
+            if let Some(v) = val {
+                history.val_loss.push(v.loss);
+                history.val_accuracy.push(v.accuracy);
+            }
+            progress.end_epoch(loss, accuracy, val);
+        }
+        Ok(history)
+    }
+
+    fn evaluate_owned(
+        &self,
+        x: &Batch<M::Input>,
+        y: &OwnedTargets,
+        batch_size: usize,
+    ) -> Evaluation {
+        match y {
+            OwnedTargets::Values(v) => {
+                let b = Batch::<M::Output>::from_vec(x.batch_size(), v.clone())
+                    .expect("targets of the output's shape");
+                evaluate_in_batches(
+                    &self.model,
+                    x,
+                    Targets::from(&b),
+                    self.loss,
+                    batch_size,
+                    self.threads,
+                )
+            }
+            OwnedTargets::Classes(c) => evaluate_in_batches(
+                &self.model,
+                x,
+                Targets::from(c.as_slice()),
+                self.loss,
+                batch_size,
+                self.threads,
+            ),
+        }
+    }
+
+    /// The loss and accuracy on `x` and `y` (inference mode, dropout off).
+    pub fn evaluate<'t>(
+        &self,
+        x: &Batch<M::Input>,
+        y: impl Into<Targets<'t, M::Output>>,
+    ) -> Result<Evaluation, TrainError> {
+        let y = y.into();
+        if x.batch_size() == 0 {
+            return Err(TrainError::EmptyDataset);
+        }
+        y.check(x.batch_size())?;
+        Ok(evaluate_in_batches(
+            &self.model,
+            x,
+            y,
+            self.loss,
+            256,
+            self.threads,
+        ))
+    }
+
+    /// One gradient step on one batch (dropout on, from `seed`): Keras's
+    /// `train_on_batch`. Returns the batch's loss and accuracy before the
+    /// update.
+    pub fn train_on_batch<'t>(
+        &mut self,
+        x: &Batch<M::Input>,
+        y: impl Into<Targets<'t, M::Output>>,
+        seed: u64,
+    ) -> Result<Evaluation, TrainError> {
+        let y = y.into();
+        if x.batch_size() == 0 {
+            return Err(TrainError::EmptyDataset);
+        }
+        y.check(x.batch_size())?;
+        self.optimizer.check().map_err(TrainError::Hyperparameter)?;
+        let mut rng = seeded_rng(seed);
+        let mut ctx = Context::training(&mut rng).with_threads(self.threads);
+        let targets = y.to_owned_targets();
+        let (loss, correct, counted) =
+            forward_backward(&mut self.model, x, &targets, self.loss, &mut ctx);
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                epoch: 1,
+                batch: 1,
+                loss,
+            });
+        }
+        self.optimizer.begin_step();
+        let optimizer = &mut self.optimizer;
+        let mut index = 0;
+        self.model.visit_params_mut(&mut |p, g| {
+            optimizer.update(index, p, g);
+            index += 1;
+        });
+        Ok(Evaluation {
+            loss,
+            accuracy: if counted == 0 {
+                f32::NAN
+            } else {
+                correct as f32 / counted as f32
+            },
+        })
+    }
+}
+
+/// The loss of `model` on `x` and `y` and the gradient of every parameter
+/// (inference mode: dropout is the identity, as Keras's `training=False`);
+/// the parameters are not changed. See [`Model::loss_and_gradients`](crate::Model::loss_and_gradients).
+pub fn loss_and_gradients<'t, M: Layer>(
+    model: &mut M,
+    x: &Batch<M::Input>,
+    y: impl Into<Targets<'t, M::Output>>,
+    loss: Loss,
+) -> Result<Gradients, TrainError> {
+    let y = y.into();
+    if x.batch_size() == 0 {
+        return Err(TrainError::EmptyDataset);
+    }
+    y.check(x.batch_size())?;
+    let mut ctx = Context::inference().recording();
+    let targets = y.to_owned_targets();
+    let (value, _, _) = forward_backward(model, x, &targets, loss, &mut ctx);
+    let tensors = model
+        .params()
+        .into_iter()
+        .map(|p| {
+            let g = model
+                .export_grad(&p.name)
+                .unwrap_or_else(|| vec![0.0; p.numel()]);
+            (p.name, p.shape, g)
+        })
+        .collect();
+    Ok(Gradients {
+        loss: value,
+        tensors,
+    })
+}
+
+/// Keras-style progress: a bar per epoch on a terminal, or a line per epoch.
+struct Progress {
+    mode: ProgressMode,
+    epochs: usize,
+    steps: usize,
+    started: Instant,
+}
+
+enum ProgressMode {
+    Silent,
+    Lines,
+    Bar(Option<indicatif::ProgressBar>),
+}
+
+impl Progress {
+    fn new(verbose: Verbosity, epochs: usize, steps: usize) -> Progress {
+        let mode = match verbose {
+            0 => ProgressMode::Silent,
+            1 if std::io::stderr().is_terminal() => ProgressMode::Bar(None),
+            _ => ProgressMode::Lines,
+        };
+        Progress {
+            mode,
+            epochs,
+            steps,
+            started: Instant::now(),
+        }
+    }
+
+    fn start_epoch(&mut self, epoch: usize) {
+        self.started = Instant::now();
+        match &mut self.mode {
+            ProgressMode::Silent => {}
+            ProgressMode::Lines => {}
+            ProgressMode::Bar(bar) => {
+                eprintln!("Epoch {}/{}", epoch + 1, self.epochs);
+                let pb = indicatif::ProgressBar::new(self.steps as u64);
+                pb.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{pos:>4}/{len} [{bar:30}] - ETA: {eta} - {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                *bar = Some(pb);
+            }
+        }
+    }
+
+    fn step(&mut self, step: usize, loss: f32, accuracy: f32) {
+        if let ProgressMode::Bar(Some(pb)) = &self.mode {
+            pb.set_position(step as u64);
+            pb.set_message(format!("accuracy: {accuracy:.4} - loss: {loss:.4}"));
+        }
+    }
+
+    fn end_epoch(&mut self, loss: f32, accuracy: f32, val: Option<Evaluation>) {
+        let elapsed = self.started.elapsed();
+        let per_step = elapsed.as_secs_f64() * 1e3 / self.steps.max(1) as f64;
+        let mut line = format!(
+            "{}/{} - {:.1}s {:.0}ms/step - accuracy: {accuracy:.4} - loss: {loss:.4}",
+            self.steps,
+            self.steps,
+            elapsed.as_secs_f64(),
+            per_step
+        );
+        if let Some(v) = val {
+            line.push_str(&format!(
+                " - val_accuracy: {:.4} - val_loss: {:.4}",
+                v.accuracy, v.loss
+            ));
+        }
+        match &mut self.mode {
+            ProgressMode::Silent => {}
+            ProgressMode::Lines => eprintln!("{line}"),
+            ProgressMode::Bar(bar) => {
+                if let Some(pb) = bar.take() {
+                    pb.finish_and_clear();
+                }
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    fn abandon(&mut self) {
+        if let ProgressMode::Bar(bar) = &mut self.mode {
+            if let Some(pb) = bar.take() {
+                pb.abandon();
+            }
+        }
+    }
+}
