@@ -13,14 +13,22 @@ fn dir() -> PathBuf {
 
 fn tensor(st: &SafeTensors<'_>, key: &str) -> (Vec<usize>, Vec<f32>) {
     let t = st.tensor(key).unwrap_or_else(|_| panic!("tensor {key}"));
-    let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let v = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     (t.shape().to_vec(), v)
 }
 
 /// The tensor's relative error: max |a - b| over max |b|.
 fn rel_err(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     diff / scale.max(f32::MIN_POSITIVE)
 }
 
@@ -36,22 +44,36 @@ fn elementwise_rel_err(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn run<M: Model>(name: &str, mut net: M) {
-    net.load_safetensors(dir().join(format!("{name}.weights.safetensors"))).unwrap();
+    net.load_safetensors(dir().join(format!("{name}.weights.safetensors")))
+        .unwrap();
     let io = std::fs::read(dir().join(format!("{name}.io.safetensors"))).unwrap();
     let io = SafeTensors::deserialize(&io).unwrap();
     let (shape, input) = tensor(&io, "input");
     let x = Batch::<M::Input>::from_vec(shape[0], input).unwrap();
     let grads_file = std::fs::read(dir().join(format!("{name}.grads.safetensors"))).unwrap();
     let expected = SafeTensors::deserialize(&grads_file).unwrap();
-    let labels: Vec<usize> = tensor(&expected, "labels").1.iter().map(|l| *l as usize).collect();
+    let labels: Vec<usize> = tensor(&expected, "labels")
+        .1
+        .iter()
+        .map(|l| *l as usize)
+        .collect();
     let (_, loss) = tensor(&expected, "loss");
 
     let before = net.to_safetensors().unwrap();
-    let g = net.loss_and_gradients(&x, &labels, Loss::categorical_crossentropy()).unwrap();
-    assert_eq!(net.to_safetensors().unwrap(), before, "{name}: parameters changed");
+    let g = net
+        .loss_and_gradients(&x, &labels, Loss::categorical_crossentropy())
+        .unwrap();
+    assert_eq!(
+        net.to_safetensors().unwrap(),
+        before,
+        "{name}: parameters changed"
+    );
 
     let loss_err = (g.loss - loss[0]).abs() / loss[0].abs();
-    println!("{name}: loss {} vs Keras {} (rel err {loss_err:e})", g.loss, loss[0]);
+    println!(
+        "{name}: loss {} vs Keras {} (rel err {loss_err:e})",
+        g.loss, loss[0]
+    );
     assert!(loss_err < 1e-4, "{name}: loss rel err {loss_err}");
     for (key, shape, values) in &g.tensors {
         let (eshape, evalues) = tensor(&expected, key);
@@ -72,7 +94,10 @@ fn run<M: Model>(name: &str, mut net: M) {
 
 #[test]
 fn dense_head_matches_keras() {
-    run("g_dense", sequential![Input(4, 4, 2) => Flatten => Dense(6) => relu => Dense(3) => softmax]);
+    run(
+        "g_dense",
+        sequential![Input(4, 4, 2) => Flatten => Dense(6) => relu => Dense(3) => softmax],
+    );
 }
 
 #[test]

@@ -588,6 +588,7 @@ pub fn loss_and_gradients<'t, M: Layer>(
 struct Progress {
     mode: ProgressMode,
     epochs: usize,
+    epoch: usize,
     steps: usize,
     started: Instant,
 }
@@ -608,6 +609,7 @@ impl Progress {
         Progress {
             mode,
             epochs,
+            epoch: 0,
             steps,
             started: Instant::now(),
         }
@@ -615,6 +617,7 @@ impl Progress {
 
     fn start_epoch(&mut self, epoch: usize) {
         self.started = Instant::now();
+        self.epoch = epoch;
         match &mut self.mode {
             ProgressMode::Silent => {}
             ProgressMode::Lines => {}
@@ -658,7 +661,7 @@ impl Progress {
         }
         match &mut self.mode {
             ProgressMode::Silent => {}
-            ProgressMode::Lines => eprintln!("{line}"),
+            ProgressMode::Lines => eprintln!("Epoch {}/{}: {line}", self.epoch + 1, self.epochs),
             ProgressMode::Bar(bar) => {
                 if let Some(pb) = bar.take() {
                     pb.finish_and_clear();

@@ -7,9 +7,30 @@
 //!
 //! The im2col matrix is never built whole: output rows are processed in
 //! tiles small enough to stay in cache between the copy and the GEMM, so the
-//! scratch memory is bounded whatever the batch size.
+//! scratch memory is bounded whatever the batch size. A tile's bias is
+//! written into its output rows just before its GEMM accumulates onto them.
+//! Long patches are cut into chunks of about [`K_CHUNK`] columns, each one
+//! GEMM accumulating into the same (cache-resident) output tile, so tiles
+//! can stay tall whatever the patch length and `matrixmultiply` packs each
+//! chunk of the kernel once per tall tile.
+//!
+//! [`conv2d`] picks one of four paths by the geometry ([`choose_path`]):
+//! - [`ConvPath::Winograd`]: 3×3 stride 1 with enough channels, F(2×2, 3×3)
+//!   (see [`super::winograd`]);
+//! - [`ConvPath::Direct`]: short patches (few input channels), a SIMD
+//!   kernel reading the input in place (see [`super::direct`]);
+//! - [`ConvPath::Pointwise`]: 1×1 stride 1, where the input already is the
+//!   im2col matrix: tiled GEMM straight on it;
+//! - [`ConvPath::Im2col`]: everything else, tiled im2col + GEMM.
+//!
+//! Every path splits its work into units fixed by the geometry and runs them
+//! on up to `threads` scoped threads (see [`super::parallel`]): the result is
+//! bitwise identical whatever the thread count.
 
-use super::gemm::sgemm;
+use super::direct::{self, Isa};
+use super::gemm::sgemm_strided;
+use super::parallel;
+use super::winograd;
 use crate::shape::{conv_output_len, same_padding, Padding};
 
 /// Everything about a 2-D sliding window over an NHWC batch.
@@ -92,59 +113,208 @@ impl ConvGeometry {
     }
 }
 
-/// Output rows per im2col tile: about 256 KiB of patches, which stays in L2
-/// between being written and being read by the GEMM.
-fn tile_rows(patch_len: usize) -> usize {
-    let rows = (64 * 1024) / patch_len.max(1);
-    rows.clamp(16, 512) / 8 * 8
+/// Patch columns per GEMM call: `matrixmultiply` works through `k` in
+/// blocks of 256, so a chunk of at most that is one pass over the tile.
+pub const K_CHUNK: usize = 256;
+
+/// Values of im2col chunk plus output tile a tile may take: about 1 MiB,
+/// which stays in L2 between the copy and the GEMM.
+const TILE_BUDGET: usize = 256 * 1024;
+
+/// Most output rows in one tile.
+const MAX_TILE_ROWS: usize = 1024;
+
+/// Patches at most this long (with few input channels) go to the direct
+/// kernel when the machine has one.
+const DIRECT_MAX_PATCH: usize = 160;
+
+/// Input channels at most this many send a short patch to the direct kernel.
+const DIRECT_MAX_IN_C: usize = 8;
+
+/// Winograd needs at least this many input and output channels to beat
+/// im2col + GEMM (its 16 GEMMs have `k = Cin`, `n = Cout`).
+const WINOGRAD_MIN_C: usize = 16;
+
+/// How [`conv2d`] computes a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPath {
+    /// Tiled im2col + GEMM.
+    Im2col,
+    /// Tiled GEMM straight on the input (1×1 windows at stride 1 only).
+    Pointwise,
+    /// The direct SIMD kernel for short patches, with this instruction set.
+    Direct(Isa),
+    /// Winograd F(2×2, 3×3) (3×3 windows at stride 1 only).
+    Winograd,
 }
 
-/// Scratch values [`conv2d`] needs for `g`.
-pub fn conv2d_scratch_len(g: &ConvGeometry, threads: usize) -> usize {
-    let _ = threads;
-    if g.is_pointwise() {
-        0
-    } else {
-        tile_rows(g.patch_len()).min(g.out_pixels()) * g.patch_len()
+impl ConvPath {
+    /// Whether this path can compute `g` with `out_c` channels here.
+    pub fn supports(self, g: &ConvGeometry, out_c: usize) -> bool {
+        match self {
+            ConvPath::Im2col => true,
+            ConvPath::Pointwise => g.is_pointwise(),
+            ConvPath::Direct(isa) => direct::fits(g, out_c, isa),
+            ConvPath::Winograd => winograd::fits(g),
+        }
+    }
+
+    /// `(shared, per_thread)` scratch values this path needs for `g`,
+    /// whatever the output channels.
+    fn scratch(self, g: &ConvGeometry) -> (usize, usize) {
+        match self {
+            ConvPath::Im2col => (0, max_tile_rows(g, 0).min(g.out_pixels()) * k_chunk(g.patch_len())),
+            ConvPath::Pointwise => (0, 0),
+            ConvPath::Direct(_) => (0, direct::scratch_len(g)),
+            ConvPath::Winograd => winograd::scratch_len(g),
+        }
+    }
+
+    /// Scratch values this path needs for `g` on `threads` threads.
+    pub fn scratch_len(self, g: &ConvGeometry, threads: usize) -> usize {
+        let (shared, per_thread) = self.scratch(g);
+        shared + threads.max(1) * per_thread
     }
 }
 
+/// The path [`conv2d`] takes for `g` with `out_c` output channels (a
+/// measured rule; see BENCHMARKS.md).
+pub fn choose_path(g: &ConvGeometry, out_c: usize) -> ConvPath {
+    if winograd::fits(g) && g.in_c >= WINOGRAD_MIN_C && out_c >= WINOGRAD_MIN_C {
+        return ConvPath::Winograd;
+    }
+    if g.is_pointwise() {
+        return ConvPath::Pointwise;
+    }
+    let isa = Isa::detect();
+    if g.in_c <= DIRECT_MAX_IN_C
+        && g.patch_len() <= DIRECT_MAX_PATCH
+        && direct::fits(g, out_c, isa)
+    {
+        return ConvPath::Direct(isa);
+    }
+    ConvPath::Im2col
+}
+
+/// Scratch values [`conv2d`] needs for `g` on `threads` threads: enough for
+/// whichever path it takes, whatever the number of output channels. It
+/// grows with `threads` (each thread has its own slice) but not with the
+/// batch size.
+pub fn conv2d_scratch_len(g: &ConvGeometry, threads: usize) -> usize {
+    // The path may depend on the output channels, which `g` lacks: cover
+    // every path that `choose_path` can return for some channel count.
+    let mut paths = vec![ConvPath::Im2col];
+    if g.is_pointwise() {
+        paths = vec![ConvPath::Pointwise];
+    }
+    if winograd::fits(g) && g.in_c >= WINOGRAD_MIN_C {
+        paths.push(ConvPath::Winograd);
+    }
+    if g.in_c <= DIRECT_MAX_IN_C && g.patch_len() <= DIRECT_MAX_PATCH && !g.is_pointwise() {
+        paths.push(ConvPath::Direct(Isa::detect()));
+    }
+    paths
+        .into_iter()
+        .map(|p| p.scratch_len(g, threads))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Patch columns per GEMM call for patches of `k` values: `k` cut into
+/// equal chunks of at most [`K_CHUNK`].
+fn k_chunk(k: usize) -> usize {
+    let chunks = k.div_ceil(K_CHUNK).max(1);
+    k.div_ceil(chunks)
+}
+
+/// The most output rows a tile may have for `out_c` channels: im2col chunk
+/// and output tile within [`TILE_BUDGET`], a multiple of 16 (the
+/// `matrixmultiply` micro-kernel's rows).
+fn max_tile_rows(g: &ConvGeometry, out_c: usize) -> usize {
+    let per_row = if g.is_pointwise() { 0 } else { k_chunk(g.patch_len()) } + out_c;
+    (TILE_BUDGET / per_row.max(1)).clamp(64, MAX_TILE_ROWS) / 16 * 16
+}
+
+/// Output rows per tile: tiles of equal size (multiples of 16) no taller
+/// than [`max_tile_rows`], and a multiple of four of them when there are
+/// several, so two or four threads get equal shares.
+fn tile_rows(g: &ConvGeometry, out_c: usize) -> usize {
+    let m = g.out_pixels();
+    let max = max_tile_rows(g, out_c);
+    let mut tiles = m.div_ceil(max);
+    if tiles > 1 {
+        tiles = tiles.next_multiple_of(4).min(m.div_ceil(64));
+    }
+    m.div_ceil(tiles.max(1)).next_multiple_of(16).min(max)
+}
 /// Writes the im2col rows of output pixels `first .. first + rows` into
 /// `patches` (`rows × patch_len`), zeros where the window hangs over the
 /// padding.
 pub fn im2col(g: &ConvGeometry, input: &[f32], first: usize, rows: usize, patches: &mut [f32]) {
-    let k = g.patch_len();
+    im2col_columns(g, input, first, rows, 0, g.patch_len(), patches);
+}
+
+/// Columns `k0 .. k0 + width` of the im2col rows of output pixels
+/// `first .. first + rows`, into `patches` (`rows × width`).
+pub fn im2col_columns(
+    g: &ConvGeometry,
+    input: &[f32],
+    first: usize,
+    rows: usize,
+    k0: usize,
+    width: usize,
+    patches: &mut [f32],
+) {
     let c = g.in_c;
     let row_span = g.k_w * c;
-    for (r, patch) in patches[..rows * k].chunks_exact_mut(k).enumerate() {
-        let pixel = first + r;
-        let ox = pixel % g.out_w;
-        let oy = (pixel / g.out_w) % g.out_h;
-        let b = pixel / (g.out_w * g.out_h);
+    let line_len = (g.in_w * c) as isize;
+    let k1 = k0 + width;
+    assert!(k1 <= g.patch_len(), "im2col: columns past the patch");
+    if width == 0 {
+        return;
+    }
+    // Window rows the columns touch.
+    let ky_first = k0 / row_span;
+    let ky_last = (k1 - 1) / row_span;
+    let (mut b, mut oy, mut ox) = (
+        first / (g.out_w * g.out_h),
+        (first / g.out_w) % g.out_h,
+        first % g.out_w,
+    );
+    for patch in patches[..rows * width].chunks_exact_mut(width) {
         let image = &input[b * g.in_h * g.in_w * c..(b + 1) * g.in_h * g.in_w * c];
-        let x0 = (ox * g.s_w) as isize - g.pad_left as isize;
-        for ky in 0..g.k_h {
-            let dst = &mut patch[ky * row_span..(ky + 1) * row_span];
+        // Offset in the image line of the window's first column: the
+        // window row is one run of `row_span` values in NHWC, possibly
+        // hanging over either end of the line.
+        let x0 = (ox * g.s_w) as isize * c as isize - (g.pad_left * c) as isize;
+        for ky in ky_first..=ky_last {
+            // This window row's columns within [k0, k1), relative to the row.
+            let lo = k0.max(ky * row_span) - ky * row_span;
+            let hi = k1.min((ky + 1) * row_span) - ky * row_span;
+            let dst = &mut patch[ky * row_span + lo - k0..ky * row_span + hi - k0];
             let iy = (oy * g.s_h + ky) as isize - g.pad_top as isize;
             if iy < 0 || iy >= g.in_h as isize {
                 dst.fill(0.0);
                 continue;
             }
             let line = &image[iy as usize * g.in_w * c..(iy as usize + 1) * g.in_w * c];
-            if x0 >= 0 && x0 as usize + g.k_w <= g.in_w {
-                // The whole kernel row is inside: NHWC makes it one run.
-                let start = x0 as usize * c;
-                dst.copy_from_slice(&line[start..start + row_span]);
-            } else {
-                for kx in 0..g.k_w {
-                    let ix = x0 + kx as isize;
-                    let cell = &mut dst[kx * c..(kx + 1) * c];
-                    if ix < 0 || ix >= g.in_w as isize {
-                        cell.fill(0.0);
-                    } else {
-                        cell.copy_from_slice(&line[ix as usize * c..(ix as usize + 1) * c]);
-                    }
-                }
+            // Source offsets x0 + lo .. x0 + hi; the part inside the line is
+            // copied, the rest is padding.
+            let start = (x0 + lo as isize).clamp(0, line_len);
+            let end = (x0 + hi as isize).clamp(0, line_len);
+            let before = ((start - (x0 + lo as isize)) as usize).min(dst.len());
+            let inside = (end - start) as usize;
+            dst[..before].fill(0.0);
+            dst[before..before + inside].copy_from_slice(&line[start as usize..end as usize]);
+            dst[before + inside..].fill(0.0);
+        }
+        ox += 1;
+        if ox == g.out_w {
+            ox = 0;
+            oy += 1;
+            if oy == g.out_h {
+                oy = 0;
+                b += 1;
             }
         }
     }
@@ -170,36 +340,101 @@ pub fn conv2d(
     scratch: &mut [f32],
     threads: usize,
 ) {
-    let _ = threads;
+    let path = choose_path(g, out_c);
+    conv2d_with(path, g, input, kernel, bias, out_c, output, scratch, threads);
+}
+
+/// [`conv2d`] along a given path (for tests and benchmarks). `scratch`
+/// must hold [`ConvPath::scratch_len`] values.
+///
+/// # Panics
+/// When the path does not support `g` and `out_c` ([`ConvPath::supports`]),
+/// or a slice is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_with(
+    path: ConvPath,
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out_c: usize,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
     let m = g.out_pixels();
     let k = g.patch_len();
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
     assert!(kernel.len() >= k * out_c, "conv2d: kernel too short");
     assert!(output.len() >= m * out_c, "conv2d: output too short");
-    let beta = if bias.is_some() { 1.0 } else { 0.0 };
-    let tile = if g.is_pointwise() {
-        m.max(1)
-    } else {
-        tile_rows(k)
-    };
-    let mut first = 0;
-    while first < m {
-        let rows = tile.min(m - first);
-        let out_tile = &mut output[first * out_c..(first + rows) * out_c];
+    if let Some(b) = bias {
+        assert!(b.len() >= out_c, "conv2d: bias too short");
+    }
+    assert!(path.supports(g, out_c), "conv2d: {path:?} cannot compute {g:?}");
+    if m == 0 || out_c == 0 {
+        return;
+    }
+    match path {
+        ConvPath::Direct(isa) => {
+            direct::conv2d(g, input, kernel, bias, out_c, output, scratch, threads, isa)
+        }
+        ConvPath::Winograd => {
+            winograd::conv2d(g, input, kernel, bias, out_c, output, scratch, threads)
+        }
+        ConvPath::Im2col | ConvPath::Pointwise => {
+            tiled_gemm(path, g, input, kernel, bias, out_c, output, scratch, threads)
+        }
+    }
+}
+
+/// The im2col and pointwise paths: output rows in tiles of [`tile_rows`],
+/// each tile's patches in chunks of [`k_chunk`] columns.
+#[allow(clippy::too_many_arguments)]
+fn tiled_gemm(
+    path: ConvPath,
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out_c: usize,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
+    let m = g.out_pixels();
+    let k = g.patch_len();
+    let pointwise = path == ConvPath::Pointwise;
+    let tile = tile_rows(g, out_c);
+    let kc = k_chunk(k);
+    let per_thread = path.scratch(g).1;
+    let workers = parallel::workers(threads, m.div_ceil(tile), 2 * m * k * out_c);
+    let tiles = output[..m * out_c].chunks_mut(tile * out_c).enumerate();
+    parallel::run(workers, tiles, scratch, per_thread, |(t, out_tile), patches| {
+        let first = t * tile;
+        let rows = out_tile.len() / out_c;
+        let mut beta = 0.0;
         if let Some(bias) = bias {
             // Bias goes in first so the GEMM accumulates onto it (beta = 1)
             // while the tile is still in cache.
             for row in out_tile.chunks_exact_mut(out_c) {
                 row.copy_from_slice(&bias[..out_c]);
             }
+            beta = 1.0;
         }
-        if g.is_pointwise() {
-            sgemm(rows, k, out_c, &input[first * k..], kernel, beta, out_tile);
-        } else {
-            let patches = &mut scratch[..rows * k];
-            im2col(g, input, first, rows, patches);
-            sgemm(rows, k, out_c, patches, kernel, beta, out_tile);
+        let mut k0 = 0;
+        while k0 < k {
+            let width = kc.min(k - k0);
+            let b = &kernel[k0 * out_c..(k0 + width) * out_c];
+            if pointwise {
+                let a = &input[first * k + k0..(first + rows) * k];
+                sgemm_strided(rows, width, out_c, a, k, b, out_c, beta, out_tile, out_c);
+            } else {
+                let a = &mut patches[..rows * width];
+                im2col_columns(g, input, first, rows, k0, width, a);
+                sgemm_strided(rows, width, out_c, a, width, b, out_c, beta, out_tile, out_c);
+            }
+            beta = 1.0;
+            k0 += width;
         }
-        first += rows;
-    }
+    });
 }

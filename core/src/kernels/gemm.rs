@@ -31,7 +31,10 @@ pub fn sgemm_strided(
     c: &mut [f32],
     ldc: usize,
 ) {
-    assert!(lda >= k && ldb >= n && ldc >= n, "sgemm: leading dimension below row length");
+    assert!(
+        lda >= k && ldb >= n && ldc >= n,
+        "sgemm: leading dimension below row length"
+    );
     // The last row of each matrix need not be padded to its full stride.
     let span = |rows: usize, ld: usize, cols: usize| {
         if rows == 0 || cols == 0 {
