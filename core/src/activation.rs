@@ -154,13 +154,12 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
         "Activation"
     }
 
-    fn forward(&self, input: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        let mut out = input.clone();
+    fn forward_into(&self, input: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
+        out.copy_from(input);
         A::apply(out.as_mut_slice(), S::LAST);
         if ctx.is_recording() && !A::IS_LINEAR {
             ctx.save(out.as_slice().to_vec());
         }
-        out
     }
 
     fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {

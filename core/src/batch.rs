@@ -48,6 +48,18 @@ impl fmt::Display for ShapeError {
 impl std::error::Error for ShapeError {}
 
 impl<S: Shape> Batch<S> {
+    /// A batch of `len` samples in `buffer`'s allocation (its contents are
+    /// discarded): how workspaces reuse memory.
+    pub fn from_buffer(len: usize, mut buffer: Vec<f32>) -> Self {
+        buffer.clear();
+        buffer.resize(len * S::NUMEL, 0.0);
+        Batch {
+            len,
+            data: buffer,
+            shape: PhantomData,
+        }
+    }
+
     /// Wraps `data` (NHWC) as `len` samples of shape `S`.
     ///
     /// Fails, giving the vector back untouched inside the error's numbers,
@@ -84,6 +96,21 @@ impl<S: Shape> Batch<S> {
             data: vec![value; len * S::NUMEL],
             shape: PhantomData,
         }
+    }
+
+    /// Makes this a batch of `len` samples, reusing the allocation when it
+    /// is large enough. Values that were there keep their place; new ones
+    /// are zero.
+    pub fn resize(&mut self, len: usize) {
+        self.len = len;
+        self.data.resize(len * S::NUMEL, 0.0);
+    }
+
+    /// Makes this a copy of `other`, reusing the allocation.
+    pub fn copy_from(&mut self, other: &Batch<S>) {
+        self.len = other.len;
+        self.data.clear();
+        self.data.extend_from_slice(&other.data);
     }
 
     /// Number of samples.

@@ -16,6 +16,8 @@ pub struct Context<'a> {
     /// A stack: forward passes push in layer order, backward passes pop in
     /// reverse, so nested models need no bookkeeping of their own.
     saved: Vec<Vec<f32>>,
+    /// Activation buffers for reuse (see [`Context::take_batch`]).
+    buffers: Vec<Vec<f32>>,
     recording: bool,
     softmax_fused: bool,
 }
@@ -34,6 +36,7 @@ impl<'a> Context<'a> {
             scratch: Vec::new(),
             threads: default_threads(),
             saved: Vec::new(),
+            buffers: Vec::new(),
             recording: false,
             softmax_fused: false,
         }
@@ -47,6 +50,7 @@ impl<'a> Context<'a> {
             scratch: Vec::new(),
             threads: default_threads(),
             saved: Vec::new(),
+            buffers: Vec::new(),
             recording: true,
             softmax_fused: false,
         }
@@ -132,6 +136,25 @@ impl<'a> Context<'a> {
     }
 }
 
+impl Context<'_> {
+    /// A batch of `len` samples made from a buffer this context keeps (the
+    /// largest it has), so that a model's intermediate activations reuse
+    /// memory from one call to the next. Give it back with
+    /// [`Context::recycle`].
+    pub fn take_batch<S: Shape>(&mut self, len: usize) -> Batch<S> {
+        let best = (0..self.buffers.len()).max_by_key(|&i| self.buffers[i].capacity());
+        let buffer = best
+            .map(|i| self.buffers.swap_remove(i))
+            .unwrap_or_default();
+        Batch::from_buffer(len, buffer)
+    }
+
+    /// Returns a batch's memory for [`Context::take_batch`] to reuse.
+    pub fn recycle<S: Shape>(&mut self, batch: Batch<S>) {
+        self.buffers.push(batch.into_vec());
+    }
+}
+
 /// One parameter tensor of a layer, as it appears in a weights file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamInfo {
@@ -178,10 +201,24 @@ pub trait Layer {
     /// The layer's kind in Keras's words (`Conv2D`, `Dense`, `Sequential`...).
     fn kind(&self) -> &'static str;
 
-    /// Computes the output for `input`. In training mode
-    /// ([`Context::is_training`]) it also saves, with [`Context::save`],
-    /// whatever [`Layer::backward`] will need.
-    fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output>;
+    /// Computes the output for `input` into `output`, which it resizes to
+    /// the input's batch size (reusing its allocation). When recording
+    /// ([`Context::is_recording`], as in training) it also saves, with
+    /// [`Context::save`], whatever [`Layer::backward`] will need.
+    fn forward_into(
+        &self,
+        input: &Batch<Self::Input>,
+        output: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    );
+
+    /// Computes the output for `input` in a new batch: see
+    /// [`Layer::forward_into`].
+    fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
+        let mut output = Batch::zeros(0);
+        self.forward_into(input, &mut output, ctx);
+        output
+    }
 
     /// The backward pass of the most recent training-mode `forward`: given
     /// the gradient of the loss with respect to this layer's output, adds the

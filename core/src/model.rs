@@ -23,6 +23,15 @@ pub trait Model: Layer + Sized {
         self.forward(input, &mut Context::inference())
     }
 
+    /// Inference into `output`, reusing `workspace` (a
+    /// [`Context::inference`], which also sets the thread count) and the
+    /// output's memory: after the first call with a given batch size, the
+    /// model itself allocates nothing (`matrixmultiply` still allocates its
+    /// packing buffer inside each GEMM call).
+    fn predict_into(&self, input: &Batch<Self::Input>, output: &mut Batch<Self::Output>, workspace: &mut Context<'_>) {
+        self.forward_into(input, output, workspace);
+    }
+
     /// A training-mode forward pass: dropout on, its masks drawn from `rng`
     /// (so a seeded `rng` makes it reproducible).
     fn predict_training(

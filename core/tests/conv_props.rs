@@ -6,7 +6,9 @@
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use strata_core::kernels::{self, conv2d_scratch_len, naive, ConvGeometry};
+use strata_core::kernels::{
+    self, choose_path, conv2d_scratch_len, naive, ConvGeometry, ConvPath, Isa,
+};
 use strata_core::shape::{conv_output_len, same_padding, Padding};
 
 // ---------------------------------------------------------------------------
@@ -640,5 +642,256 @@ fn sgemm_matches_naive_product() {
                 }
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Every convolution path, and thread-count invariance
+// ---------------------------------------------------------------------------
+
+/// The paths worth trying on this machine: every one that can run here.
+fn all_paths() -> Vec<ConvPath> {
+    let mut paths = vec![ConvPath::Im2col, ConvPath::Pointwise, ConvPath::Winograd];
+    for isa in [Isa::Avx512, Isa::Avx2] {
+        if isa.available() {
+            paths.push(ConvPath::Direct(isa));
+        }
+    }
+    paths
+}
+
+/// Runs `path` with exactly its scratch, output and scratch pre-filled
+/// with NaN.
+#[allow(clippy::too_many_arguments)]
+fn path_conv(
+    path: ConvPath,
+    g: &ConvGeometry,
+    x: &[f32],
+    k: &[f32],
+    bias: Option<&[f32]>,
+    co: usize,
+    threads: usize,
+) -> Vec<f32> {
+    let mut out = vec![f32::NAN; g.out_pixels() * co];
+    let mut scratch = vec![f32::NAN; path.scratch_len(g, threads)];
+    kernels::conv2d_with(path, g, x, k, bias, co, &mut out, &mut scratch, threads);
+    out
+}
+
+/// Checks every path that supports `geo` against the reference, and that
+/// each gives bitwise the same result on 1, 2 and 3 threads.
+fn check_paths(geo: &Geo, co: usize, with_bias: bool, seed: u64) -> Result<usize, TestCaseError> {
+    let Some(g) = geo.fast() else {
+        return Err(TestCaseError::reject("no window fits"));
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = random_vec(&mut rng, geo.n * geo.h * geo.w * geo.c);
+    let k = random_vec(&mut rng, geo.kh * geo.kw * geo.c * co);
+    let b = random_vec(&mut rng, co);
+    let bias = with_bias.then_some(b.as_slice());
+    let reference = ref_conv(geo, &x, &k, bias, co);
+    let ax: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+    let ak: Vec<f32> = k.iter().map(|v| v.abs()).collect();
+    let magnitude = ref_conv(geo, &ax, &ak, None, co);
+    let mut checked = 0;
+    for path in all_paths() {
+        if !path.supports(&g, co) {
+            continue;
+        }
+        let one = path_conv(path, &g, &x, &k, bias, co, 1);
+        assert_close(
+            &format!("{path:?} vs reference"),
+            &one,
+            &reference,
+            &magnitude,
+        )?;
+        for threads in [2, 3] {
+            let many = path_conv(path, &g, &x, &k, bias, co, threads);
+            let same_bits = one
+                .iter()
+                .zip(&many)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            prop_assert!(same_bits, "{:?}: {} threads differ from 1", path, threads);
+        }
+        checked += 1;
+    }
+    // What `conv2d` itself picks, with the scratch the layer gives it.
+    let chosen = choose_path(&g, co);
+    prop_assert!(chosen.supports(&g, co));
+    prop_assert!(chosen.scratch_len(&g, 2) <= conv2d_scratch_len(&g, 2));
+    let mut out = vec![f32::NAN; g.out_pixels() * co];
+    let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g, 2)];
+    kernels::conv2d(&g, &x, &k, bias, co, &mut out, &mut scratch, 2);
+    assert_close("conv2d vs reference", &out, &reference, &magnitude)?;
+    Ok(checked)
+}
+
+fn path_geo_strategy() -> impl Strategy<Value = Geo> {
+    (
+        1usize..=3,
+        1usize..=15,
+        1usize..=15,
+        1usize..=20,
+        1usize..=4,
+        1usize..=4,
+        1usize..=2,
+        1usize..=2,
+        any::<bool>(),
+    )
+        .prop_map(|(n, h, w, c, kh, kw, sh, sw, same)| Geo {
+            n,
+            h,
+            w,
+            c,
+            kh,
+            kw,
+            sh,
+            sw,
+            same,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        max_global_rejects: 4096,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_path_matches_reference_and_ignores_threads(
+        geo in path_geo_strategy(),
+        co in 1usize..=40,
+        with_bias in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        check_paths(&geo, co, with_bias, seed)?;
+    }
+
+    /// Winograd: 3×3 stride 1, odd and even sizes, both paddings, batch > 1.
+    #[test]
+    fn winograd_matches_reference(
+        n in 1usize..=3, h in 3usize..=13, w in 3usize..=13, c in 1usize..=24,
+        co in 1usize..=40, same in any::<bool>(), with_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let geo = Geo { n, h, w, c, kh: 3, kw: 3, sh: 1, sw: 1, same };
+        prop_assert!(check_paths(&geo, co, with_bias, seed)? >= 2);
+    }
+
+    /// The direct kernel: rows of at least one pixel block, at least one
+    /// channel block, short patches, strides 1 and 2.
+    #[test]
+    fn direct_matches_reference(
+        n in 1usize..=2, h in 1usize..=9, w in 24usize..=40, c in 1usize..=4,
+        k in 1usize..=7, s in 1usize..=2, co in 32usize..=70,
+        same in any::<bool>(), with_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let geo = Geo { n, h, w, c, kh: k.min(h.max(1)), kw: k, sh: s, sw: s, same };
+        check_paths(&geo, co, with_bias, seed)?;
+    }
+}
+
+#[test]
+fn paths_on_larger_shapes() {
+    // Several im2col tiles and patch chunks (K = 3·3·40 = 360 > 256), a
+    // Winograd layer with more than one block of output channels, a
+    // pointwise layer over several tiles, and c1/c8-like direct layers.
+    let cases = [
+        (
+            Geo {
+                n: 2,
+                h: 24,
+                w: 22,
+                c: 40,
+                kh: 3,
+                kw: 3,
+                sh: 1,
+                sw: 1,
+                same: true,
+            },
+            140,
+        ),
+        (
+            Geo {
+                n: 3,
+                h: 20,
+                w: 21,
+                c: 40,
+                kh: 3,
+                kw: 3,
+                sh: 2,
+                sw: 1,
+                same: false,
+            },
+            20,
+        ),
+        (
+            Geo {
+                n: 2,
+                h: 30,
+                w: 30,
+                c: 24,
+                kh: 1,
+                kw: 1,
+                sh: 1,
+                sw: 1,
+                same: false,
+            },
+            36,
+        ),
+        (
+            Geo {
+                n: 2,
+                h: 32,
+                w: 32,
+                c: 3,
+                kh: 3,
+                kw: 3,
+                sh: 1,
+                sw: 1,
+                same: true,
+            },
+            32,
+        ),
+        (
+            Geo {
+                n: 1,
+                h: 40,
+                w: 44,
+                c: 3,
+                kh: 7,
+                kw: 7,
+                sh: 2,
+                sw: 2,
+                same: true,
+            },
+            64,
+        ),
+    ];
+    for (i, (geo, co)) in cases.into_iter().enumerate() {
+        let checked = check_paths(&geo, co, i % 2 == 0, 100 + i as u64).unwrap();
+        assert!(checked >= 1);
+    }
+}
+
+#[test]
+fn chosen_paths_for_the_benchmark_configurations() {
+    let g = |n, hwc, k, s, p| ConvGeometry::new(n, hwc, (k, k), (s, s), p).unwrap();
+    let (same, valid) = (Padding::Same, Padding::Valid);
+    // Short patches take the direct kernel where the machine has one.
+    let direct = Isa::detect() != Isa::None;
+    let c1 = choose_path(&g(64, (32, 32, 3), 3, 1, same), 32);
+    assert_eq!(matches!(c1, ConvPath::Direct(_)), direct);
+    let c8 = choose_path(&g(1, (224, 224, 3), 7, 2, same), 64);
+    assert_eq!(matches!(c8, ConvPath::Direct(_)), direct);
+    assert_eq!(
+        choose_path(&g(8, (56, 56, 64), 1, 1, valid), 256),
+        ConvPath::Pointwise
+    );
+    // The scratch never depends on the batch size.
+    for p in [same, valid] {
+        let small = conv2d_scratch_len(&g(8, (56, 56, 64), 3, 1, p), 2);
+        let large = conv2d_scratch_len(&g(512, (56, 56, 64), 3, 1, p), 2);
+        assert_eq!(small, large);
     }
 }

@@ -228,8 +228,33 @@ pub fn generate(checked: Checked) -> TokenStream {
         quote!(<#(#generics),*>)
     };
 
-    let first = &fields[0];
-    let rest = &fields[1..];
+    // x_i is layer i's output; the last layer writes into `out`.
+    let forward_body = {
+        let mut body = TokenStream::new();
+        for i in 0..n {
+            let field = &fields[i];
+            let input = if i == 0 {
+                quote!(x)
+            } else {
+                let p = format_ident!("x{}", i - 1);
+                quote!(&#p)
+            };
+            if i + 1 == n {
+                body.extend(quote!(self.#field.forward_into(#input, out, ctx);));
+            } else {
+                let o = format_ident!("x{}", i);
+                body.extend(quote!(
+                    let mut #o = ctx.take_batch(x.batch_size());
+                    self.#field.forward_into(#input, &mut #o, ctx);
+                ));
+            }
+            if i > 0 {
+                let p = format_ident!("x{}", i - 1);
+                body.extend(quote!(ctx.recycle(#p);));
+            }
+        }
+        body
+    };
     let last = &fields[n - 1];
     let rev_rest: Vec<&Ident> = fields[..n - 1].iter().rev().collect();
     let block_names = block_bindings.iter().map(|(a, _)| a);
@@ -273,10 +298,10 @@ pub fn generate(checked: Checked) -> TokenStream {
                     "Sequential"
                 }
 
-                fn forward(&self, x: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
-                    let x = self.#first.forward(x, ctx);
-                    #(let x = self.#rest.forward(&x, ctx);)*
-                    x
+                fn forward_into(&self, x: &Batch<Self::Input>, out: &mut Batch<Self::Output>, ctx: &mut Context<'_>) {
+                    // Each activation lives in a buffer the context keeps, so
+                    // a reused context allocates nothing in steady state.
+                    #forward_body
                 }
 
                 fn backward(&mut self, g: &Batch<Self::Output>, ctx: &mut Context<'_>) -> Batch<Self::Input> {

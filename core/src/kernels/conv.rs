@@ -163,7 +163,10 @@ impl ConvPath {
     /// whatever the output channels.
     fn scratch(self, g: &ConvGeometry) -> (usize, usize) {
         match self {
-            ConvPath::Im2col => (0, max_tile_rows(g, 0).min(g.out_pixels()) * k_chunk(g.patch_len())),
+            ConvPath::Im2col => (
+                0,
+                max_tile_rows(g, 0).min(g.out_pixels()) * k_chunk(g.patch_len()),
+            ),
             ConvPath::Pointwise => (0, 0),
             ConvPath::Direct(_) => (0, direct::scratch_len(g)),
             ConvPath::Winograd => winograd::scratch_len(g),
@@ -187,9 +190,7 @@ pub fn choose_path(g: &ConvGeometry, out_c: usize) -> ConvPath {
         return ConvPath::Pointwise;
     }
     let isa = Isa::detect();
-    if g.in_c <= DIRECT_MAX_IN_C
-        && g.patch_len() <= DIRECT_MAX_PATCH
-        && direct::fits(g, out_c, isa)
+    if g.in_c <= DIRECT_MAX_IN_C && g.patch_len() <= DIRECT_MAX_PATCH && direct::fits(g, out_c, isa)
     {
         return ConvPath::Direct(isa);
     }
@@ -231,7 +232,11 @@ fn k_chunk(k: usize) -> usize {
 /// and output tile within [`TILE_BUDGET`], a multiple of 16 (the
 /// `matrixmultiply` micro-kernel's rows).
 fn max_tile_rows(g: &ConvGeometry, out_c: usize) -> usize {
-    let per_row = if g.is_pointwise() { 0 } else { k_chunk(g.patch_len()) } + out_c;
+    let per_row = if g.is_pointwise() {
+        0
+    } else {
+        k_chunk(g.patch_len())
+    } + out_c;
     (TILE_BUDGET / per_row.max(1)).clamp(64, MAX_TILE_ROWS) / 16 * 16
 }
 
@@ -341,7 +346,9 @@ pub fn conv2d(
     threads: usize,
 ) {
     let path = choose_path(g, out_c);
-    conv2d_with(path, g, input, kernel, bias, out_c, output, scratch, threads);
+    conv2d_with(
+        path, g, input, kernel, bias, out_c, output, scratch, threads,
+    );
 }
 
 /// [`conv2d`] along a given path (for tests and benchmarks). `scratch`
@@ -370,7 +377,10 @@ pub fn conv2d_with(
     if let Some(b) = bias {
         assert!(b.len() >= out_c, "conv2d: bias too short");
     }
-    assert!(path.supports(g, out_c), "conv2d: {path:?} cannot compute {g:?}");
+    assert!(
+        path.supports(g, out_c),
+        "conv2d: {path:?} cannot compute {g:?}"
+    );
     if m == 0 || out_c == 0 {
         return;
     }
@@ -381,9 +391,9 @@ pub fn conv2d_with(
         ConvPath::Winograd => {
             winograd::conv2d(g, input, kernel, bias, out_c, output, scratch, threads)
         }
-        ConvPath::Im2col | ConvPath::Pointwise => {
-            tiled_gemm(path, g, input, kernel, bias, out_c, output, scratch, threads)
-        }
+        ConvPath::Im2col | ConvPath::Pointwise => tiled_gemm(
+            path, g, input, kernel, bias, out_c, output, scratch, threads,
+        ),
     }
 }
 
@@ -409,32 +419,40 @@ fn tiled_gemm(
     let per_thread = path.scratch(g).1;
     let workers = parallel::workers(threads, m.div_ceil(tile), 2 * m * k * out_c);
     let tiles = output[..m * out_c].chunks_mut(tile * out_c).enumerate();
-    parallel::run(workers, tiles, scratch, per_thread, |(t, out_tile), patches| {
-        let first = t * tile;
-        let rows = out_tile.len() / out_c;
-        let mut beta = 0.0;
-        if let Some(bias) = bias {
-            // Bias goes in first so the GEMM accumulates onto it (beta = 1)
-            // while the tile is still in cache.
-            for row in out_tile.chunks_exact_mut(out_c) {
-                row.copy_from_slice(&bias[..out_c]);
+    parallel::run(
+        workers,
+        tiles,
+        scratch,
+        per_thread,
+        |(t, out_tile), patches| {
+            let first = t * tile;
+            let rows = out_tile.len() / out_c;
+            let mut beta = 0.0;
+            if let Some(bias) = bias {
+                // Bias goes in first so the GEMM accumulates onto it (beta = 1)
+                // while the tile is still in cache.
+                for row in out_tile.chunks_exact_mut(out_c) {
+                    row.copy_from_slice(&bias[..out_c]);
+                }
+                beta = 1.0;
             }
-            beta = 1.0;
-        }
-        let mut k0 = 0;
-        while k0 < k {
-            let width = kc.min(k - k0);
-            let b = &kernel[k0 * out_c..(k0 + width) * out_c];
-            if pointwise {
-                let a = &input[first * k + k0..(first + rows) * k];
-                sgemm_strided(rows, width, out_c, a, k, b, out_c, beta, out_tile, out_c);
-            } else {
-                let a = &mut patches[..rows * width];
-                im2col_columns(g, input, first, rows, k0, width, a);
-                sgemm_strided(rows, width, out_c, a, width, b, out_c, beta, out_tile, out_c);
+            let mut k0 = 0;
+            while k0 < k {
+                let width = kc.min(k - k0);
+                let b = &kernel[k0 * out_c..(k0 + width) * out_c];
+                if pointwise {
+                    let a = &input[first * k + k0..(first + rows) * k];
+                    sgemm_strided(rows, width, out_c, a, k, b, out_c, beta, out_tile, out_c);
+                } else {
+                    let a = &mut patches[..rows * width];
+                    im2col_columns(g, input, first, rows, k0, width, a);
+                    sgemm_strided(
+                        rows, width, out_c, a, width, b, out_c, beta, out_tile, out_c,
+                    );
+                }
+                beta = 1.0;
+                k0 += width;
             }
-            beta = 1.0;
-            k0 += width;
-        }
-    });
+        },
+    );
 }

@@ -109,8 +109,14 @@ pub fn conv2d(
 ) {
     assert!(fits(g, out_c, isa), "direct conv2d: unsupported geometry");
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
-    assert!(kernel.len() >= g.patch_len() * out_c, "conv2d: kernel too short");
-    assert!(output.len() >= g.out_pixels() * out_c, "conv2d: output too short");
+    assert!(
+        kernel.len() >= g.patch_len() * out_c,
+        "conv2d: kernel too short"
+    );
+    assert!(
+        output.len() >= g.out_pixels() * out_c,
+        "conv2d: output too short"
+    );
     if let Some(b) = bias {
         assert!(b.len() >= out_c, "conv2d: bias too short");
     }
@@ -119,19 +125,15 @@ pub fn conv2d(
     let row_len = g.out_w * out_c;
     let flops = 2 * g.out_pixels() * g.patch_len() * out_c;
     let workers = parallel::workers(threads, rows.div_ceil(unit), flops);
-    let units = output[..rows * row_len].chunks_mut(unit * row_len).enumerate();
-    parallel::run(
-        workers,
-        units,
-        scratch,
-        scratch_len(g),
-        |(u, out), buf| {
-            for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
-                let row = u * unit + r;
-                output_row(g, input, kernel, bias, out_c, row, out_row, buf, isa);
-            }
-        },
-    );
+    let units = output[..rows * row_len]
+        .chunks_mut(unit * row_len)
+        .enumerate();
+    parallel::run(workers, units, scratch, scratch_len(g), |(u, out), buf| {
+        for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
+            let row = u * unit + r;
+            output_row(g, input, kernel, bias, out_c, row, out_row, buf, isa);
+        }
+    });
 }
 
 /// Computes output row `row` (`b · out_h + oy`) into `out` (`out_w × out_c`).

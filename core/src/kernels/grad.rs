@@ -38,7 +38,9 @@ pub fn sgemm_strided(
     if k == 0 {
         for i in 0..m {
             for j in 0..n {
-                c[i * c_rs + j * c_cs] *= beta;
+                // beta = 0 overwrites c, as matrixmultiply does when k > 0.
+                let v = &mut c[i * c_rs + j * c_cs];
+                *v = if beta == 0.0 { 0.0 } else { *v * beta };
             }
         }
         return;

@@ -82,7 +82,10 @@ pub fn conv2d(
     let cin = g.in_c;
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
     assert!(kernel.len() >= 9 * cin * out_c, "conv2d: kernel too short");
-    assert!(output.len() >= g.out_pixels() * out_c, "conv2d: output too short");
+    assert!(
+        output.len() >= g.out_pixels() * out_c,
+        "conv2d: output too short"
+    );
     if let Some(b) = bias {
         assert!(b.len() >= out_c, "conv2d: bias too short");
     }
@@ -107,7 +110,8 @@ pub fn conv2d(
             let tr0 = unit * unit_rows;
             let tr1 = (tr0 + unit_rows).min(tile_rows);
             let end = out_row(g, tr1 - 1) + 2.min(g.out_h - (tr1 - 1) % tiles_h(g) * 2);
-            let (mine, rest) = std::mem::take(&mut remaining).split_at_mut((end - next_row) * row_len);
+            let (mine, rest) =
+                std::mem::take(&mut remaining).split_at_mut((end - next_row) * row_len);
             remaining = rest;
             next_row = end;
             (tr0, tr1, mine)
@@ -288,7 +292,8 @@ fn transform_input_tile(
             }
             c += LANES;
         } else {
-            let d: [[f32; 1]; 16] = std::array::from_fn(|k| [cells[k].map_or(0.0, |at| image[at + c])]);
+            let d: [[f32; 1]; 16] =
+                std::array::from_fn(|k| [cells[k].map_or(0.0, |at| image[at + c])]);
             let out = input_transform(&d);
             for (p, x) in out.iter().enumerate() {
                 v[(p * tiles + tile) * cin + c] = x[0];
@@ -314,7 +319,12 @@ fn input_transform<const L: usize>(d: &[[f32; L]; 16]) -> [[f32; L]; 16] {
     let mut v = [[0.0f32; L]; 16];
     for i in 0..4 {
         for l in 0..L {
-            let (t0, t1, t2, t3) = (t[4 * i][l], t[4 * i + 1][l], t[4 * i + 2][l], t[4 * i + 3][l]);
+            let (t0, t1, t2, t3) = (
+                t[4 * i][l],
+                t[4 * i + 1][l],
+                t[4 * i + 2][l],
+                t[4 * i + 3][l],
+            );
             v[4 * i][l] = t0 - t2;
             v[4 * i + 1][l] = t1 + t2;
             v[4 * i + 2][l] = t2 - t1;
@@ -338,7 +348,12 @@ fn output_transform<const L: usize>(m: &[[f32; L]; 16], y: &mut [[f32; L]; 4]) {
     }
     for i in 0..2 {
         for l in 0..L {
-            let (s0, s1, s2, s3) = (s[4 * i][l], s[4 * i + 1][l], s[4 * i + 2][l], s[4 * i + 3][l]);
+            let (s0, s1, s2, s3) = (
+                s[4 * i][l],
+                s[4 * i + 1][l],
+                s[4 * i + 2][l],
+                s[4 * i + 3][l],
+            );
             y[2 * i][l] = s0 + s1 + s2;
             y[2 * i + 1][l] = s1 - s2 - s3;
         }

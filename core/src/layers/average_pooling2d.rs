@@ -57,11 +57,15 @@ where
         "AveragePooling2D"
     }
 
-    fn forward(&self, input: &Batch<Self::Input>, _: &mut Context<'_>) -> Batch<Self::Output> {
+    fn forward_into(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        _: &mut Context<'_>,
+    ) {
         let g = pool_geometry::<H, W, C, PH, PW, SH, SW, P>(input.batch_size());
-        let mut out = Batch::zeros(input.batch_size());
+        out.resize(input.batch_size());
         avg_pool2d(&g, input.as_slice(), out.as_mut_slice());
-        out
     }
 
     fn backward(

@@ -157,9 +157,14 @@ where
         "Conv2D"
     }
 
-    fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
+    fn forward_into(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) {
         let g = Self::geometry(input.batch_size());
-        let mut out = Batch::<Self::Output>::zeros(input.batch_size());
+        out.resize(input.batch_size());
         let threads = ctx.threads();
         let scratch = ctx.scratch(conv2d_scratch_len(&g, threads));
         conv2d(
@@ -179,7 +184,6 @@ where
                 ctx.save(out.as_slice().to_vec());
             }
         }
-        out
     }
 
     fn backward(

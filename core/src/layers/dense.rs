@@ -116,9 +116,14 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         "Dense"
     }
 
-    fn forward(&self, input: &Batch<In>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
+    fn forward_into(
+        &self,
+        input: &Batch<In>,
+        out: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) {
         let rows = input.batch_size() * (In::NUMEL / In::LAST.max(1));
-        let mut out = Batch::<Self::Output>::zeros(input.batch_size());
+        out.resize(input.batch_size());
         let units = U::USIZE;
         if let Some(bias) = &self.bias {
             for row in out.as_mut_slice().chunks_exact_mut(units.max(1)) {
@@ -142,7 +147,6 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
                 ctx.save(out.as_slice().to_vec());
             }
         }
-        out
     }
 
     fn backward(&mut self, grad_output: &Batch<Self::Output>, ctx: &mut Context<'_>) -> Batch<In> {

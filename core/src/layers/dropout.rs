@@ -69,10 +69,10 @@ impl<S: Shape> Layer for Dropout<S> {
         "Dropout"
     }
 
-    fn forward(&self, input: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        let mut out = input.clone();
+    fn forward_into(&self, input: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
+        out.copy_from(input);
         if self.rate == 0.0 {
-            return out;
+            return;
         }
         if let Some(rng) = ctx.rng() {
             let keep = 1.0 / (1.0 - self.rate);
@@ -95,7 +95,6 @@ impl<S: Shape> Layer for Dropout<S> {
             // Recording without dropout: an empty mask means the identity.
             ctx.save(Vec::new());
         }
-        out
     }
 
     fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {

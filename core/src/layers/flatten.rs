@@ -36,11 +36,11 @@ impl<In: Flattenable> Layer for Flatten<In> {
         "Flatten"
     }
 
-    fn forward(&self, input: &Batch<In>, _: &mut Context<'_>) -> Batch<In::Flat> {
+    fn forward_into(&self, input: &Batch<In>, out: &mut Batch<In::Flat>, _: &mut Context<'_>) {
         // Same values, same order: only the type changes. Flattenable
         // guarantees In::Flat has as many values per sample as In.
-        Batch::from_vec(input.batch_size(), input.as_slice().to_vec())
-            .expect("Flatten keeps the number of values")
+        out.resize(input.batch_size());
+        out.as_mut_slice().copy_from_slice(input.as_slice());
     }
 
     fn backward(&mut self, grad_output: &Batch<In::Flat>, _: &mut Context<'_>) -> Batch<In> {

@@ -77,15 +77,19 @@ where
         "MaxPooling2D"
     }
 
-    fn forward(&self, input: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
+    fn forward_into(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) {
         let g = pool_geometry::<H, W, C, PH, PW, SH, SW, P>(input.batch_size());
-        let mut out = Batch::zeros(input.batch_size());
+        out.resize(input.batch_size());
         max_pool2d(&g, input.as_slice(), out.as_mut_slice());
         // The backward pass finds each window's winner again from the input.
         if ctx.is_recording() {
             ctx.save(input.as_slice().to_vec());
         }
-        out
     }
 
     fn backward(
