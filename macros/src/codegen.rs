@@ -231,8 +231,7 @@ pub fn generate(checked: Checked) -> TokenStream {
     // x_i is layer i's output; the last layer writes into `out`.
     let forward_body = {
         let mut body = TokenStream::new();
-        for i in 0..n {
-            let field = &fields[i];
+        for (i, field) in fields.iter().enumerate() {
             let input = if i == 0 {
                 quote!(x)
             } else {
