@@ -4,8 +4,13 @@
 //! (M = N·Ho·Wo, K = Kh·Kw·Cin, N = Cout) with the operands already in place.
 //! On c1 and c3 a naive direct convolution shows what im2col + GEMM buys.
 //!
+//! Each configuration runs on 1 and 2 threads (`strata_t1`, `strata_t2`);
+//! the 2-thread baseline (`sgemm_baseline_t2`) splits the GEMM's rows in
+//! two halves, each a single-threaded sgemm on its own scoped thread.
+//!
 //! `cargo bench --bench conv`; throughput is reported in FLOP/s with
-//! FLOPs = 2·N·Ho·Wo·Cout·Cin·Kh·Kw.
+//! FLOPs = 2·N·Ho·Wo·Cout·Cin·Kh·Kw. Restrict with
+//! `STRATA_BENCH_CONFIGS=c1,c6` and `STRATA_BENCH_THREADS=1`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -41,27 +46,55 @@ fn bench_conv<L: Layer>(
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
 
-    let mut ctx = Context::inference().with_threads(1);
-    group.bench_function(BenchmarkId::new("strata", id), |b| {
-        b.iter(|| black_box(layer.forward(black_box(&x), &mut ctx)))
-    });
+    let threads = thread_counts();
+    for &t in &threads {
+        // Output and context reused across calls, as `predict_into` does:
+        // the baseline writes into a buffer allocated once, too.
+        let mut ctx = Context::inference().with_threads(t);
+        let mut y = layer.forward(&x, &mut ctx);
+        group.bench_function(BenchmarkId::new(format!("strata_t{t}"), id), |b| {
+            b.iter(|| layer.forward_into(black_box(&x), black_box(&mut y), &mut ctx))
+        });
+    }
 
     let a = values(m * k);
     let w = values(k * cout);
     let mut out = vec![0.0f32; m * cout];
-    group.bench_function(BenchmarkId::new("sgemm_baseline", id), |b| {
-        b.iter(|| {
-            sgemm(
-                m,
-                k,
-                cout,
-                black_box(&a),
-                black_box(&w),
-                0.0,
-                black_box(&mut out),
-            )
-        })
-    });
+    if threads.contains(&1) {
+        group.bench_function(BenchmarkId::new("sgemm_baseline", id), |b| {
+            b.iter(|| {
+                sgemm(
+                    m,
+                    k,
+                    cout,
+                    black_box(&a),
+                    black_box(&w),
+                    0.0,
+                    black_box(&mut out),
+                )
+            })
+        });
+    }
+    if threads.contains(&2) {
+        let half = m.div_ceil(2);
+        group.bench_function(BenchmarkId::new("sgemm_baseline_t2", id), |b| {
+            b.iter(|| {
+                let (top, bottom) = out.split_at_mut(half * cout);
+                std::thread::scope(|s| {
+                    s.spawn(|| sgemm(half, k, cout, &a, &w, 0.0, black_box(top)));
+                    sgemm(
+                        m - half,
+                        k,
+                        cout,
+                        &a[half * k..],
+                        &w,
+                        0.0,
+                        black_box(bottom),
+                    );
+                });
+            })
+        });
+    }
 
     if naive_too {
         let bias = vec![0.1f32; cout];
@@ -78,6 +111,17 @@ fn bench_conv<L: Layer>(
         });
     }
     group.finish();
+}
+
+/// Thread counts to measure: `STRATA_BENCH_THREADS` (default 1,2).
+fn thread_counts() -> Vec<usize> {
+    match std::env::var("STRATA_BENCH_THREADS") {
+        Ok(v) if !v.is_empty() => v
+            .split(',')
+            .map(|t| t.trim().parse().expect("STRATA_BENCH_THREADS: numbers"))
+            .collect(),
+        _ => vec![1, 2],
+    }
 }
 
 fn geometry(n: usize, hwc: (usize, usize, usize), k: usize, s: usize, p: Padding) -> ConvGeometry {

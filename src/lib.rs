@@ -19,6 +19,8 @@
 //! See the README for the grammar of `sequential!`, the shape rules and the
 //! weight-file convention.
 
+#![warn(missing_docs)]
+
 extern crate self as strata;
 
 pub use strata_core::*;

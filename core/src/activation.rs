@@ -49,7 +49,12 @@ pub struct Linear;
 impl ActivationFn for Relu {
     const NAME: &'static str = "relu";
     fn apply(values: &mut [f32], _: usize) {
-        values.iter_mut().for_each(|v| *v = v.max(0.0));
+        // Not v.max(0.0): that would turn a NaN into 0 and hide it.
+        values.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v = 0.0
+            }
+        });
     }
     fn backward(output: &[f32], grad: &mut [f32], _: usize) {
         // The derivative at 0 is taken as 0, as TensorFlow and JAX do.

@@ -126,6 +126,11 @@ impl<'a> Context<'a> {
         std::mem::take(&mut self.softmax_fused)
     }
 
+    /// Values of kernel scratch memory held (the largest any kernel asked for).
+    pub fn scratch_len(&self) -> usize {
+        self.scratch.len()
+    }
+
     /// A scratch buffer of at least `len` values, reused across calls. Its
     /// contents are unspecified.
     pub fn scratch(&mut self, len: usize) -> &mut [f32] {

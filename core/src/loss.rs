@@ -334,7 +334,8 @@ impl Loss {
                             g[i] = if fused {
                                 (p[i] * y_sum - y[i]) * scale
                             } else {
-                                -y[i] / q * scale
+                                // d/dp of -Σ y log(p / Σp), p not clipped.
+                                (y_sum - y[i] / q) / p_sum * scale
                             };
                         }
                         total += row;
@@ -402,7 +403,8 @@ mod tests {
         let v = Loss::categorical_crossentropy().evaluate(&p, &y, 3, false);
         let expected = -(0.7f32.ln() + 0.5f32.ln()) / 2.0;
         assert!((v.loss - expected).abs() < 1e-6);
-        assert!((v.grad[0] - (-1.0 / 0.7 / 2.0)).abs() < 1e-6);
+        // Σp = 1 here, so the normalisation adds Σy = 1.
+        assert!((v.grad[0] - (1.0 - 1.0 / 0.7) / 2.0).abs() < 1e-6);
         assert_eq!(v.correct, 2);
         let fused = Loss::categorical_crossentropy().evaluate(&p, &y, 3, true);
         assert!((fused.grad[0] - (0.7 - 1.0) / 2.0).abs() < 1e-6);

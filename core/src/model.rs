@@ -1,5 +1,5 @@
 //! What every model can do ([`Model`]), and the pieces `sequential!`
-//! expansions call to become one ([`sequential`](crate::sequential)).
+//! expansions call to become one ([`sequential`]).
 
 use std::path::Path;
 
@@ -28,7 +28,12 @@ pub trait Model: Layer + Sized {
     /// output's memory: after the first call with a given batch size, the
     /// model itself allocates nothing (`matrixmultiply` still allocates its
     /// packing buffer inside each GEMM call).
-    fn predict_into(&self, input: &Batch<Self::Input>, output: &mut Batch<Self::Output>, workspace: &mut Context<'_>) {
+    fn predict_into(
+        &self,
+        input: &Batch<Self::Input>,
+        output: &mut Batch<Self::Output>,
+        workspace: &mut Context<'_>,
+    ) {
         self.forward_into(input, output, workspace);
     }
 

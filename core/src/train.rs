@@ -54,6 +54,15 @@ pub enum TrainError {
     },
     /// An optimizer hyperparameter is out of range.
     Hyperparameter(HyperparameterError),
+    /// A gradient became NaN or infinite while the loss stayed finite (a
+    /// NaN input swallowed on the way, an overflow). The update of this
+    /// batch was not made; those of the batches before it stay applied.
+    NonFiniteGradient {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The batch within the epoch (1-based).
+        batch: usize,
+    },
     /// The loss became NaN or infinite. The updates of the batches before
     /// it stay applied; the one of this batch was not made.
     NonFiniteLoss {
@@ -78,6 +87,11 @@ impl fmt::Display for TrainError {
                 "validation_split must be in [0, 1) and leave training samples, but it is {split} of {samples} samples"
             ),
             TrainError::Hyperparameter(e) => write!(f, "bad optimizer setting: {e}"),
+            TrainError::NonFiniteGradient { epoch, batch } => write!(
+                f,
+                "a gradient became NaN or infinite at epoch {epoch}, batch {batch}; training stopped before applying \
+                 that batch (check the inputs for NaN, or lower the learning rate)"
+            ),
             TrainError::NonFiniteLoss { epoch, batch, loss } => write!(
                 f,
                 "the loss became {loss} at epoch {epoch}, batch {batch}; training stopped before applying that batch \
@@ -232,6 +246,13 @@ fn forward_backward<M: Layer>(
         model.backward(&grad, ctx);
     }
     (value.loss, value.correct, value.counted)
+}
+
+/// Whether every gradient in the model's buffers is finite.
+fn gradients_finite<M: Layer>(model: &mut M) -> bool {
+    let mut finite = true;
+    model.visit_params_mut(&mut |_, g| finite &= g.iter().all(|v| v.is_finite()));
+    finite
 }
 
 /// Loss and accuracy of `model` on `x` in inference mode, in batches.
@@ -406,6 +427,13 @@ impl<M: Layer> Trainer<M> {
                         epoch: epoch + 1,
                         batch: step + 1,
                         loss,
+                    });
+                }
+                if !gradients_finite(&mut self.model) {
+                    progress.abandon();
+                    return Err(TrainError::NonFiniteGradient {
+                        epoch: epoch + 1,
+                        batch: step + 1,
                     });
                 }
                 self.optimizer.begin_step();

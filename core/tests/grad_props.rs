@@ -29,8 +29,14 @@ use strata_core::shape::Padding;
 
 /// Central-difference step (f64).
 const EPS: f64 = 1e-6;
-/// Allowed error, relative to the largest |gradient| of the tensor.
+/// Allowed error, relative to the largest |gradient| of the tensor (or to
+/// `SCALE_FLOOR`, whichever is larger).
 const TOL: f64 = 1e-4;
+/// The smallest scale errors are measured against: when every gradient is
+/// tiny through cancellation (a softmax row dominated by one class, a bias
+/// gradient summing to almost zero), f32 rounding of the O(1) terms still
+/// leaves ~1e-7 absolute. So errors below `TOL · SCALE_FLOOR = 1e-6` pass.
+const SCALE_FLOOR: f64 = 1e-2;
 /// Coordinates checked one by one per gradient tensor.
 const COORDS: usize = 48;
 /// Random directions per gradient tensor.
@@ -69,7 +75,7 @@ where
         panic!("{name}: {e}");
     }
     println!(
-        "{name}: {} cases, worst error {:.3e} (relative to the largest gradient)",
+        "{name}: {} cases, worst error {:.3e} (relative to the largest gradient, at least {SCALE_FLOOR})",
         checked.get(),
         worst.get()
     );
@@ -96,7 +102,8 @@ fn dot(r: &[f64], y: &[f64]) -> f64 {
 /// Checks `analytic` (the kernel's gradient of `f` at `point`) against
 /// central differences of `f`: up to `COORDS` random coordinates one at a
 /// time, and `DIRECTIONS` random directions over all coordinates. Returns the
-/// worst error relative to the tensor's scale (its largest |gradient|).
+/// worst error relative to the tensor's scale (its largest |gradient|, at
+/// least `SCALE_FLOOR`).
 fn check_gradient(
     what: &str,
     analytic: &[f32],
@@ -127,7 +134,7 @@ fn check_gradient(
         .iter()
         .map(|g| (*g as f64).abs())
         .chain(fd.iter().map(|d| d.abs()))
-        .fold(1e-6f64, f64::max);
+        .fold(SCALE_FLOOR, f64::max);
     let mut worst = 0.0f64;
     for (&i, d) in coords.iter().zip(&fd) {
         let err = (analytic[i] as f64 - d).abs() / scale;
@@ -400,7 +407,7 @@ fn check_conv(g: &ConvGeometry, out_c: usize, with_bias: bool, seed: u64) -> f64
 
 #[test]
 fn conv2d_backward_matches_finite_differences() {
-    run("conv2d_backward", 96, window_case(), |c| {
+    run("conv2d_backward", 256, window_case(), |c| {
         let g = c.geometry()?;
         Some(check_conv(&g, c.cout, c.bias, c.seed))
     });
@@ -435,7 +442,7 @@ fn dense_backward_matches_finite_differences() {
     );
     run(
         "dense_backward",
-        128,
+        256,
         case,
         |&(rows, n_in, units, with_bias, seed)| {
             let mut rng = rng(seed);
@@ -524,7 +531,7 @@ fn distinct_values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 
 #[test]
 fn max_pool2d_backward_matches_finite_differences() {
-    run("max_pool2d_backward", 128, window_case(), |c| {
+    run("max_pool2d_backward", 256, window_case(), |c| {
         let g = c.geometry()?;
         let mut rng = rng(c.seed);
         let x = distinct_values(&mut rng, g.input_len());
@@ -549,7 +556,7 @@ fn max_pool2d_backward_matches_finite_differences() {
 
 #[test]
 fn avg_pool2d_backward_matches_finite_differences() {
-    run("avg_pool2d_backward", 128, window_case(), |c| {
+    run("avg_pool2d_backward", 256, window_case(), |c| {
         let g = c.geometry()?;
         let mut rng = rng(c.seed);
         let x = uniform_f32(&mut rng, g.input_len(), -1.0, 1.0);

@@ -1,10 +1,10 @@
 //! The `sequential!` macro of [strata](https://docs.rs/strata). Use it
 //! through the `strata` crate, which documents the DSL.
 //!
-//! The macro works in three steps, one module each: [`parse`] turns tokens
-//! into a typed model of the chain ([`model`]), [`check`] verifies it
+//! The macro works in three steps, one module each: `parse` turns tokens
+//! into a typed model of the chain (`model`), `check` verifies it
 //! (argument ranges, ranks and, where the input shape is known, every
-//! layer's shape), and [`codegen`] writes the model struct. Every problem is
+//! layer's shape), and `codegen` writes the model struct. Every problem is
 //! a `syn::Error` on the offending tokens, and all are reported at once.
 
 mod check;

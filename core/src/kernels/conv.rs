@@ -124,15 +124,13 @@ const TILE_BUDGET: usize = 256 * 1024;
 /// Most output rows in one tile.
 const MAX_TILE_ROWS: usize = 1024;
 
-/// Patches at most this long (with few input channels) go to the direct
-/// kernel when the machine has one.
-const DIRECT_MAX_PATCH: usize = 160;
-
-/// Input channels at most this many send a short patch to the direct kernel.
-const DIRECT_MAX_IN_C: usize = 8;
+/// The direct kernel reads its kernel block (`patch_len × 32` values) from
+/// cache for every pixel block: it beats GEMM while the whole kernel stays
+/// within about 1 MiB (L2), measured on c1-c8.
+const DIRECT_MAX_WEIGHTS: usize = 256 * 1024;
 
 /// Winograd needs at least this many input and output channels to beat
-/// im2col + GEMM (its 16 GEMMs have `k = Cin`, `n = Cout`).
+/// the other paths (its 16 GEMMs have `k = Cin`, `n = Cout`).
 const WINOGRAD_MIN_C: usize = 16;
 
 /// How [`conv2d`] computes a convolution.
@@ -146,6 +144,8 @@ pub enum ConvPath {
     Direct(Isa),
     /// Winograd F(2×2, 3×3) (3×3 windows at stride 1 only).
     Winograd,
+    /// Winograd F(4×4, 3×3) (3×3 windows at stride 1 only).
+    Winograd4,
 }
 
 impl ConvPath {
@@ -155,7 +155,7 @@ impl ConvPath {
             ConvPath::Im2col => true,
             ConvPath::Pointwise => g.is_pointwise(),
             ConvPath::Direct(isa) => direct::fits(g, out_c, isa),
-            ConvPath::Winograd => winograd::fits(g),
+            ConvPath::Winograd | ConvPath::Winograd4 => winograd::fits(g),
         }
     }
 
@@ -169,7 +169,8 @@ impl ConvPath {
             ),
             ConvPath::Pointwise => (0, 0),
             ConvPath::Direct(_) => (0, direct::scratch_len(g)),
-            ConvPath::Winograd => winograd::scratch_len(g),
+            ConvPath::Winograd => winograd::scratch_len(g, 2),
+            ConvPath::Winograd4 => winograd::scratch_len(g, 4),
         }
     }
 
@@ -183,16 +184,16 @@ impl ConvPath {
 /// The path [`conv2d`] takes for `g` with `out_c` output channels (a
 /// measured rule; see BENCHMARKS.md).
 pub fn choose_path(g: &ConvGeometry, out_c: usize) -> ConvPath {
+    let isa = Isa::detect();
+    let direct = direct::fits(g, out_c, isa) && g.patch_len() * out_c <= DIRECT_MAX_WEIGHTS;
     if winograd::fits(g) && g.in_c >= WINOGRAD_MIN_C && out_c >= WINOGRAD_MIN_C {
         return ConvPath::Winograd;
     }
+    if direct {
+        return ConvPath::Direct(isa);
+    }
     if g.is_pointwise() {
         return ConvPath::Pointwise;
-    }
-    let isa = Isa::detect();
-    if g.in_c <= DIRECT_MAX_IN_C && g.patch_len() <= DIRECT_MAX_PATCH && direct::fits(g, out_c, isa)
-    {
-        return ConvPath::Direct(isa);
     }
     ConvPath::Im2col
 }
@@ -204,21 +205,21 @@ pub fn choose_path(g: &ConvGeometry, out_c: usize) -> ConvPath {
 pub fn conv2d_scratch_len(g: &ConvGeometry, threads: usize) -> usize {
     // The path may depend on the output channels, which `g` lacks: cover
     // every path that `choose_path` can return for some channel count.
-    let mut paths = vec![ConvPath::Im2col];
-    if g.is_pointwise() {
-        paths = vec![ConvPath::Pointwise];
-    }
+    let base = if g.is_pointwise() {
+        ConvPath::Pointwise
+    } else {
+        ConvPath::Im2col
+    };
+    let mut len = base.scratch_len(g, threads);
     if winograd::fits(g) && g.in_c >= WINOGRAD_MIN_C {
-        paths.push(ConvPath::Winograd);
+        len = len.max(ConvPath::Winograd.scratch_len(g, threads));
+        len = len.max(ConvPath::Winograd4.scratch_len(g, threads));
     }
-    if g.in_c <= DIRECT_MAX_IN_C && g.patch_len() <= DIRECT_MAX_PATCH && !g.is_pointwise() {
-        paths.push(ConvPath::Direct(Isa::detect()));
+    let isa = Isa::detect();
+    if direct::fits(g, usize::MAX, isa) {
+        len = len.max(ConvPath::Direct(isa).scratch_len(g, threads));
     }
-    paths
-        .into_iter()
-        .map(|p| p.scratch_len(g, threads))
-        .max()
-        .unwrap_or(0)
+    len
 }
 
 /// Patch columns per GEMM call for patches of `k` values: `k` cut into
@@ -389,7 +390,10 @@ pub fn conv2d_with(
             direct::conv2d(g, input, kernel, bias, out_c, output, scratch, threads, isa)
         }
         ConvPath::Winograd => {
-            winograd::conv2d(g, input, kernel, bias, out_c, output, scratch, threads)
+            winograd::conv2d(2, g, input, kernel, bias, out_c, output, scratch, threads)
+        }
+        ConvPath::Winograd4 => {
+            winograd::conv2d(4, g, input, kernel, bias, out_c, output, scratch, threads)
         }
         ConvPath::Im2col | ConvPath::Pointwise => tiled_gemm(
             path, g, input, kernel, bias, out_c, output, scratch, threads,

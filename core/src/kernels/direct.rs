@@ -201,18 +201,70 @@ fn output_row(
                 j0,
                 bias,
             };
-            match isa {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `fits` checked that the CPU has AVX-512F.
-                Isa::Avx512 => unsafe { x86::block_avx512(&block, out) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `fits` checked that the CPU has AVX2 and FMA.
-                Isa::Avx2 => unsafe { x86::block_avx2(&block, out) },
-                _ => unreachable!("fits() refuses machines without a direct kernel"),
-            }
+            run_block(isa, &block, out);
             j += nb;
         }
         ox += p;
+    }
+}
+
+/// Whether [`gemm`] can multiply with `m` rows and `n` columns on `isa`.
+pub fn gemm_fits(m: usize, n: usize, isa: Isa) -> bool {
+    let (p, nb) = isa.block();
+    isa.available() && m >= p && n >= nb
+}
+
+/// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`), `c` (`m × n`)
+/// on the direct kernel's register blocks: nothing is packed, which pays
+/// when `k` and `n` are small (Winograd's 16 products). Blocks at the
+/// ends overlap their neighbours rather than run short.
+///
+/// # Panics
+/// When [`gemm_fits`] is false or a slice is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(gemm_fits(m, n, isa), "direct gemm: unsupported size");
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let (p, nb) = isa.block();
+    let mut i = 0;
+    while i < m {
+        let i0 = i.min(m - p);
+        let mut j = 0;
+        while j < n {
+            let j0 = j.min(n - nb);
+            let block = Block {
+                lines: &a[..m * k],
+                line_len: m * k,
+                rows: 1,
+                pix_stride: k,
+                first_pixel: i0,
+                kwc: k,
+                w: &b[..k * n],
+                n,
+                j0,
+                bias: None,
+            };
+            run_block(isa, &block, c);
+            j += nb;
+        }
+        i += p;
+    }
+}
+
+/// Runs one register block on `isa`.
+fn run_block(isa: Isa, block: &Block<'_>, out: &mut [f32]) {
+    assert!(
+        isa.available(),
+        "direct kernel: {isa:?} is not available here"
+    );
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` checked that the CPU has AVX-512F.
+        Isa::Avx512 => unsafe { x86::block_avx512(block, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` checked that the CPU has AVX2 and FMA.
+        Isa::Avx2 => unsafe { x86::block_avx2(block, out) },
+        _ => unreachable!("no direct kernel for {isa:?}"),
     }
 }
 

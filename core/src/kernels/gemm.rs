@@ -1,4 +1,29 @@
 //! A safe front to `matrixmultiply::sgemm` for row-major matrices.
+//!
+//! Products with very few rows (a dense layer at batch 1-8) skip
+//! `matrixmultiply`, which would pack all of `b` to use it for a handful of
+//! rows: they stream `b` once per [`SMALL_M_BLOCK`] rows instead.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::direct::Isa;
+
+/// Calls that reached `matrixmultiply::sgemm`, each of which allocates
+/// (and frees) one packing buffer.
+static SGEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many products have gone to `matrixmultiply` in this process so far
+/// (from any thread): each allocates one packing buffer, the only heap
+/// allocation the kernels make in steady state.
+pub fn sgemm_calls() -> usize {
+    SGEMM_CALLS.load(Ordering::Relaxed)
+}
+
+/// Below this many rows, [`sgemm`] streams `b` instead of packing it.
+pub const SMALL_M: usize = 8;
+
+/// Rows of `a` that share one pass over `b` on the small-`m` path.
+const SMALL_M_BLOCK: usize = 4;
 
 /// `c = a · b + beta · c` for row-major `a` (`m × k`), `b` (`k × n`) and
 /// `c` (`m × n`).
@@ -67,6 +92,29 @@ pub fn sgemm_strided(
         }
         return;
     }
+    if m <= SMALL_M {
+        let p = SmallM {
+            m,
+            k,
+            n,
+            a,
+            lda,
+            b,
+            ldb,
+            beta,
+        };
+        match Isa::detect() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `detect` found AVX-512F on this CPU.
+            Isa::Avx512 => unsafe { p.run_avx512(c, ldc) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `detect` found AVX2 and FMA on this CPU.
+            Isa::Avx2 => unsafe { p.run_avx2(c, ldc) },
+            _ => p.run(c, ldc),
+        }
+        return;
+    }
+    SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the asserts above guarantee that every element the strides
     // address lies inside its slice: a[i*lda + p], b[p*ldb + j] and
     // c[i*ldc + j] for i < m, p < k, j < n; `c` is borrowed mutably, so it
@@ -88,6 +136,76 @@ pub fn sgemm_strided(
             ldc as isize,
             1,
         );
+    }
+}
+
+/// The operands of a product with few rows (see [`SMALL_M`]), already
+/// checked against their dimensions by [`sgemm_strided`].
+struct SmallM<'a> {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+    beta: f32,
+}
+
+impl SmallM<'_> {
+    /// `c = a · b + beta · c`, rows of `c` accumulated in place while `b`
+    /// streams past once per block of rows.
+    #[inline(always)]
+    fn run(&self, c: &mut [f32], ldc: usize) {
+        let &SmallM {
+            m,
+            k,
+            n,
+            a,
+            lda,
+            b,
+            ldb,
+            beta,
+        } = self;
+        for i in 0..m {
+            let row = &mut c[i * ldc..i * ldc + n];
+            if beta == 0.0 {
+                row.fill(0.0);
+            } else if beta != 1.0 {
+                row.iter_mut().for_each(|v| *v *= beta);
+            }
+        }
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = SMALL_M_BLOCK.min(m - i0);
+            for p in 0..k {
+                let bp = &b[p * ldb..p * ldb + n];
+                for i in i0..i0 + rows {
+                    let x = a[i * lda + p];
+                    let row = &mut c[i * ldc..i * ldc + n];
+                    for (cj, bj) in row.iter_mut().zip(bp) {
+                        *cj += x * bj;
+                    }
+                }
+            }
+            i0 += rows;
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, c: &mut [f32], ldc: usize) {
+        self.run(c, ldc)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, c: &mut [f32], ldc: usize) {
+        self.run(c, ldc)
     }
 }
 

@@ -5,7 +5,10 @@ use super::conv::ConvGeometry;
 /// Max pooling: each output is the largest input cell in its window.
 /// Padding cells never win (they act as -inf, as in Keras's 'same').
 pub fn max_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
-    pool(g, input, output, f32::NEG_INFINITY, f32::max, |acc, _| acc);
+    // Unlike f32::max, a NaN wins: a NaN input must not vanish (TensorFlow
+    // propagates it too, and training relies on seeing it in the loss).
+    let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
+    pool(g, input, output, f32::NEG_INFINITY, max, |acc, _| acc);
 }
 
 /// Average pooling: each output is the mean of the input cells in its

@@ -1,74 +1,102 @@
-//! Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions, NHWC / HWIO.
+//! Winograd F(2×2, 3×3) and F(4×4, 3×3) for 3×3 stride-1 convolutions,
+//! NHWC / HWIO.
 //!
-//! Each 2×2 block of output pixels (a *tile*) is computed from the 4×4
-//! input patch under it: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, 16 multiplies
-//! per channel pair instead of 36. Over channels the element-wise product
-//! becomes 16 independent GEMMs, one per position of the 4×4 transformed
-//! tile: `M[p] (tiles × Cout) = V[p] (tiles × Cin) · U[p] (Cin × Cout)`,
-//! which run on `matrixmultiply`.
+//! Each `T×T` block of output pixels (a *tile*, `T` = 2 or 4) is computed
+//! from the `(T+2)×(T+2)` input patch under it:
+//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, `(T+2)²` multiplies per channel pair
+//! instead of `9·T²` (16 for 36, or 36 for 144). Over channels the
+//! element-wise product becomes `(T+2)²` independent GEMMs, one per position
+//! of the transformed tile: `M[p] (tiles × Cout) = V[p] (tiles × Cin) ·
+//! U[p] (Cin × Cout)`. They run on the direct kernel's unpacked
+//! micro-kernel where the CPU has one, on `matrixmultiply` otherwise.
+//!
+//! F(4×4) does 1.8× fewer multiplies than F(2×2) but is less accurate (its
+//! transforms hold 1/4, 1/6, 1/24 and powers of 2 up to 8): still well
+//! within 1e-4 of the direct sum relative to `Σ|x·w|` in the tests.
 //!
 //! Work goes in units of whole tile rows (a fixed number per unit, derived
 //! from the geometry alone): a unit transforms its input tiles into `V`,
-//! runs the 16 GEMMs into `M`, and transforms `M` back into its output
-//! rows, bias added, all within a per-thread scratch block that stays in
-//! cache. Output channels go in blocks of at most [`COUT_BLOCK`], whose
+//! runs the GEMMs into `M`, and transforms `M` back into its output rows,
+//! bias added, all within a per-thread scratch block that stays in cache.
+//! Output channels go in blocks of at most [`COUT_BLOCK`], whose
 //! transformed weights `U` are computed once per call (per block) into the
 //! shared part of the scratch; caching them in the layer would save that
-//! (about `16 · Cin · Cout · 4` bytes and a pass over the kernel per call).
+//! (a pass over the kernel writing `(T+2)² · Cin · Cout` values per call).
 
 use super::conv::ConvGeometry;
+use super::direct::{self, Isa};
 use super::gemm::sgemm;
 use super::parallel;
 
 /// Output channels per block: the transformed weights of one block,
 /// `16 × Cin × COUT_BLOCK`, are the shared scratch.
-pub const COUT_BLOCK: usize = 128;
+pub const COUT_BLOCK: usize = 256;
 
-/// Target tiles per work unit (rounded to whole tile rows).
-const TILES_PER_UNIT: usize = 96;
+/// Target output pixels per work unit (rounded to whole tile rows).
+const PIXELS_PER_UNIT: usize = 768;
 
 /// Channels transformed together (one vector register's worth).
 const LANES: usize = 16;
 
-/// Whether the geometry is one Winograd F(2×2, 3×3) computes: a 3×3
-/// window at stride 1 (any padding).
+/// Largest transformed tile: `(4 + 2)²` positions.
+const MAX_POS: usize = 36;
+
+/// Whether the geometry is one Winograd computes: a 3×3 window at
+/// stride 1 (any padding).
 pub fn fits(g: &ConvGeometry) -> bool {
     g.k_h == 3 && g.k_w == 3 && g.s_h == 1 && g.s_w == 1 && g.out_pixels() > 0 && g.in_c > 0
 }
 
-fn tiles_h(g: &ConvGeometry) -> usize {
-    g.out_h.div_ceil(2)
+/// Positions of a transformed tile for output tiles of `t × t`.
+fn positions(t: usize) -> usize {
+    (t + 2) * (t + 2)
 }
 
-fn tiles_w(g: &ConvGeometry) -> usize {
-    g.out_w.div_ceil(2)
+fn tiles_h(g: &ConvGeometry, t: usize) -> usize {
+    g.out_h.div_ceil(t)
 }
 
-/// Tile rows per work unit.
-fn tile_rows_per_unit(g: &ConvGeometry) -> usize {
-    (TILES_PER_UNIT / tiles_w(g)).max(1)
+fn tiles_w(g: &ConvGeometry, t: usize) -> usize {
+    g.out_w.div_ceil(t)
+}
+
+/// Tile rows per work unit: about [`PIXELS_PER_UNIT`] output pixels, and a
+/// multiple of four units when there are several, so two or four threads
+/// get equal shares (the count depends on the geometry only).
+fn tile_rows_per_unit(g: &ConvGeometry, t: usize) -> usize {
+    let rows = g.batch * tiles_h(g, t);
+    let per_unit = (PIXELS_PER_UNIT / (t * t) / tiles_w(g, t)).max(1);
+    let mut units = rows.div_ceil(per_unit);
+    if units > 1 {
+        units = units.next_multiple_of(4).min(rows);
+    }
+    rows.div_ceil(units.max(1))
 }
 
 /// Largest number of tiles in one unit.
-fn unit_tiles(g: &ConvGeometry) -> usize {
-    let rows = tile_rows_per_unit(g).min(g.batch * tiles_h(g));
-    rows * tiles_w(g)
+fn unit_tiles(g: &ConvGeometry, t: usize) -> usize {
+    let rows = tile_rows_per_unit(g, t).min(g.batch * tiles_h(g, t));
+    rows * tiles_w(g, t)
 }
 
-/// `(shared, per_thread)` scratch values for `g`.
-pub fn scratch_len(g: &ConvGeometry) -> (usize, usize) {
+/// `(shared, per_thread)` scratch values for `g` with `t × t` output
+/// tiles (2 or 4).
+pub fn scratch_len(g: &ConvGeometry, t: usize) -> (usize, usize) {
     if !fits(g) {
         return (0, 0);
     }
-    let shared = 16 * g.in_c * COUT_BLOCK;
-    let per_thread = 16 * unit_tiles(g) * (g.in_c + COUT_BLOCK);
+    let pos = positions(t);
+    let shared = pos * g.in_c * COUT_BLOCK;
+    let per_thread = pos * unit_tiles(g, t) * (g.in_c + COUT_BLOCK);
     (shared, per_thread)
 }
 
-/// Winograd convolution; `g` must satisfy [`fits`], `scratch` hold
-/// `shared + threads × per_thread` values of [`scratch_len`].
+/// Winograd convolution with `t × t` output tiles (2: F(2×2, 3×3), 4:
+/// F(4×4, 3×3)); `g` must satisfy [`fits`], `scratch` hold `shared +
+/// threads × per_thread` values of [`scratch_len`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
+    t: usize,
     g: &ConvGeometry,
     input: &[f32],
     kernel: &[f32],
@@ -79,6 +107,11 @@ pub fn conv2d(
     threads: usize,
 ) {
     assert!(fits(g), "winograd conv2d: not a 3x3 stride-1 window");
+    assert!(
+        t == 2 || t == 4,
+        "winograd conv2d: tiles of 2x2 or 4x4 only"
+    );
+    let pos = positions(t);
     let cin = g.in_c;
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
     assert!(kernel.len() >= 9 * cin * out_c, "conv2d: kernel too short");
@@ -89,155 +122,354 @@ pub fn conv2d(
     if let Some(b) = bias {
         assert!(b.len() >= out_c, "conv2d: bias too short");
     }
-    let (shared_len, per_thread) = scratch_len(g);
+    let (shared_len, per_thread) = scratch_len(g, t);
     let (u, rest) = scratch.split_at_mut(shared_len);
-    let tile_rows = g.batch * tiles_h(g);
-    let unit_rows = tile_rows_per_unit(g);
+    let tile_rows = g.batch * tiles_h(g, t);
+    let unit_rows = tile_rows_per_unit(g, t);
     let units = tile_rows.div_ceil(unit_rows);
-    // The 16 GEMMs do 16·Cin·Cout multiply-adds per tile.
-    let flops = 2 * 16 * cin * out_c * tile_rows * tiles_w(g);
+    // The GEMMs do pos·Cin·Cout multiply-adds per tile.
+    let flops = 2 * pos * cin * out_c * tile_rows * tiles_w(g, t);
     let workers = parallel::workers(threads, units, flops);
     let row_len = g.out_w * out_c;
     let mut co0 = 0;
     while co0 < out_c {
         let cb = COUT_BLOCK.min(out_c - co0);
-        let u = &mut u[..16 * cin * cb];
-        transform_kernel(kernel, cin, out_c, co0, cb, u);
+        let u = &mut u[..pos * cin * cb];
+        transform_kernel(t, kernel, cin, out_c, co0, cb, u);
         let u = &*u;
         let mut remaining = &mut output[..g.out_pixels() * out_c];
         let mut next_row = 0;
         let work = (0..units).map(move |unit| {
             let tr0 = unit * unit_rows;
             let tr1 = (tr0 + unit_rows).min(tile_rows);
-            let end = out_row(g, tr1 - 1) + 2.min(g.out_h - (tr1 - 1) % tiles_h(g) * 2);
+            let end = out_row(g, t, tr1 - 1) + t.min(g.out_h - (tr1 - 1) % tiles_h(g, t) * t);
             let (mine, rest) =
                 std::mem::take(&mut remaining).split_at_mut((end - next_row) * row_len);
             remaining = rest;
             next_row = end;
             (tr0, tr1, mine)
         });
+        let job = Unit {
+            t,
+            g,
+            input,
+            u,
+            bias,
+            out_c,
+            co0,
+            cb,
+            isa: Isa::detect(),
+        };
         parallel::run(workers, work, rest, per_thread, |(tr0, tr1, out), buf| {
-            unit(g, input, u, bias, out_c, co0, cb, tr0, tr1, out, buf);
+            job.run(tr0, tr1, out, buf);
         });
         co0 += cb;
     }
 }
 
 /// First output row (over the batch) of tile row `tr`.
-fn out_row(g: &ConvGeometry, tr: usize) -> usize {
-    let th = tiles_h(g);
-    (tr / th) * g.out_h + (tr % th) * 2
+fn out_row(g: &ConvGeometry, t: usize, tr: usize) -> usize {
+    let th = tiles_h(g, t);
+    (tr / th) * g.out_h + (tr % th) * t
 }
 
-/// `U[p][ci][co - co0] = (G g Gᵀ)[p]` for output channels `co0 ..+ cb`.
-fn transform_kernel(kernel: &[f32], cin: usize, cout: usize, co0: usize, cb: usize, u: &mut [f32]) {
+/// `U[p][ci][co - co0] = (G g Gᵀ)[p]` for output channels `co0 ..+ cb`,
+/// compiled for the widest vector unit the CPU has.
+fn transform_kernel(
+    t: usize,
+    kernel: &[f32],
+    cin: usize,
+    cout: usize,
+    co0: usize,
+    cb: usize,
+    u: &mut [f32],
+) {
+    match (Isa::detect(), t) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `detect` found AVX-512F on this CPU.
+        (Isa::Avx512, 2) => unsafe { transform_kernel_avx512::<2>(kernel, cin, cout, co0, cb, u) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx512, _) => unsafe { transform_kernel_avx512::<4>(kernel, cin, cout, co0, cb, u) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `detect` found AVX2 and FMA on this CPU.
+        (Isa::Avx2, 2) => unsafe { transform_kernel_avx2::<2>(kernel, cin, cout, co0, cb, u) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx2, _) => unsafe { transform_kernel_avx2::<4>(kernel, cin, cout, co0, cb, u) },
+        (_, 2) => transform_kernel_impl::<2>(kernel, cin, cout, co0, cb, u),
+        _ => transform_kernel_impl::<4>(kernel, cin, cout, co0, cb, u),
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_kernel_avx512<const T: usize>(
+    kernel: &[f32],
+    cin: usize,
+    cout: usize,
+    co0: usize,
+    cb: usize,
+    u: &mut [f32],
+) {
+    transform_kernel_impl::<T>(kernel, cin, cout, co0, cb, u)
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_kernel_avx2<const T: usize>(
+    kernel: &[f32],
+    cin: usize,
+    cout: usize,
+    co0: usize,
+    cb: usize,
+    u: &mut [f32],
+) {
+    transform_kernel_impl::<T>(kernel, cin, cout, co0, cb, u)
+}
+
+#[inline(always)]
+fn transform_kernel_impl<const T: usize>(
+    kernel: &[f32],
+    cin: usize,
+    cout: usize,
+    co0: usize,
+    cb: usize,
+    u: &mut [f32],
+) {
     let plane = cin * cb;
     for ci in 0..cin {
-        // g[k] (k = ky·3 + kx) is kernel[(k·cin + ci)·cout + co0 ..+ cb].
-        let g: [&[f32]; 9] = std::array::from_fn(|k| {
-            let at = (k * cin + ci) * cout + co0;
-            &kernel[at..at + cb]
-        });
-        for j in 0..cb {
-            let w = |ky: usize, kx: usize| g[ky * 3 + kx][j];
-            // t = G g (4×3), then U = t Gᵀ (4×4).
-            let mut t = [[0.0f32; 3]; 4];
-            for (kx, col) in (0..3).map(|kx| (kx, [w(0, kx), w(1, kx), w(2, kx)])) {
-                t[0][kx] = col[0];
-                t[1][kx] = 0.5 * (col[0] + col[1] + col[2]);
-                t[2][kx] = 0.5 * (col[0] - col[1] + col[2]);
-                t[3][kx] = col[2];
-            }
-            for (i, row) in t.iter().enumerate() {
-                let v = [
-                    row[0],
-                    0.5 * (row[0] + row[1] + row[2]),
-                    0.5 * (row[0] - row[1] + row[2]),
-                    row[2],
-                ];
-                for (jj, x) in v.into_iter().enumerate() {
-                    u[(i * 4 + jj) * plane + ci * cb + j] = x;
+        // Window cell k = ky·3 + kx of this input channel starts at
+        // kernel[(k·cin + ci)·cout + co0]; output channels are contiguous.
+        let at = |k: usize, j: usize| (k * cin + ci) * cout + co0 + j;
+        let mut j = 0;
+        while j < cb {
+            if cb - j >= LANES {
+                let mut g = [[0.0f32; LANES]; 9];
+                for (k, cell) in g.iter_mut().enumerate() {
+                    cell.copy_from_slice(&kernel[at(k, j)..at(k, j) + LANES]);
                 }
+                let t = kernel_transform::<T, LANES>(&g);
+                for (p, x) in t.iter().take(positions(T)).enumerate() {
+                    let o = p * plane + ci * cb + j;
+                    u[o..o + LANES].copy_from_slice(x);
+                }
+                j += LANES;
+            } else {
+                let mut g = [[0.0f32; 1]; 9];
+                for (k, cell) in g.iter_mut().enumerate() {
+                    cell[0] = kernel[at(k, j)];
+                }
+                let t = kernel_transform::<T, 1>(&g);
+                for (p, x) in t.iter().take(positions(T)).enumerate() {
+                    u[p * plane + ci * cb + j] = x[0];
+                }
+                j += 1;
             }
         }
+    }
+}
+
+/// `G g Gᵀ` lane by lane: `g` row-major 3×3, the result row-major
+/// `(T+2)×(T+2)` (in the first `(T+2)²` entries).
+#[inline(always)]
+fn kernel_transform<const T: usize, const L: usize>(g: &[[f32; L]; 9]) -> [[f32; L]; MAX_POS] {
+    let a = T + 2;
+    // Columns first: t[i][kx] = (G g)[i][kx], a × 3.
+    let mut t = [[0.0f32; L]; 18];
+    for kx in 0..3 {
+        let col = kernel_1d::<T, L>(&[g[kx], g[3 + kx], g[6 + kx]]);
+        for i in 0..a {
+            t[i * 3 + kx] = col[i];
+        }
+    }
+    // Then each row of t times Gᵀ.
+    let mut u = [[0.0f32; L]; MAX_POS];
+    for i in 0..a {
+        let row = kernel_1d::<T, L>(&[t[i * 3], t[i * 3 + 1], t[i * 3 + 2]]);
+        u[i * a..i * a + a].copy_from_slice(&row[..a]);
+    }
+    u
+}
+
+/// `G x` for three values per lane: F(2, 3) `G = [1 0 0; ½ ½ ½; ½ -½ ½;
+/// 0 0 1]`, F(4, 3) `G = [¼ 0 0; -⅙ -⅙ -⅙; -⅙ ⅙ -⅙; 1/24 1/12 ⅙;
+/// 1/24 -1/12 ⅙; 0 0 1]`.
+#[inline(always)]
+fn kernel_1d<const T: usize, const L: usize>(x: &[[f32; L]; 3]) -> [[f32; L]; 6] {
+    let mut y = [[0.0f32; L]; 6];
+    for l in 0..L {
+        let (g0, g1, g2) = (x[0][l], x[1][l], x[2][l]);
+        if T == 2 {
+            y[0][l] = g0;
+            y[1][l] = 0.5 * (g0 + g1 + g2);
+            y[2][l] = 0.5 * (g0 - g1 + g2);
+            y[3][l] = g2;
+        } else {
+            y[0][l] = 0.25 * g0;
+            y[1][l] = -(g0 + g1 + g2) / 6.0;
+            y[2][l] = -(g0 - g1 + g2) / 6.0;
+            y[3][l] = g0 / 24.0 + g1 / 12.0 + g2 / 6.0;
+            y[4][l] = g0 / 24.0 - g1 / 12.0 + g2 / 6.0;
+            y[5][l] = g2;
+        }
+    }
+    y
+}
+
+/// What every work unit of one block of output channels shares.
+struct Unit<'a> {
+    /// Output tile side: 2 or 4.
+    t: usize,
+    g: &'a ConvGeometry,
+    input: &'a [f32],
+    /// Transformed weights of channels `co0 ..+ cb`: `(t+2)² × Cin × cb`.
+    u: &'a [f32],
+    bias: Option<&'a [f32]>,
+    out_c: usize,
+    co0: usize,
+    cb: usize,
+    isa: Isa,
+}
+
+impl Unit<'_> {
+    /// Tile rows `tr0 .. tr1` into `out` (their output rows, all `out_c`
+    /// channels), with `buf` as scratch. The transforms are compiled for
+    /// the widest vector unit the CPU has.
+    fn run(&self, tr0: usize, tr1: usize, out: &mut [f32], buf: &mut [f32]) {
+        match (self.isa, self.t) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::detect` found AVX-512F on this CPU.
+            (Isa::Avx512, 2) => unsafe { self.run_avx512::<2>(tr0, tr1, out, buf) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            (Isa::Avx512, _) => unsafe { self.run_avx512::<4>(tr0, tr1, out, buf) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
+            (Isa::Avx2, 2) => unsafe { self.run_avx2::<2>(tr0, tr1, out, buf) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            (Isa::Avx2, _) => unsafe { self.run_avx2::<4>(tr0, tr1, out, buf) },
+            (_, 2) => unit::<2>(self, tr0, tr1, out, buf),
+            _ => unit::<4>(self, tr0, tr1, out, buf),
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512<const T: usize>(
+        &self,
+        tr0: usize,
+        tr1: usize,
+        out: &mut [f32],
+        buf: &mut [f32],
+    ) {
+        unit::<T>(self, tr0, tr1, out, buf)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2<const T: usize>(
+        &self,
+        tr0: usize,
+        tr1: usize,
+        out: &mut [f32],
+        buf: &mut [f32],
+    ) {
+        unit::<T>(self, tr0, tr1, out, buf)
     }
 }
 
 /// One work unit: tile rows `tr0 .. tr1`, output channels `co0 ..+ cb`,
 /// written into `out` (the unit's output rows, all `out_c` channels).
-#[allow(clippy::too_many_arguments)]
-fn unit(
-    g: &ConvGeometry,
-    input: &[f32],
-    u: &[f32],
-    bias: Option<&[f32]>,
-    out_c: usize,
-    co0: usize,
-    cb: usize,
-    tr0: usize,
-    tr1: usize,
-    out: &mut [f32],
-    buf: &mut [f32],
-) {
+#[inline(always)]
+fn unit<const T: usize>(job: &Unit<'_>, tr0: usize, tr1: usize, out: &mut [f32], buf: &mut [f32]) {
+    let &Unit {
+        g,
+        input,
+        u,
+        bias,
+        out_c,
+        co0,
+        cb,
+        isa,
+        ..
+    } = job;
+    let pos = positions(T);
     let cin = g.in_c;
-    let tw = tiles_w(g);
+    let th = tiles_h(g, T);
+    let tw = tiles_w(g, T);
     let tiles = (tr1 - tr0) * tw;
-    let (v, rest) = buf.split_at_mut(16 * tiles * cin);
-    let m = &mut rest[..16 * tiles * cb];
+    let (v, rest) = buf.split_at_mut(pos * tiles * cin);
+    let m = &mut rest[..pos * tiles * cb];
 
     // Input transform: V[p][tile][ci].
     for tr in tr0..tr1 {
-        let (b, ty) = (tr / tiles_h(g), tr % tiles_h(g));
+        let (b, ty) = (tr / th, tr % th);
         for tx in 0..tw {
             let tile = (tr - tr0) * tw + tx;
-            transform_input_tile(g, input, b, ty, tx, tile, tiles, v);
+            transform_input_tile::<T>(g, input, b, ty, tx, tile, tiles, v);
         }
     }
 
-    // 16 GEMMs: M[p] = V[p] · U[p].
-    for p in 0..16 {
-        sgemm(
-            tiles,
-            cin,
-            cb,
-            &v[p * tiles * cin..(p + 1) * tiles * cin],
-            &u[p * cin * cb..(p + 1) * cin * cb],
-            0.0,
-            &mut m[p * tiles * cb..(p + 1) * tiles * cb],
-        );
+    // The GEMMs: M[p] = V[p] · U[p]. They go to the direct kernel's
+    // unpacked micro-kernel when the CPU has one (measured faster than
+    // packing on c2-c6, even at Cin = 256).
+    let unpacked = direct::gemm_fits(tiles, cb, isa);
+    for p in 0..pos {
+        let a = &v[p * tiles * cin..(p + 1) * tiles * cin];
+        let b = &u[p * cin * cb..(p + 1) * cin * cb];
+        let c = &mut m[p * tiles * cb..(p + 1) * tiles * cb];
+        if unpacked {
+            direct::gemm(isa, tiles, cin, cb, a, b, c);
+        } else {
+            sgemm(tiles, cin, cb, a, b, 0.0, c);
+        }
     }
 
     // Output transform, bias, store.
-    let first_row = out_row(g, tr0);
+    let first_row = out_row(g, T, tr0);
     for tr in tr0..tr1 {
-        let ty = tr % tiles_h(g);
-        let rows = 2.min(g.out_h - 2 * ty);
-        let row0 = out_row(g, tr) - first_row;
+        let ty = tr % th;
+        let rows = T.min(g.out_h - T * ty);
+        let row0 = out_row(g, T, tr) - first_row;
         for tx in 0..tw {
             let tile = (tr - tr0) * tw + tx;
-            let cols = 2.min(g.out_w - 2 * tx);
+            let cols = T.min(g.out_w - T * tx);
             let mut c = 0;
             while c < cb {
                 let lanes = if cb - c >= LANES { LANES } else { 1 };
                 let at = |p: usize| (p * tiles + tile) * cb + c;
-                let mut y = [[0.0f32; LANES]; 4];
+                let mut y = [[0.0f32; LANES]; 16];
                 if lanes == LANES {
-                    let mv: [[f32; LANES]; 16] =
-                        std::array::from_fn(|p| m[at(p)..at(p) + LANES].try_into().unwrap());
-                    output_transform(&mv, &mut y);
+                    let mut mv = [[0.0f32; LANES]; MAX_POS];
+                    for (p, row) in mv.iter_mut().take(pos).enumerate() {
+                        row.copy_from_slice(&m[at(p)..at(p) + LANES]);
+                    }
+                    y = output_transform::<T, LANES>(&mv);
                 } else {
-                    let mv: [[f32; 1]; 16] = std::array::from_fn(|p| [m[at(p)]]);
-                    let mut y1 = [[0.0f32; 1]; 4];
-                    output_transform(&mv, &mut y1);
+                    let mut mv = [[0.0f32; 1]; MAX_POS];
+                    for (p, row) in mv.iter_mut().take(pos).enumerate() {
+                        row[0] = m[at(p)];
+                    }
+                    let y1 = output_transform::<T, 1>(&mv);
                     for (dst, src) in y.iter_mut().zip(y1) {
                         dst[0] = src[0];
                     }
                 }
                 for dy in 0..rows {
                     for dx in 0..cols {
-                        let o = ((row0 + dy) * g.out_w + 2 * tx + dx) * out_c + co0 + c;
+                        let o = ((row0 + dy) * g.out_w + T * tx + dx) * out_c + co0 + c;
                         let dst = &mut out[o..o + lanes];
-                        let src = &y[dy * 2 + dx][..lanes];
+                        let src = &y[dy * T + dx][..lanes];
                         match bias {
                             Some(b) => {
                                 let b = &b[co0 + c..co0 + c + lanes];
@@ -255,10 +487,11 @@ fn unit(
     }
 }
 
-/// Writes `Bᵀ d B` of the 4×4 input patch of tile `(ty, tx)` of image `b`
-/// into `v[p][tile][..]` (`v` holds `16 × tiles × in_c`).
+/// Writes `Bᵀ d B` of the `(T+2)×(T+2)` input patch of tile `(ty, tx)` of
+/// image `b` into `v[p][tile][..]` (`v` holds `(T+2)² × tiles × in_c`).
 #[allow(clippy::too_many_arguments)]
-fn transform_input_tile(
+#[inline(always)]
+fn transform_input_tile<const T: usize>(
     g: &ConvGeometry,
     input: &[f32],
     b: usize,
@@ -268,34 +501,41 @@ fn transform_input_tile(
     tiles: usize,
     v: &mut [f32],
 ) {
+    let a = T + 2;
+    let pos = positions(T);
     let cin = g.in_c;
     let image = &input[b * g.in_h * g.in_w * cin..(b + 1) * g.in_h * g.in_w * cin];
-    let y0 = (2 * ty) as isize - g.pad_top as isize;
-    let x0 = (2 * tx) as isize - g.pad_left as isize;
-    // Offset of each of the 16 cells in `image`, or None in the padding.
-    let cells: [Option<usize>; 16] = std::array::from_fn(|k| {
-        let (iy, ix) = (y0 + (k / 4) as isize, x0 + (k % 4) as isize);
+    let y0 = (T * ty) as isize - g.pad_top as isize;
+    let x0 = (T * tx) as isize - g.pad_left as isize;
+    // Offset of each cell in `image`, or None in the padding.
+    let mut cells = [None; MAX_POS];
+    for (k, cell) in cells.iter_mut().take(pos).enumerate() {
+        let (iy, ix) = (y0 + (k / a) as isize, x0 + (k % a) as isize);
         let inside = iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w;
-        inside.then(|| (iy as usize * g.in_w + ix as usize) * cin)
-    });
+        *cell = inside.then(|| (iy as usize * g.in_w + ix as usize) * cin);
+    }
     let mut c = 0;
     while c < cin {
         if cin - c >= LANES {
-            let d: [[f32; LANES]; 16] = std::array::from_fn(|k| match cells[k] {
-                Some(at) => image[at + c..at + c + LANES].try_into().unwrap(),
-                None => [0.0; LANES],
-            });
-            let out = input_transform(&d);
-            for (p, x) in out.iter().enumerate() {
+            let mut d = [[0.0f32; LANES]; MAX_POS];
+            for (row, cell) in d.iter_mut().zip(cells).take(pos) {
+                if let Some(at) = cell {
+                    row.copy_from_slice(&image[at + c..at + c + LANES]);
+                }
+            }
+            let out = input_transform::<T, LANES>(&d);
+            for (p, x) in out.iter().take(pos).enumerate() {
                 let at = (p * tiles + tile) * cin + c;
                 v[at..at + LANES].copy_from_slice(x);
             }
             c += LANES;
         } else {
-            let d: [[f32; 1]; 16] =
-                std::array::from_fn(|k| [cells[k].map_or(0.0, |at| image[at + c])]);
-            let out = input_transform(&d);
-            for (p, x) in out.iter().enumerate() {
+            let mut d = [[0.0f32; 1]; MAX_POS];
+            for (row, cell) in d.iter_mut().zip(cells).take(pos) {
+                row[0] = cell.map_or(0.0, |at| image[at + c]);
+            }
+            let out = input_transform::<T, 1>(&d);
+            for (p, x) in out.iter().take(pos).enumerate() {
                 v[(p * tiles + tile) * cin + c] = x[0];
             }
             c += 1;
@@ -303,59 +543,103 @@ fn transform_input_tile(
     }
 }
 
-/// `Bᵀ d B` lane by lane, with `Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]`.
+/// `Bᵀ d B` lane by lane, `d` and the result row-major `(T+2)×(T+2)`.
 #[inline(always)]
-fn input_transform<const L: usize>(d: &[[f32; L]; 16]) -> [[f32; L]; 16] {
-    let mut t = [[0.0f32; L]; 16];
-    for j in 0..4 {
-        for l in 0..L {
-            let (d0, d1, d2, d3) = (d[j][l], d[4 + j][l], d[8 + j][l], d[12 + j][l]);
-            t[j][l] = d0 - d2;
-            t[4 + j][l] = d1 + d2;
-            t[8 + j][l] = d2 - d1;
-            t[12 + j][l] = d1 - d3;
+fn input_transform<const T: usize, const L: usize>(d: &[[f32; L]; MAX_POS]) -> [[f32; L]; MAX_POS] {
+    let a = T + 2;
+    let mut t = [[0.0f32; L]; MAX_POS];
+    for j in 0..a {
+        let mut col = [[0.0f32; L]; 6];
+        for i in 0..a {
+            col[i] = d[i * a + j];
+        }
+        let col = input_1d::<T, L>(&col);
+        for i in 0..a {
+            t[i * a + j] = col[i];
         }
     }
-    let mut v = [[0.0f32; L]; 16];
-    for i in 0..4 {
-        for l in 0..L {
-            let (t0, t1, t2, t3) = (
-                t[4 * i][l],
-                t[4 * i + 1][l],
-                t[4 * i + 2][l],
-                t[4 * i + 3][l],
-            );
-            v[4 * i][l] = t0 - t2;
-            v[4 * i + 1][l] = t1 + t2;
-            v[4 * i + 2][l] = t2 - t1;
-            v[4 * i + 3][l] = t1 - t3;
-        }
+    let mut v = [[0.0f32; L]; MAX_POS];
+    for i in 0..a {
+        let mut row = [[0.0f32; L]; 6];
+        row[..a].copy_from_slice(&t[i * a..i * a + a]);
+        let row = input_1d::<T, L>(&row);
+        v[i * a..i * a + a].copy_from_slice(&row[..a]);
     }
     v
 }
 
-/// `Aᵀ m A` lane by lane, with `Aᵀ = [1 1 1 0; 0 1 -1 -1]`: the 2×2
-/// outputs, row-major.
+/// `Bᵀ x` per lane: F(2, 3) `Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]`;
+/// F(4, 3) `Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+/// 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]`.
 #[inline(always)]
-fn output_transform<const L: usize>(m: &[[f32; L]; 16], y: &mut [[f32; L]; 4]) {
-    let mut s = [[0.0f32; L]; 8];
-    for j in 0..4 {
-        for l in 0..L {
-            let (m0, m1, m2, m3) = (m[j][l], m[4 + j][l], m[8 + j][l], m[12 + j][l]);
-            s[j][l] = m0 + m1 + m2;
-            s[4 + j][l] = m1 - m2 - m3;
+fn input_1d<const T: usize, const L: usize>(x: &[[f32; L]; 6]) -> [[f32; L]; 6] {
+    let mut y = [[0.0f32; L]; 6];
+    for l in 0..L {
+        if T == 2 {
+            let (d0, d1, d2, d3) = (x[0][l], x[1][l], x[2][l], x[3][l]);
+            y[0][l] = d0 - d2;
+            y[1][l] = d1 + d2;
+            y[2][l] = d2 - d1;
+            y[3][l] = d1 - d3;
+        } else {
+            let (d0, d1, d2, d3, d4, d5) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
+            y[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+            y[1][l] = -4.0 * (d1 + d2) + (d3 + d4);
+            y[2][l] = 4.0 * (d1 - d2) + (d4 - d3);
+            y[3][l] = 2.0 * (d3 - d1) + (d4 - d2);
+            y[4][l] = 2.0 * (d1 - d3) + (d4 - d2);
+            y[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
         }
     }
-    for i in 0..2 {
-        for l in 0..L {
-            let (s0, s1, s2, s3) = (
-                s[4 * i][l],
-                s[4 * i + 1][l],
-                s[4 * i + 2][l],
-                s[4 * i + 3][l],
-            );
-            y[2 * i][l] = s0 + s1 + s2;
-            y[2 * i + 1][l] = s1 - s2 - s3;
+    y
+}
+
+/// `Aᵀ m A` lane by lane: `m` row-major `(T+2)×(T+2)`, the result the
+/// `T×T` outputs, row-major.
+#[inline(always)]
+fn output_transform<const T: usize, const L: usize>(m: &[[f32; L]; MAX_POS]) -> [[f32; L]; 16] {
+    let a = T + 2;
+    // Columns first: s = Aᵀ m, T × a.
+    let mut s = [[0.0f32; L]; 24];
+    for j in 0..a {
+        let mut col = [[0.0f32; L]; 6];
+        for i in 0..a {
+            col[i] = m[i * a + j];
+        }
+        let col = output_1d::<T, L>(&col);
+        for i in 0..T {
+            s[i * a + j] = col[i];
         }
     }
+    let mut y = [[0.0f32; L]; 16];
+    for i in 0..T {
+        let mut row = [[0.0f32; L]; 6];
+        row[..a].copy_from_slice(&s[i * a..i * a + a]);
+        let row = output_1d::<T, L>(&row);
+        y[i * T..i * T + T].copy_from_slice(&row[..T]);
+    }
+    y
+}
+
+/// `Aᵀ x` per lane: F(2, 3) `Aᵀ = [1 1 1 0; 0 1 -1 -1]`; F(4, 3)
+/// `Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]`.
+#[inline(always)]
+fn output_1d<const T: usize, const L: usize>(x: &[[f32; L]; 6]) -> [[f32; L]; 4] {
+    let mut y = [[0.0f32; L]; 4];
+    for l in 0..L {
+        if T == 2 {
+            let (m0, m1, m2, m3) = (x[0][l], x[1][l], x[2][l], x[3][l]);
+            y[0][l] = m0 + m1 + m2;
+            y[1][l] = m1 - m2 - m3;
+        } else {
+            let (m0, m1, m2, m3, m4, m5) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
+            let (p12, m12) = (m1 + m2, m1 - m2);
+            let (p34, m34) = (m3 + m4, m3 - m4);
+            y[0][l] = m0 + p12 + p34;
+            y[1][l] = m12 + 2.0 * m34;
+            y[2][l] = p12 + 4.0 * p34;
+            y[3][l] = m12 + 8.0 * m34 + m5;
+        }
+    }
+    y
 }

@@ -1,0 +1,66 @@
+//! Predict of the quickstart's cifar-style network (Keras's CIFAR-10 CNN:
+//! four 3×3 convolutions, two max-pools, two dense layers, softmax on
+//! 32×32×3) at batch 1, 8 and 64, on 1 and 2 threads, in images/s.
+//!
+//! `threadsN` calls `Layer::forward` (a new output batch per call);
+//! `threadsN_into` calls `Layer::forward_into` with the output and the
+//! context reused, as `predict_into` does.
+//!
+//! `cargo bench --bench network`; restrict with
+//! `STRATA_BENCH_BATCHES=64` and `STRATA_BENCH_THREADS=1`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use strata::prelude::*;
+use strata::Context;
+
+fn list(var: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v.split(',').map(|s| s.trim().parse().expect(var)).collect(),
+        _ => default.to_vec(),
+    }
+}
+
+fn network(c: &mut Criterion) {
+    let net = sequential![
+        Conv2D(32, (3, 3), padding = same, input_shape = (32, 32, 3)) => relu
+        => Conv2D(32, (3, 3)) => relu => MaxPool(2, 2) => Dropout(0.25)
+        => Conv2D(64, (3, 3), padding = same) => relu
+        => Conv2D(64, (3, 3)) => relu => MaxPool(2, 2) => Dropout(0.25)
+        => Flatten => Dense(512) => relu => Dropout(0.5)
+        => Dense(10) => softmax
+    ];
+    let mut group = c.benchmark_group("network/cifar_cnn");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for batch in list("STRATA_BENCH_BATCHES", &[1, 8, 64]) {
+        let pixels: Vec<f32> = (0..batch * 32 * 32 * 3)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect();
+        let x = Batch::<Shape3<U32, U32, U3>>::from_vec(batch, pixels).expect("32x32x3 images");
+        group.throughput(Throughput::Elements(batch as u64));
+        for threads in list("STRATA_BENCH_THREADS", &[1, 2]) {
+            // One context per setting, reused across calls as a user would.
+            let mut ctx = Context::inference().with_threads(threads);
+            let id = BenchmarkId::new(format!("threads{threads}"), format!("batch{batch}"));
+            group.bench_function(id, |b| {
+                b.iter(|| black_box(Layer::forward(&net, black_box(&x), &mut ctx)))
+            });
+            // The same with the output and every activation buffer reused
+            // (`predict_into`'s steady state: no allocation of its own).
+            let mut y = Layer::forward(&net, &x, &mut ctx);
+            let id = BenchmarkId::new(format!("threads{threads}_into"), format!("batch{batch}"));
+            group.bench_function(id, |b| {
+                b.iter(|| Layer::forward_into(&net, black_box(&x), black_box(&mut y), &mut ctx))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, network);
+criterion_main!(benches);
