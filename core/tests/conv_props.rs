@@ -295,9 +295,10 @@ proptest! {
     ) {
         let geo = Geo { n, h, w, c, kh: 1, kw: 1, sh: 1, sw: 1, same };
         prop_assert!(geo.fast().unwrap().is_pointwise());
-        // No im2col matrix: at most one input row per thread (the direct
-        // kernel's padded copy), whatever the batch.
-        prop_assert!(conv2d_scratch_len(&geo.fast().unwrap(), 1) <= w * c);
+                // No im2col matrix: at most one input row per thread (the direct
+        // kernel's padded copy, plus two cache lines of padding), whatever
+        // the batch.
+        prop_assert!(conv2d_scratch_len(&geo.fast().unwrap(), 1) <= w * c + 32);
         check_conv(&geo, co, with_bias, seed)?;
     }
 
@@ -895,8 +896,13 @@ fn chosen_paths_for_the_benchmark_configurations() {
     let c7 = choose_path(&g(8, (56, 56, 64), 1, 1, valid), 256);
     assert_eq!(c7 == ConvPath::Pointwise, !direct);
     // 3x3 stride 1 with many channels: Winograd.
+    // F(4×4) where 4×4 tiles fit the output, F(2×2) where they waste.
+    let c2 = choose_path(&g(64, (32, 32, 32), 3, 1, valid), 32);
+    assert_eq!(c2, ConvPath::Winograd4);
     let c5 = choose_path(&g(8, (28, 28, 128), 3, 1, same), 128);
-    assert_eq!(c5, ConvPath::Winograd);
+    assert_eq!(c5, ConvPath::Winograd4);
+    let c6 = choose_path(&g(8, (14, 14, 256), 3, 1, same), 256);
+    assert_eq!(c6, ConvPath::Winograd);
     // A large kernel with stride 2: im2col + GEMM.
     let big = choose_path(&g(8, (28, 28, 256), 3, 2, same), 256);
     assert_eq!(big, ConvPath::Im2col);
@@ -905,5 +911,88 @@ fn chosen_paths_for_the_benchmark_configurations() {
         let small = conv2d_scratch_len(&g(8, (56, 56, 64), 3, 1, p), 2);
         let large = conv2d_scratch_len(&g(512, (56, 56, 64), 3, 1, p), 2);
         assert_eq!(small, large);
+    }
+}
+
+#[test]
+fn winograd_accuracy_with_many_channels() {
+    // F(4×4, 3×3)'s transforms hold 1/24 and 8: its rounding error is the
+    // largest of all paths. With 256 input channels (the sum of 2304 terms)
+    // it must still be within 1e-4 of the exact sum, relative to Σ|x·w|.
+    for (c, same) in [(256, true), (96, false)] {
+        let geo = Geo {
+            n: 1,
+            h: 9,
+            w: 10,
+            c,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            same,
+        };
+        let g = geo.fast().unwrap();
+        let co = 33;
+        let mut rng = ChaCha8Rng::seed_from_u64(c as u64);
+        let x = random_vec(&mut rng, geo.n * geo.h * geo.w * geo.c);
+        let k = random_vec(&mut rng, 9 * geo.c * co);
+        let reference = ref_conv(&geo, &x, &k, None, co);
+        let ax: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+        let ak: Vec<f32> = k.iter().map(|v| v.abs()).collect();
+        let magnitude = ref_conv(&geo, &ax, &ak, None, co);
+        for path in [ConvPath::Winograd, ConvPath::Winograd4, ConvPath::Im2col] {
+            let got = path_conv(path, &g, &x, &k, None, co, 2);
+            let worst = got
+                .iter()
+                .zip(&reference)
+                .zip(&magnitude)
+                .map(|((a, b), m)| (a - b).abs() / m)
+                .fold(0.0f32, f32::max);
+            println!("{path:?}, Cin {c}: worst error / Σ|x·w| = {worst:.2e}");
+            assert!(worst < 1e-4, "{path:?} with Cin {c}: {worst:e}");
+        }
+    }
+}
+
+#[test]
+fn strided_sgemm_matches_naive_product_small_and_large_m() {
+    // m <= 8 streams b (no packing); larger m goes to matrixmultiply. Both
+    // honour leading dimensions and beta (beta = 0 ignores c, even NaN).
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for &(m, k, n) in &[
+        (1, 300, 40),
+        (3, 7, 5),
+        (8, 33, 17),
+        (9, 33, 17),
+        (40, 20, 50),
+    ] {
+        let (lda, ldb, ldc) = (k + 3, n + 2, n + 5);
+        let a = random_vec(&mut rng, m * lda);
+        let b = random_vec(&mut rng, k * ldb);
+        let c0 = random_vec(&mut rng, m * ldc);
+        for beta in [0.0f32, 1.0, 0.5] {
+            let mut c = c0.clone();
+            if beta == 0.0 {
+                for i in 0..m {
+                    c[i * ldc..i * ldc + n].fill(f32::NAN);
+                }
+            }
+            kernels::sgemm_strided(m, k, n, &a, lda, &b, ldb, beta, &mut c, ldc);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut want = beta as f64 * c0[i * ldc + j] as f64;
+                    for p in 0..k {
+                        want += a[i * lda + p] as f64 * b[p * ldb + j] as f64;
+                    }
+                    let got = c[i * ldc + j] as f64;
+                    assert!((got - want).abs() < 1e-4, "({m},{k},{n}) beta {beta}");
+                }
+                // Past each row's n columns, c is untouched.
+                assert_eq!(
+                    c[i * ldc + n..(i + 1) * ldc],
+                    c0[i * ldc + n..(i + 1) * ldc]
+                );
+            }
+        }
     }
 }

@@ -14,6 +14,8 @@
 //! instead and recompute a few pixels: the same arithmetic, so the same
 //! values. Likewise for a last, partial block of channels.
 
+use std::sync::OnceLock;
+
 use super::conv::ConvGeometry;
 use super::parallel;
 
@@ -29,9 +31,23 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// What this CPU supports (detected at run time; the result is cached
-    /// by the standard library).
+    /// What this CPU supports, detected once per process. The environment
+    /// variable `STRATA_ISA` (`avx2` or `none`) caps it, to measure or test
+    /// the narrower kernels on a wider machine.
     pub fn detect() -> Isa {
+        static DETECTED: OnceLock<Isa> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            let cpu = Isa::cpu();
+            match std::env::var("STRATA_ISA").as_deref() {
+                Ok("none") => Isa::None,
+                Ok("avx2") if cpu == Isa::Avx512 => Isa::Avx2,
+                _ => cpu,
+            }
+        })
+    }
+
+    /// What this CPU supports.
+    fn cpu() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -94,7 +110,9 @@ fn rows_per_unit(g: &ConvGeometry, out_c: usize) -> usize {
 }
 
 /// Direct convolution (see the module doc). `g`, `out_c` and `isa` must
-/// satisfy [`fits`]; `scratch` holds `threads ×` [`scratch_len`] values.
+/// satisfy [`fits`]; `scratch` holds what
+/// [`ConvPath::scratch_len`](super::ConvPath::scratch_len) says: a
+/// cache-line-padded slice of [`scratch_len`] values per thread.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     g: &ConvGeometry,
@@ -221,7 +239,6 @@ pub fn gemm_fits(m: usize, n: usize, isa: Isa) -> bool {
 ///
 /// # Panics
 /// When [`gemm_fits`] is false or a slice is too short.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(gemm_fits(m, n, isa), "direct gemm: unsupported size");
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);

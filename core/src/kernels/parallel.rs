@@ -21,12 +21,26 @@ pub(crate) fn workers(threads: usize, units: usize, flops: usize) -> usize {
         .min((flops / FLOPS_PER_THREAD).max(1))
 }
 
+/// Scratch values one thread's slice takes for `per_thread` values of
+/// work space: rounded up to whole 64-byte cache lines plus one spare line,
+/// so no cache line is shared by two threads' slices (whatever the
+/// alignment of the whole buffer). Without it, the direct kernel's small
+/// per-thread buffers, read in its inner loop, ping-pong between cores.
+pub(crate) fn stride(per_thread: usize) -> usize {
+    if per_thread == 0 {
+        0
+    } else {
+        per_thread.next_multiple_of(16) + 16
+    }
+}
+
 /// Runs `work(unit, scratch)` for every unit `items` yields, on `workers`
 /// threads (the calling one included). Thread `i` gets its own
-/// `scratch[i * per_thread .. (i + 1) * per_thread]`.
+/// `per_thread` values at `scratch[i * stride(per_thread)..]`.
 ///
 /// # Panics
-/// When `scratch` is shorter than `workers * per_thread`, or a unit panics.
+/// When `scratch` is shorter than `workers * stride(per_thread)`, or a unit
+/// panics.
 pub(crate) fn run<I, F>(workers: usize, items: I, scratch: &mut [f32], per_thread: usize, work: F)
 where
     I: Iterator + Send,
@@ -34,8 +48,9 @@ where
     F: Fn(I::Item, &mut [f32]) + Sync,
 {
     let workers = workers.max(1);
+    let stride = stride(per_thread);
     assert!(
-        scratch.len() >= workers * per_thread,
+        scratch.len() >= workers * stride,
         "kernel scratch too short: {} values for {workers} threads of {per_thread}",
         scratch.len()
     );
@@ -48,11 +63,13 @@ where
     }
     let queue = Mutex::new(items);
     let next = || queue.lock().expect("a kernel thread panicked").next();
-    let (mine, rest) = scratch.split_at_mut(per_thread);
+    let (mine, rest) = scratch.split_at_mut(stride);
+    let mine = &mut mine[..per_thread];
     std::thread::scope(|s| {
         let mut rest = rest;
         for _ in 1..workers {
-            let (theirs, tail) = std::mem::take(&mut rest).split_at_mut(per_thread);
+            let (theirs, tail) = std::mem::take(&mut rest).split_at_mut(stride);
+            let theirs = &mut theirs[..per_thread];
             rest = tail;
             let (next, work) = (&next, &work);
             s.spawn(move || {

@@ -29,7 +29,7 @@ use super::gemm::sgemm;
 use super::parallel;
 
 /// Output channels per block: the transformed weights of one block,
-/// `16 × Cin × COUT_BLOCK`, are the shared scratch.
+/// `(T+2)² × Cin × COUT_BLOCK`, are the shared scratch.
 pub const COUT_BLOCK: usize = 256;
 
 /// Target output pixels per work unit (rounded to whole tile rows).
@@ -92,8 +92,10 @@ pub fn scratch_len(g: &ConvGeometry, t: usize) -> (usize, usize) {
 }
 
 /// Winograd convolution with `t × t` output tiles (2: F(2×2, 3×3), 4:
-/// F(4×4, 3×3)); `g` must satisfy [`fits`], `scratch` hold `shared +
-/// threads × per_thread` values of [`scratch_len`].
+/// F(4×4, 3×3)); `g` must satisfy [`fits`], `scratch` hold what
+/// [`ConvPath::scratch_len`](super::ConvPath::scratch_len) says: the
+/// `shared` values of [`scratch_len`], then a cache-line-padded slice of
+/// `per_thread` values per thread.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     t: usize,
@@ -344,18 +346,18 @@ impl Unit<'_> {
         match (self.isa, self.t) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::detect` found AVX-512F on this CPU.
-            (Isa::Avx512, 2) => unsafe { self.run_avx512::<2>(tr0, tr1, out, buf) },
+            (Isa::Avx512, 2) => unsafe { self.run_avx512::<2, 16, 4>(tr0, tr1, out, buf) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            (Isa::Avx512, _) => unsafe { self.run_avx512::<4>(tr0, tr1, out, buf) },
+            (Isa::Avx512, _) => unsafe { self.run_avx512::<4, 36, 16>(tr0, tr1, out, buf) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
-            (Isa::Avx2, 2) => unsafe { self.run_avx2::<2>(tr0, tr1, out, buf) },
+            (Isa::Avx2, 2) => unsafe { self.run_avx2::<2, 16, 4>(tr0, tr1, out, buf) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            (Isa::Avx2, _) => unsafe { self.run_avx2::<4>(tr0, tr1, out, buf) },
-            (_, 2) => unit::<2>(self, tr0, tr1, out, buf),
-            _ => unit::<4>(self, tr0, tr1, out, buf),
+            (Isa::Avx2, _) => unsafe { self.run_avx2::<4, 36, 16>(tr0, tr1, out, buf) },
+            (_, 2) => unit::<2, 16, 4>(self, tr0, tr1, out, buf),
+            _ => unit::<4, 36, 16>(self, tr0, tr1, out, buf),
         }
     }
 
@@ -363,35 +365,41 @@ impl Unit<'_> {
     /// The CPU must support AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512<const T: usize>(
+    unsafe fn run_avx512<const T: usize, const P: usize, const Q: usize>(
         &self,
         tr0: usize,
         tr1: usize,
         out: &mut [f32],
         buf: &mut [f32],
     ) {
-        unit::<T>(self, tr0, tr1, out, buf)
+        unit::<T, P, Q>(self, tr0, tr1, out, buf)
     }
 
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2<const T: usize>(
+    unsafe fn run_avx2<const T: usize, const P: usize, const Q: usize>(
         &self,
         tr0: usize,
         tr1: usize,
         out: &mut [f32],
         buf: &mut [f32],
     ) {
-        unit::<T>(self, tr0, tr1, out, buf)
+        unit::<T, P, Q>(self, tr0, tr1, out, buf)
     }
 }
 
 /// One work unit: tile rows `tr0 .. tr1`, output channels `co0 ..+ cb`,
 /// written into `out` (the unit's output rows, all `out_c` channels).
 #[inline(always)]
-fn unit<const T: usize>(job: &Unit<'_>, tr0: usize, tr1: usize, out: &mut [f32], buf: &mut [f32]) {
+fn unit<const T: usize, const P: usize, const Q: usize>(
+    job: &Unit<'_>,
+    tr0: usize,
+    tr1: usize,
+    out: &mut [f32],
+    buf: &mut [f32],
+) {
     let &Unit {
         g,
         input,
@@ -411,12 +419,16 @@ fn unit<const T: usize>(job: &Unit<'_>, tr0: usize, tr1: usize, out: &mut [f32],
     let (v, rest) = buf.split_at_mut(pos * tiles * cin);
     let m = &mut rest[..pos * tiles * cb];
 
+    // Work arrays of the transforms, set up once: every use overwrites
+    // what it reads.
+    let mut ws = Work::<P, Q>::new();
+
     // Input transform: V[p][tile][ci].
     for tr in tr0..tr1 {
         let (b, ty) = (tr / th, tr % th);
         for tx in 0..tw {
             let tile = (tr - tr0) * tw + tx;
-            transform_input_tile::<T>(g, input, b, ty, tx, tile, tiles, v);
+            transform_input_tile::<T, P, Q>(g, input, b, ty, tx, tile, tiles, v, &mut ws);
         }
     }
 
@@ -448,20 +460,20 @@ fn unit<const T: usize>(job: &Unit<'_>, tr0: usize, tr1: usize, out: &mut [f32],
             while c < cb {
                 let lanes = if cb - c >= LANES { LANES } else { 1 };
                 let at = |p: usize| (p * tiles + tile) * cb + c;
-                let mut y = [[0.0f32; LANES]; 16];
                 if lanes == LANES {
-                    let mut mv = [[0.0f32; LANES]; MAX_POS];
-                    for (p, row) in mv.iter_mut().take(pos).enumerate() {
+                    for (p, row) in ws.a.iter_mut().take(pos).enumerate() {
                         row.copy_from_slice(&m[at(p)..at(p) + LANES]);
                     }
-                    y = output_transform::<T, LANES>(&mv);
+                    output_transform::<T, LANES, P, Q>(&ws.a, &mut ws.s, &mut ws.y);
                 } else {
-                    let mut mv = [[0.0f32; 1]; MAX_POS];
+                    let mut mv = [[0.0f32; 1]; P];
                     for (p, row) in mv.iter_mut().take(pos).enumerate() {
                         row[0] = m[at(p)];
                     }
-                    let y1 = output_transform::<T, 1>(&mv);
-                    for (dst, src) in y.iter_mut().zip(y1) {
+                    let mut s1 = [[0.0f32; 1]; 24];
+                    let mut y1 = [[0.0f32; 1]; Q];
+                    output_transform::<T, 1, P, Q>(&mv, &mut s1, &mut y1);
+                    for (dst, src) in ws.y.iter_mut().zip(y1) {
                         dst[0] = src[0];
                     }
                 }
@@ -469,7 +481,7 @@ fn unit<const T: usize>(job: &Unit<'_>, tr0: usize, tr1: usize, out: &mut [f32],
                     for dx in 0..cols {
                         let o = ((row0 + dy) * g.out_w + T * tx + dx) * out_c + co0 + c;
                         let dst = &mut out[o..o + lanes];
-                        let src = &y[dy * T + dx][..lanes];
+                        let src = &ws.y[dy * T + dx][..lanes];
                         match bias {
                             Some(b) => {
                                 let b = &b[co0 + c..co0 + c + lanes];
@@ -487,11 +499,39 @@ fn unit<const T: usize>(job: &Unit<'_>, tr0: usize, tr1: usize, out: &mut [f32],
     }
 }
 
+/// The transforms' work arrays for `LANES` channels: `P = (T+2)²`
+/// positions, `Q = T²` outputs.
+struct Work<const P: usize, const Q: usize> {
+    /// A gathered input patch, or a tile of products before the output
+    /// transform.
+    a: [[f32; LANES]; P],
+    /// Half-transformed values.
+    t: [[f32; LANES]; P],
+    /// The transformed input tile.
+    v: [[f32; LANES]; P],
+    /// Half-transformed outputs.
+    s: [[f32; LANES]; 24],
+    /// The output tile.
+    y: [[f32; LANES]; Q],
+}
+
+impl<const P: usize, const Q: usize> Work<P, Q> {
+    fn new() -> Self {
+        Work {
+            a: [[0.0; LANES]; P],
+            t: [[0.0; LANES]; P],
+            v: [[0.0; LANES]; P],
+            s: [[0.0; LANES]; 24],
+            y: [[0.0; LANES]; Q],
+        }
+    }
+}
+
 /// Writes `Bᵀ d B` of the `(T+2)×(T+2)` input patch of tile `(ty, tx)` of
 /// image `b` into `v[p][tile][..]` (`v` holds `(T+2)² × tiles × in_c`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn transform_input_tile<const T: usize>(
+fn transform_input_tile<const T: usize, const P: usize, const Q: usize>(
     g: &ConvGeometry,
     input: &[f32],
     b: usize,
@@ -500,6 +540,7 @@ fn transform_input_tile<const T: usize>(
     tile: usize,
     tiles: usize,
     v: &mut [f32],
+    ws: &mut Work<P, Q>,
 ) {
     let a = T + 2;
     let pos = positions(T);
@@ -508,7 +549,7 @@ fn transform_input_tile<const T: usize>(
     let y0 = (T * ty) as isize - g.pad_top as isize;
     let x0 = (T * tx) as isize - g.pad_left as isize;
     // Offset of each cell in `image`, or None in the padding.
-    let mut cells = [None; MAX_POS];
+    let mut cells = [None; P];
     for (k, cell) in cells.iter_mut().take(pos).enumerate() {
         let (iy, ix) = (y0 + (k / a) as isize, x0 + (k % a) as isize);
         let inside = iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w;
@@ -517,25 +558,26 @@ fn transform_input_tile<const T: usize>(
     let mut c = 0;
     while c < cin {
         if cin - c >= LANES {
-            let mut d = [[0.0f32; LANES]; MAX_POS];
-            for (row, cell) in d.iter_mut().zip(cells).take(pos) {
-                if let Some(at) = cell {
-                    row.copy_from_slice(&image[at + c..at + c + LANES]);
+            for (row, cell) in ws.a.iter_mut().zip(cells).take(pos) {
+                match cell {
+                    Some(at) => row.copy_from_slice(&image[at + c..at + c + LANES]),
+                    None => row.fill(0.0),
                 }
             }
-            let out = input_transform::<T, LANES>(&d);
-            for (p, x) in out.iter().take(pos).enumerate() {
+            input_transform::<T, LANES, P>(&ws.a, &mut ws.t, &mut ws.v);
+            for (p, x) in ws.v.iter().take(pos).enumerate() {
                 let at = (p * tiles + tile) * cin + c;
                 v[at..at + LANES].copy_from_slice(x);
             }
             c += LANES;
         } else {
-            let mut d = [[0.0f32; 1]; MAX_POS];
+            let mut d = [[0.0f32; 1]; P];
             for (row, cell) in d.iter_mut().zip(cells).take(pos) {
                 row[0] = cell.map_or(0.0, |at| image[at + c]);
             }
-            let out = input_transform::<T, 1>(&d);
-            for (p, x) in out.iter().take(pos).enumerate() {
+            let (mut t1, mut v1) = ([[0.0f32; 1]; P], [[0.0f32; 1]; P]);
+            input_transform::<T, 1, P>(&d, &mut t1, &mut v1);
+            for (p, x) in v1.iter().take(pos).enumerate() {
                 v[(p * tiles + tile) * cin + c] = x[0];
             }
             c += 1;
@@ -545,9 +587,12 @@ fn transform_input_tile<const T: usize>(
 
 /// `Bᵀ d B` lane by lane, `d` and the result row-major `(T+2)×(T+2)`.
 #[inline(always)]
-fn input_transform<const T: usize, const L: usize>(d: &[[f32; L]; MAX_POS]) -> [[f32; L]; MAX_POS] {
+fn input_transform<const T: usize, const L: usize, const P: usize>(
+    d: &[[f32; L]; P],
+    t: &mut [[f32; L]; P],
+    v: &mut [[f32; L]; P],
+) {
     let a = T + 2;
-    let mut t = [[0.0f32; L]; MAX_POS];
     for j in 0..a {
         let mut col = [[0.0f32; L]; 6];
         for i in 0..a {
@@ -558,14 +603,12 @@ fn input_transform<const T: usize, const L: usize>(d: &[[f32; L]; MAX_POS]) -> [
             t[i * a + j] = col[i];
         }
     }
-    let mut v = [[0.0f32; L]; MAX_POS];
     for i in 0..a {
         let mut row = [[0.0f32; L]; 6];
         row[..a].copy_from_slice(&t[i * a..i * a + a]);
         let row = input_1d::<T, L>(&row);
         v[i * a..i * a + a].copy_from_slice(&row[..a]);
     }
-    v
 }
 
 /// `Bᵀ x` per lane: F(2, 3) `Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]`;
@@ -597,10 +640,13 @@ fn input_1d<const T: usize, const L: usize>(x: &[[f32; L]; 6]) -> [[f32; L]; 6] 
 /// `Aᵀ m A` lane by lane: `m` row-major `(T+2)×(T+2)`, the result the
 /// `T×T` outputs, row-major.
 #[inline(always)]
-fn output_transform<const T: usize, const L: usize>(m: &[[f32; L]; MAX_POS]) -> [[f32; L]; 16] {
+fn output_transform<const T: usize, const L: usize, const P: usize, const Q: usize>(
+    m: &[[f32; L]; P],
+    s: &mut [[f32; L]; 24],
+    y: &mut [[f32; L]; Q],
+) {
     let a = T + 2;
     // Columns first: s = Aᵀ m, T × a.
-    let mut s = [[0.0f32; L]; 24];
     for j in 0..a {
         let mut col = [[0.0f32; L]; 6];
         for i in 0..a {
@@ -611,14 +657,12 @@ fn output_transform<const T: usize, const L: usize>(m: &[[f32; L]; MAX_POS]) -> 
             s[i * a + j] = col[i];
         }
     }
-    let mut y = [[0.0f32; L]; 16];
     for i in 0..T {
         let mut row = [[0.0f32; L]; 6];
         row[..a].copy_from_slice(&s[i * a..i * a + a]);
         let row = output_1d::<T, L>(&row);
         y[i * T..i * T + T].copy_from_slice(&row[..T]);
     }
-    y
 }
 
 /// `Aᵀ x` per lane: F(2, 3) `Aᵀ = [1 1 1 0; 0 1 -1 -1]`; F(4, 3)
