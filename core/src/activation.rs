@@ -7,6 +7,7 @@ use core::fmt::Debug;
 use core::marker::PhantomData;
 
 use crate::batch::Batch;
+use crate::kernels::parallel::map_chunks;
 use crate::layer::{Context, Layer};
 use crate::shape::Shape;
 
@@ -17,6 +18,13 @@ pub trait ActivationFn: Copy + Default + Debug + Send + Sync + 'static {
     /// Applies the function in place to `values`, whose last axis has
     /// length `last` (softmax normalises over it; the rest ignore it).
     fn apply(values: &mut [f32], last: usize);
+
+    /// `output = f(input)`: the same as copying then [`ActivationFn::apply`],
+    /// in one pass where the function allows.
+    fn map(input: &[f32], output: &mut [f32], last: usize) {
+        output.copy_from_slice(input);
+        Self::apply(output, last);
+    }
 
     /// Turns `grad`, the gradient with respect to this function's output
     /// `output`, into the gradient with respect to its input, in place. Every
@@ -49,12 +57,16 @@ pub struct Linear;
 impl ActivationFn for Relu {
     const NAME: &'static str = "relu";
     fn apply(values: &mut [f32], _: usize) {
-        // Not v.max(0.0): that would turn a NaN into 0 and hide it.
-        values.iter_mut().for_each(|v| {
-            if *v < 0.0 {
-                *v = 0.0
-            }
-        });
+        // Not v.max(0.0): that would turn a NaN into 0 and hide it. A
+        // select rather than a conditional store, so that it vectorizes.
+        values
+            .iter_mut()
+            .for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v });
+    }
+    fn map(input: &[f32], output: &mut [f32], _: usize) {
+        for (o, i) in output.iter_mut().zip(input) {
+            *o = if *i < 0.0 { 0.0 } else { *i };
+        }
     }
     fn backward(output: &[f32], grad: &mut [f32], _: usize) {
         // The derivative at 0 is taken as 0, as TensorFlow and JAX do.
@@ -160,8 +172,18 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
     }
 
     fn forward_into(&self, input: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
-        out.copy_from(input);
-        A::apply(out.as_mut_slice(), S::LAST);
+        out.resize(input.batch_size());
+        if A::IS_SOFTMAX {
+            A::map(input.as_slice(), out.as_mut_slice(), S::LAST);
+        } else {
+            // Element-wise: any split of the values gives the same result.
+            map_chunks(
+                ctx.threads(),
+                input.as_slice(),
+                out.as_mut_slice(),
+                |i, o| A::map(i, o, S::LAST),
+            );
+        }
         if ctx.is_recording() && !A::IS_LINEAR {
             ctx.save(out.as_slice().to_vec());
         }

@@ -48,10 +48,11 @@ impl fmt::Display for ShapeError {
 impl std::error::Error for ShapeError {}
 
 impl<S: Shape> Batch<S> {
-    /// A batch of `len` samples in `buffer`'s allocation (its contents are
-    /// discarded): how workspaces reuse memory.
+    /// A batch of `len` samples in `buffer`'s allocation: how workspaces
+    /// reuse memory. The values are whatever the buffer held (zeros past
+    /// its old length): the caller overwrites them.
     pub fn from_buffer(len: usize, mut buffer: Vec<f32>) -> Self {
-        buffer.clear();
+        // Not clear() + resize(): that would write every value each time.
         buffer.resize(len * S::NUMEL, 0.0);
         Batch {
             len,

@@ -6,7 +6,7 @@ pub mod direct;
 pub mod gemm;
 pub mod grad;
 pub mod naive;
-mod parallel;
+pub(crate) mod parallel;
 pub mod pool;
 pub mod winograd;
 

@@ -83,3 +83,30 @@ where
         }
     });
 }
+
+/// Elements per unit of an element-wise pass: large enough that a unit
+/// outweighs the queue, small enough to split an activation evenly.
+const MAP_CHUNK: usize = 64 * 1024;
+
+/// `f(input chunk, output chunk)` over fixed chunks of the two slices, on
+/// up to `threads` threads: for memory-bound element-wise passes
+/// (activations), which only pay for a second thread on large tensors.
+pub(crate) fn map_chunks<F>(threads: usize, input: &[f32], output: &mut [f32], f: F)
+where
+    F: Fn(&[f32], &mut [f32]) + Sync,
+{
+    let len = input.len().min(output.len());
+    // An element-wise pass is worth a thread per ~4 M elements' traffic.
+    let workers = threads
+        .max(1)
+        .min(len.div_ceil(MAP_CHUNK))
+        .min((len / (1 << 20)).max(1));
+    if workers <= 1 {
+        f(&input[..len], &mut output[..len]);
+        return;
+    }
+    let items = input[..len]
+        .chunks(MAP_CHUNK)
+        .zip(output[..len].chunks_mut(MAP_CHUNK));
+    run(workers, items, &mut [], 0, |(i, o), _| f(i, o));
+}

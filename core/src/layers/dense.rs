@@ -20,10 +20,13 @@ use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::init::glorot_uniform;
 use crate::kernels::grad::dense_backward;
-use crate::kernels::sgemm;
+use crate::kernels::{gemm, parallel, sgemm};
 use crate::layer::{Context, Layer, ParamInfo};
 use crate::layers::grow_zeroed;
 use crate::shape::{LastAxis, Shape, TypeMarker};
+
+/// Output columns per block of a large dense layer's GEMM.
+const COLUMN_BLOCK: usize = 128;
 
 /// A fully connected layer from `In`'s last axis to `U` units, activation `A`.
 pub struct Dense<In, U, A = Linear> {
@@ -96,6 +99,59 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
         torch
     }
 
+    /// `out = input · kernel + bias` computed in fixed blocks of
+    /// [`COLUMN_BLOCK`] output columns, shared among the context's threads:
+    /// each block packs only its own part of the kernel, and the blocks do
+    /// not depend on the thread count, so neither does the result.
+    fn forward_in_column_blocks(
+        &self,
+        rows: usize,
+        input: &[f32],
+        out: &mut [f32],
+        ctx: &mut Context<'_>,
+    ) {
+        let (k, units) = (In::LAST, U::USIZE);
+        let workers = parallel::workers(
+            ctx.threads(),
+            units.div_ceil(COLUMN_BLOCK),
+            2 * rows * k * units,
+        );
+        let blocks = ctx.scratch(rows * units);
+        let kernel = &self.kernel;
+        let items = blocks.chunks_mut(rows * COLUMN_BLOCK).enumerate();
+        parallel::run(workers, items, &mut [], 0, |(j, block), _| {
+            let first = j * COLUMN_BLOCK;
+            let width = (units - first).min(COLUMN_BLOCK);
+            gemm::sgemm_strided(
+                rows,
+                k,
+                width,
+                input,
+                k,
+                &kernel[first..],
+                units,
+                0.0,
+                block,
+                width,
+            );
+        });
+        for (j, block) in blocks.chunks(rows * COLUMN_BLOCK).enumerate() {
+            let first = j * COLUMN_BLOCK;
+            let width = (units - first).min(COLUMN_BLOCK);
+            for (r, src) in block.chunks_exact(width).enumerate() {
+                let dst = &mut out[r * units + first..r * units + first + width];
+                match &self.bias {
+                    Some(b) => {
+                        for ((d, s), b) in dst.iter_mut().zip(src).zip(&b[first..first + width]) {
+                            *d = s + b;
+                        }
+                    }
+                    None => dst.copy_from_slice(src),
+                }
+            }
+        }
+    }
+
     /// Our in-feature index of PyTorch's in-feature `t`.
     fn our_feature(&self, t: usize) -> usize {
         match self.flattened_from {
@@ -125,21 +181,25 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         let rows = input.batch_size() * (In::NUMEL / In::LAST.max(1));
         out.resize(input.batch_size());
         let units = U::USIZE;
-        if let Some(bias) = &self.bias {
-            for row in out.as_mut_slice().chunks_exact_mut(units.max(1)) {
-                row.copy_from_slice(bias);
+        if rows > gemm::SMALL_M && units >= 2 * COLUMN_BLOCK {
+            self.forward_in_column_blocks(rows, input.as_slice(), out.as_mut_slice(), ctx);
+        } else {
+            if let Some(bias) = &self.bias {
+                for row in out.as_mut_slice().chunks_exact_mut(units.max(1)) {
+                    row.copy_from_slice(bias);
+                }
             }
+            let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
+            sgemm(
+                rows,
+                In::LAST,
+                units,
+                input.as_slice(),
+                &self.kernel,
+                beta,
+                out.as_mut_slice(),
+            );
         }
-        let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
-        sgemm(
-            rows,
-            In::LAST,
-            units,
-            input.as_slice(),
-            &self.kernel,
-            beta,
-            out.as_mut_slice(),
-        );
         A::apply(out.as_mut_slice(), units);
         if ctx.is_recording() {
             ctx.save(input.as_slice().to_vec());

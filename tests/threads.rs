@@ -1,0 +1,57 @@
+//! Results do not depend on the thread count: every kernel splits its work
+//! into units fixed by the shapes alone.
+
+use strata::prelude::*;
+use strata::Context;
+
+#[test]
+fn the_cifar_network_gives_bitwise_identical_outputs_on_1_2_and_3_threads() {
+    let net = sequential![
+        Input(32, 32, 3) => Conv2D(32, (3, 3), same) => relu => Conv2D(32, (3, 3)) => relu
+        => MaxPool(2, 2) => Dropout(0.25) => Conv2D(64, (3, 3), same) => relu
+        => Conv2D(64, (3, 3)) => relu => MaxPool(2, 2) => Dropout(0.25) => Flatten
+        => Dense(512) => relu => Dropout(0.5) => Dense(10) => softmax
+    ];
+    for batch in [3, 64] {
+        let x = Batch::<Shape3<U32, U32, U3>>::from_vec(
+            batch,
+            (0..batch * 3072)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        let one = net.forward(&x, &mut Context::inference().with_threads(1));
+        for threads in [2, 3] {
+            let many = net.forward(&x, &mut Context::inference().with_threads(threads));
+            assert_eq!(one, many, "batch {batch}, {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn training_is_bitwise_identical_on_1_and_2_threads() {
+    let (x, y) = strata::datasets::digits();
+    let fit = |threads| {
+        let net = sequential![
+            Input(8, 8, 1) => Conv2D(16, (3, 3), same) => relu => MaxPool(2, 2) => Flatten
+            => Dense(256, activation = relu) => Dense(10) => softmax
+        ];
+        let mut model = net
+            .compile(Loss::sparse_categorical_crossentropy(), Adam::default())
+            .with_threads(threads);
+        let history = model
+            .fit(
+                &x,
+                &y,
+                FitOptions {
+                    epochs: 1,
+                    batch_size: 64,
+                    verbose: 0,
+                    ..FitOptions::default()
+                },
+            )
+            .unwrap();
+        (model.to_safetensors().unwrap(), history)
+    };
+    assert_eq!(fit(1), fit(2));
+}
