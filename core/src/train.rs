@@ -436,13 +436,7 @@ impl<M: Layer> Trainer<M> {
                         batch: step + 1,
                     });
                 }
-                self.optimizer.begin_step();
-                let optimizer = &mut self.optimizer;
-                let mut index = 0;
-                self.model.visit_params_mut(&mut |p, g| {
-                    optimizer.update(index, p, g);
-                    index += 1;
-                });
+                self.apply_gradients();
                 total += loss as f64 * chunk.len() as f64;
                 seen += chunk.len();
                 correct += c;
@@ -481,6 +475,17 @@ impl<M: Layer> Trainer<M> {
             progress.end_epoch(loss, accuracy, val);
         }
         Ok(history)
+    }
+
+    /// One optimizer step from the gradients in the model's buffers.
+    fn apply_gradients(&mut self) {
+        self.optimizer.begin_step();
+        let optimizer = &mut self.optimizer;
+        let mut index = 0;
+        self.model.visit_params_mut(&mut |p, g| {
+            optimizer.update(index, p, g);
+            index += 1;
+        });
     }
 
     fn evaluate_owned(
@@ -561,13 +566,7 @@ impl<M: Layer> Trainer<M> {
                 loss,
             });
         }
-        self.optimizer.begin_step();
-        let optimizer = &mut self.optimizer;
-        let mut index = 0;
-        self.model.visit_params_mut(&mut |p, g| {
-            optimizer.update(index, p, g);
-            index += 1;
-        });
+        self.apply_gradients();
         Ok(Evaluation {
             loss,
             accuracy: if counted == 0 {

@@ -77,6 +77,16 @@ pub fn sgemm_strided(
     }
 }
 
+/// Adds the column sums of `matrix` (rows of `sums.len()` values) to
+/// `sums`: a bias's gradient.
+fn add_column_sums(matrix: &[f32], sums: &mut [f32]) {
+    for row in matrix.chunks_exact(sums.len().max(1)) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+}
+
 /// Output rows per backward tile (the im2col patches and their gradients).
 fn tile_rows(patch_len: usize) -> usize {
     ((128 * 1024) / patch_len.max(1)).clamp(16, 1024)
@@ -146,11 +156,7 @@ pub fn conv2d_backward(
         "conv2d_backward: grad_input too short"
     );
     if let Some(gb) = grad_bias {
-        for row in grad_output[..m * out_c].chunks_exact(out_c.max(1)) {
-            for (b, d) in gb.iter_mut().zip(row) {
-                *b += d;
-            }
-        }
+        add_column_sums(&grad_output[..m * out_c], gb);
     }
     grad_input[..g.input_len()].fill(0.0);
     let tile = tile_rows(k);
@@ -204,11 +210,7 @@ pub fn dense_backward(
     grad_input: &mut [f32],
 ) {
     if let Some(gb) = grad_bias {
-        for row in grad_output[..rows * units].chunks_exact(units.max(1)) {
-            for (b, d) in gb.iter_mut().zip(row) {
-                *b += d;
-            }
-        }
+        add_column_sums(&grad_output[..rows * units], gb);
     }
     sgemm_strided(
         (n_in, rows, units),

@@ -21,7 +21,7 @@ use crate::init::glorot_uniform;
 use crate::kernels::grad::conv2d_backward;
 use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
 use crate::layer::{Context, Layer, ParamInfo};
-use crate::layers::grow_zeroed;
+use crate::layers::{grad_or_zeros, grow_zeroed, visit_kernel_and_bias};
 use crate::shape::{PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut};
 
 /// A 2-D convolution over `In` (a [`Shape3`]) with `F` filters of `KH × KW`,
@@ -212,12 +212,11 @@ where
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
-        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
-        f(&mut self.kernel, &self.grad_kernel);
-        if let Some(b) = &mut self.bias {
-            grow_zeroed(&mut self.grad_bias, b.len());
-            f(b, &self.grad_bias);
-        }
+        visit_kernel_and_bias(
+            (&mut self.kernel, &mut self.grad_kernel),
+            (self.bias.as_mut(), &mut self.grad_bias),
+            f,
+        );
     }
 
     fn zero_grads(&mut self) {
@@ -226,16 +225,12 @@ where
     }
 
     fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
-        let zeros = |n: usize, g: &[f32]| {
-            if g.is_empty() {
-                vec![0.0; n]
-            } else {
-                g.to_vec()
-            }
-        };
         match name {
-            "weight" => Some(Self::to_torch(&zeros(self.kernel.len(), &self.grad_kernel))),
-            "bias" if self.bias.is_some() => Some(zeros(F::USIZE, &self.grad_bias)),
+            "weight" => Some(Self::to_torch(&grad_or_zeros(
+                &self.grad_kernel,
+                self.kernel.len(),
+            ))),
+            "bias" if self.bias.is_some() => Some(grad_or_zeros(&self.grad_bias, F::USIZE)),
             _ => None,
         }
     }

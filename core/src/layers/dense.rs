@@ -22,7 +22,7 @@ use crate::init::glorot_uniform;
 use crate::kernels::grad::dense_backward;
 use crate::kernels::{gemm, parallel, sgemm};
 use crate::layer::{Context, Layer, ParamInfo};
-use crate::layers::grow_zeroed;
+use crate::layers::{grad_or_zeros, grow_zeroed, visit_kernel_and_bias};
 use crate::shape::{LastAxis, Shape, TypeMarker};
 
 /// Output columns per block of a large dense layer's GEMM.
@@ -230,12 +230,11 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
-        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
-        f(&mut self.kernel, &self.grad_kernel);
-        if let Some(b) = &mut self.bias {
-            grow_zeroed(&mut self.grad_bias, b.len());
-            f(b, &self.grad_bias);
-        }
+        visit_kernel_and_bias(
+            (&mut self.kernel, &mut self.grad_kernel),
+            (self.bias.as_mut(), &mut self.grad_bias),
+            f,
+        );
     }
 
     fn zero_grads(&mut self) {
@@ -244,16 +243,9 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
     }
 
     fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
-        let zeros = |n: usize, g: &[f32]| {
-            if g.is_empty() {
-                vec![0.0; n]
-            } else {
-                g.to_vec()
-            }
-        };
         match name {
-            "weight" => Some(self.to_torch(&zeros(self.kernel.len(), &self.grad_kernel))),
-            "bias" if self.bias.is_some() => Some(zeros(U::USIZE, &self.grad_bias)),
+            "weight" => Some(self.to_torch(&grad_or_zeros(&self.grad_kernel, self.kernel.len()))),
+            "bias" if self.bias.is_some() => Some(grad_or_zeros(&self.grad_bias, U::USIZE)),
             _ => None,
         }
     }
