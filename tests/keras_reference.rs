@@ -150,3 +150,18 @@ fn seed_block_without_input_shape_matches_keras() {
     let dsl = "Input(16, 16, 3) => Conv2D(32, (3, 3), same) => relu => Conv2D(32, (3, 3)) => relu => MaxPool(2, 2) => Dropout(0.25)";
     run_case("p_seed_block", dsl, block);
 }
+
+/// A batch of no samples is valid input: the output has no samples either.
+#[test]
+fn an_empty_batch_gives_an_empty_output() {
+    let net = sequential![
+        Input(32, 32, 3) => Conv2D(32, (3, 3), same) => relu => Conv2D(32, (3, 3)) => relu
+        => MaxPool(2, 2) => Conv2D(64, (3, 3), same) => AvgPool(2, 2) => Conv2D(8, (1, 1))
+        => Flatten => Dense(512) => Dense(10) => softmax
+    ];
+    for threads in [1, 2] {
+        let y = net.forward(&Batch::zeros(0), &mut strata::Context::inference().with_threads(threads));
+        assert_eq!(y.batch_size(), 0);
+        assert!(y.as_slice().is_empty());
+    }
+}

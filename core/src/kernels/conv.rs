@@ -24,7 +24,7 @@
 //! - [`ConvPath::Im2col`]: everything else, tiled im2col + GEMM.
 //!
 //! Every path splits its work into units fixed by the geometry and runs them
-//! on up to `threads` scoped threads (see [`super::parallel`]): the result is
+//! on up to `threads` scoped threads (see the `parallel` module): the result is
 //! bitwise identical whatever the thread count.
 
 use super::direct::{self, Isa};

@@ -2,7 +2,7 @@
 //!
 //! Products with very few rows (a dense layer at batch 1-8) skip
 //! `matrixmultiply`, which would pack all of `b` to use it for a handful of
-//! rows: they stream `b` once per [`SMALL_M_BLOCK`] rows instead.
+//! rows: they stream `b` once per `SMALL_M_BLOCK` rows instead.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
