@@ -160,7 +160,10 @@ fn an_empty_batch_gives_an_empty_output() {
         => Flatten => Dense(512) => Dense(10) => softmax
     ];
     for threads in [1, 2] {
-        let y = net.forward(&Batch::zeros(0), &mut strata::Context::inference().with_threads(threads));
+        let y = net.forward(
+            &Batch::zeros(0),
+            &mut strata::Context::inference().with_threads(threads),
+        );
         assert_eq!(y.batch_size(), 0);
         assert!(y.as_slice().is_empty());
     }

@@ -7,7 +7,7 @@ use core::fmt::Debug;
 use core::marker::PhantomData;
 
 use crate::batch::Batch;
-use crate::kernels::parallel::map_chunks;
+use crate::kernels::parallel::{for_chunks, map_chunks};
 use crate::layer::{Context, Layer};
 use crate::shape::Shape;
 
@@ -187,6 +187,20 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
         if ctx.is_recording() && !A::IS_LINEAR {
             ctx.save(out.as_slice().to_vec());
         }
+    }
+
+    fn forward_owned(&self, mut values: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        if A::IS_SOFTMAX {
+            A::apply(values.as_mut_slice(), S::LAST);
+        } else {
+            for_chunks(ctx.threads(), values.as_mut_slice(), |v| {
+                A::apply(v, S::LAST)
+            });
+        }
+        if ctx.is_recording() && !A::IS_LINEAR {
+            ctx.save(values.as_slice().to_vec());
+        }
+        values
     }
 
     fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {

@@ -225,6 +225,17 @@ pub trait Layer {
         output
     }
 
+    /// [`Layer::forward_into`] for an input the caller gives away, as a
+    /// model does with its intermediate activations: layers that can work in
+    /// place (activations, and at inference dropout and flatten) reuse the
+    /// input's memory instead of writing a second buffer.
+    fn forward_owned(&self, input: Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output>
+    where
+        Self: Sized,
+    {
+        forward_via_into(self, input, ctx)
+    }
+
     /// The backward pass of the most recent training-mode `forward`: given
     /// the gradient of the loss with respect to this layer's output, adds the
     /// gradients of its parameters to its gradient buffers and returns the
@@ -302,6 +313,19 @@ pub trait Layer {
             params: self.param_count(),
         });
     }
+}
+
+/// The plain [`Layer::forward_owned`]: the output in a buffer from the
+/// context, the input's buffer given back to it.
+pub fn forward_via_into<L: Layer>(
+    layer: &L,
+    input: Batch<L::Input>,
+    ctx: &mut Context<'_>,
+) -> Batch<L::Output> {
+    let mut output = ctx.take_batch(input.batch_size());
+    layer.forward_into(&input, &mut output, ctx);
+    ctx.recycle(input);
+    output
 }
 
 /// Splits a parameter key `"3.weight"` into the layer index and the rest.

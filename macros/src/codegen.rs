@@ -229,28 +229,26 @@ pub fn generate(checked: Checked) -> TokenStream {
     };
 
     // x_i is layer i's output; the last layer writes into `out`.
+    // x_i is layer i's output. The first layer reads the caller's input,
+    // the last writes into `out`; the ones between own their input, so
+    // activations, dropout and flatten can work in place.
     let forward_body = {
         let mut body = TokenStream::new();
         for (i, field) in fields.iter().enumerate() {
-            let input = if i == 0 {
-                quote!(x)
-            } else {
-                let p = format_ident!("x{}", i - 1);
-                quote!(&#p)
-            };
-            if i + 1 == n {
-                body.extend(quote!(self.#field.forward_into(#input, out, ctx);));
-            } else {
-                let o = format_ident!("x{}", i);
-                body.extend(quote!(
+            let o = format_ident!("x{}", i);
+            let p = format_ident!("x{}", i.saturating_sub(1));
+            body.extend(match (i, i + 1 == n) {
+                (0, true) => quote!(self.#field.forward_into(x, out, ctx);),
+                (0, false) => quote!(
                     let mut #o = ctx.take_batch(x.batch_size());
-                    self.#field.forward_into(#input, &mut #o, ctx);
-                ));
-            }
-            if i > 0 {
-                let p = format_ident!("x{}", i - 1);
-                body.extend(quote!(ctx.recycle(#p);));
-            }
+                    self.#field.forward_into(x, &mut #o, ctx);
+                ),
+                (_, true) => quote!(
+                    self.#field.forward_into(&#p, out, ctx);
+                    ctx.recycle(#p);
+                ),
+                (_, false) => quote!(let #o = self.#field.forward_owned(#p, ctx);),
+            });
         }
         body
     };

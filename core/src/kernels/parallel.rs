@@ -110,3 +110,27 @@ where
         .zip(output[..len].chunks_mut(MAP_CHUNK));
     run(workers, items, &mut [], 0, |(i, o), _| f(i, o));
 }
+
+/// `f(chunk)` over fixed chunks of `values`, on up to `threads` threads:
+/// [`map_chunks`] in place.
+pub(crate) fn for_chunks<F>(threads: usize, values: &mut [f32], f: F)
+where
+    F: Fn(&mut [f32]) + Sync,
+{
+    let len = values.len();
+    let workers = threads
+        .max(1)
+        .min(len.div_ceil(MAP_CHUNK))
+        .min((len / (1 << 20)).max(1));
+    if workers <= 1 {
+        f(values);
+        return;
+    }
+    run(
+        workers,
+        values.chunks_mut(MAP_CHUNK),
+        &mut [],
+        0,
+        |chunk, _| f(chunk),
+    );
+}

@@ -14,7 +14,7 @@ use core::marker::PhantomData;
 use rand::Rng;
 
 use crate::batch::Batch;
-use crate::layer::{Context, Layer};
+use crate::layer::{forward_via_into, Context, Layer};
 use crate::shape::Shape;
 
 /// Dropout over samples of shape `S`.
@@ -95,6 +95,17 @@ impl<S: Shape> Layer for Dropout<S> {
             // Recording without dropout: an empty mask means the identity.
             ctx.save(Vec::new());
         }
+    }
+
+    fn forward_owned(&self, input: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        if self.rate != 0.0 && ctx.is_training() {
+            return forward_via_into(self, input, ctx);
+        }
+        // The identity: the input is the output (as forward_into records).
+        if self.rate != 0.0 && ctx.is_recording() {
+            ctx.save(Vec::new());
+        }
+        input
     }
 
     fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {

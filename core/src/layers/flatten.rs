@@ -43,6 +43,12 @@ impl<In: Flattenable> Layer for Flatten<In> {
         out.as_mut_slice().copy_from_slice(input.as_slice());
     }
 
+    fn forward_owned(&self, input: Batch<In>, _: &mut Context<'_>) -> Batch<In::Flat> {
+        // The same values under another type: no copy.
+        let n = input.batch_size();
+        Batch::from_vec(n, input.into_vec()).expect("Flatten keeps the number of values")
+    }
+
     fn backward(&mut self, grad_output: &Batch<In::Flat>, _: &mut Context<'_>) -> Batch<In> {
         Batch::from_vec(grad_output.batch_size(), grad_output.as_slice().to_vec())
             .expect("Flatten keeps the number of values")
