@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use strata::prelude::*;
+use strata::Context;
 
 fn main() {
     let net = sequential![
@@ -25,23 +26,27 @@ fn main() {
         .collect();
     let x = Batch::<Shape3<U32, U32, U3>>::from_vec(batch, pixels).expect("64 images of 32x32x3");
 
-    // One warm-up pass, then the timed ones.
-    let _ = net.predict(&x);
+    // Timed after a warm-up pass, reusing the output and every buffer
+    // (`predict_into`), on one thread and on all of the machine's cores.
     let runs = 5;
-    let start = Instant::now();
     let mut y = net.predict(&x);
-    for _ in 1..runs {
-        y = net.predict(&x);
+    for threads in [1, strata::default_threads()] {
+        let mut workspace = Context::inference().with_threads(threads);
+        net.predict_into(&x, &mut y, &mut workspace);
+        let start = Instant::now();
+        for _ in 0..runs {
+            net.predict_into(&x, &mut y, &mut workspace);
+        }
+        let secs = start.elapsed().as_secs_f64() / runs as f64;
+        println!(
+            "predicted a batch of {batch} on {threads} thread(s): {:.2} ms, {:.0} images/s",
+            secs * 1e3,
+            batch as f64 / secs
+        );
     }
-    let secs = start.elapsed().as_secs_f64() / runs as f64;
 
     let classes = y.argmax();
     let first = y.sample(0).expect("batch of 64");
-    println!(
-        "predicted a batch of {batch}: {:.2} ms, {:.0} images/s",
-        secs * 1e3,
-        batch as f64 / secs
-    );
     println!(
         "class probabilities of image 0: {first:.3?} (sum {:.4})",
         first.iter().sum::<f32>()
