@@ -29,6 +29,28 @@ fn the_cifar_network_gives_bitwise_identical_outputs_on_1_2_and_3_threads() {
 }
 
 #[test]
+fn pooling_with_same_padding_is_thread_invariant() {
+    let net = sequential![
+        Input(31, 29, 8) => MaxPooling2D(pool_size = 3, strides = 2, padding = same)
+        => AveragePooling2D(pool_size = 3, strides = 2, padding = same) => Flatten
+    ];
+    let x = Batch::<Shape3<U31, U29, U8>>::from_vec(
+        64,
+        (0usize..64 * 31 * 29 * 8)
+            .map(|i| ((i * 7919) % 997) as f32 / 500.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let one = net.forward(&x, &mut Context::inference().with_threads(1));
+    for threads in [2, 3] {
+        assert_eq!(
+            one,
+            net.forward(&x, &mut Context::inference().with_threads(threads))
+        );
+    }
+}
+
+#[test]
 fn training_is_bitwise_identical_on_1_and_2_threads() {
     let (x, y) = strata::datasets::digits();
     let fit = |threads| {

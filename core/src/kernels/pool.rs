@@ -17,6 +17,43 @@ pub fn avg_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
     pool(g, input, output, 0.0, |a, b| a + b, |acc, n| acc / n as f32);
 }
 
+/// [`max_pool2d`] (`max`) or [`avg_pool2d`] with the batch's images
+/// shared among up to `threads` threads. Each image is pooled the same way
+/// whichever thread takes it, so the result does not depend on `threads`.
+pub fn pool2d_threaded(
+    g: &ConvGeometry,
+    input: &[f32],
+    output: &mut [f32],
+    max: bool,
+    threads: usize,
+) {
+    let image_in = g.in_h * g.in_w * g.in_c;
+    let image_out = g.out_h * g.out_w * g.in_c;
+    let work = g.out_pixels() * g.in_c * g.k_h * g.k_w;
+    // A thread (about 10 µs to start) pays for itself on ~256 K reads.
+    let workers = threads.max(1).min(g.batch).min((work >> 18).max(1));
+    let one = ConvGeometry { batch: 1, ..*g };
+    let pool_one = |(x, y): (&[f32], &mut [f32]), _: &mut [f32]| {
+        if max {
+            max_pool2d(&one, x, y);
+        } else {
+            avg_pool2d(&one, x, y);
+        }
+    };
+    if workers <= 1 || image_in == 0 || image_out == 0 {
+        if max {
+            max_pool2d(g, input, output);
+        } else {
+            avg_pool2d(g, input, output);
+        }
+        return;
+    }
+    let items = input[..g.batch * image_in]
+        .chunks(image_in)
+        .zip(output[..g.batch * image_out].chunks_mut(image_out));
+    super::parallel::run(workers, items, &mut [], 0, pool_one);
+}
+
 fn pool(
     g: &ConvGeometry,
     input: &[f32],

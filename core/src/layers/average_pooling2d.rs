@@ -14,8 +14,8 @@ use typenum::Unsigned;
 
 use super::max_pooling2d::pool_geometry;
 use crate::batch::Batch;
-use crate::kernels::avg_pool2d;
 use crate::kernels::grad::avg_pool2d_backward;
+use crate::kernels::pool::pool2d_threaded;
 use crate::layer::{Context, Layer};
 use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
 
@@ -61,11 +61,17 @@ where
         &self,
         input: &Batch<Self::Input>,
         out: &mut Batch<Self::Output>,
-        _: &mut Context<'_>,
+        ctx: &mut Context<'_>,
     ) {
         let g = pool_geometry::<H, W, C, PH, PW, SH, SW, P>(input.batch_size());
         out.resize(input.batch_size());
-        avg_pool2d(&g, input.as_slice(), out.as_mut_slice());
+        pool2d_threaded(
+            &g,
+            input.as_slice(),
+            out.as_mut_slice(),
+            false,
+            ctx.threads(),
+        );
     }
 
     fn backward(

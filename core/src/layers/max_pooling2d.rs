@@ -13,7 +13,8 @@ use typenum::Unsigned;
 
 use crate::batch::Batch;
 use crate::kernels::grad::max_pool2d_backward;
-use crate::kernels::{max_pool2d, ConvGeometry};
+use crate::kernels::pool::pool2d_threaded;
+use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
 use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
 
@@ -85,7 +86,13 @@ where
     ) {
         let g = pool_geometry::<H, W, C, PH, PW, SH, SW, P>(input.batch_size());
         out.resize(input.batch_size());
-        max_pool2d(&g, input.as_slice(), out.as_mut_slice());
+        pool2d_threaded(
+            &g,
+            input.as_slice(),
+            out.as_mut_slice(),
+            true,
+            ctx.threads(),
+        );
         // The backward pass finds each window's winner again from the input.
         if ctx.is_recording() {
             ctx.save(input.as_slice().to_vec());
