@@ -65,6 +65,16 @@ fn require(
     }
 }
 
+/// A rate or decay: finite and not negative.
+fn require_non_negative(name: &'static str, value: f32) -> Result<(), HyperparameterError> {
+    require(
+        name,
+        value,
+        value >= 0.0 && value.is_finite(),
+        "finite and >= 0",
+    )
+}
+
 /// Per-tensor state, grown on first use.
 fn slot(state: &mut Vec<Vec<f32>>, index: usize, len: usize) -> &mut Vec<f32> {
     if state.len() <= index {
@@ -151,24 +161,14 @@ impl Optimizer for Sgd {
     }
 
     fn check(&self) -> Result<(), HyperparameterError> {
-        require(
-            "learning_rate",
-            self.learning_rate,
-            self.learning_rate >= 0.0 && self.learning_rate.is_finite(),
-            "finite and >= 0",
-        )?;
+        require_non_negative("learning_rate", self.learning_rate)?;
         require(
             "momentum",
             self.momentum,
             (0.0..1.0).contains(&self.momentum),
             "in [0, 1)",
         )?;
-        require(
-            "weight_decay",
-            self.weight_decay,
-            self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
-            "finite and >= 0",
-        )
+        require_non_negative("weight_decay", self.weight_decay)
     }
 
     fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]) {
@@ -249,12 +249,7 @@ impl Optimizer for Adam {
     }
 
     fn check(&self) -> Result<(), HyperparameterError> {
-        require(
-            "learning_rate",
-            self.learning_rate,
-            self.learning_rate >= 0.0 && self.learning_rate.is_finite(),
-            "finite and >= 0",
-        )?;
+        require_non_negative("learning_rate", self.learning_rate)?;
         require(
             "beta_1",
             self.beta_1,
@@ -268,12 +263,7 @@ impl Optimizer for Adam {
             "in [0, 1)",
         )?;
         require("epsilon", self.epsilon, self.epsilon > 0.0, "> 0")?;
-        require(
-            "weight_decay",
-            self.weight_decay,
-            self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
-            "finite and >= 0",
-        )
+        require_non_negative("weight_decay", self.weight_decay)
     }
 
     fn begin_step(&mut self) {
