@@ -776,3 +776,63 @@ fn relu_backward_at_zero_is_zero() {
     Relu::backward(&y, &mut g, 4);
     assert_eq!(g, [0.0, 0.0, 4.0, -1.0]);
 }
+
+/// The grouped (threaded) convolution backward pass agrees with the plain
+/// one, and gives the same bits on any number of threads.
+#[test]
+fn grouped_conv_backward_matches_plain_and_is_thread_invariant() {
+    use strata_core::kernels::grad::conv2d_backward_grouped;
+    // The last case is large enough (about 300 MFLOP) to be split among
+    // threads; the small ones run on one whatever they are allowed.
+    let cases = [
+        (1, (9, 7, 3), 4, Padding::Same),
+        (5, (9, 7, 3), 4, Padding::Valid),
+        (13, (9, 7, 3), 4, Padding::Same),
+        (16, (32, 32, 16), 32, Padding::Same),
+    ];
+    for (batch, hwc, out_c, padding) in cases {
+        let g = ConvGeometry::new(batch, hwc, (3, 2), (2, 1), padding).unwrap();
+        let value = |i: usize| ((i * 7919) % 1009) as f32 / 504.5 - 1.0;
+        let x: Vec<f32> = (0..g.input_len()).map(value).collect();
+        let w: Vec<f32> = (0..g.patch_len() * out_c).map(|i| value(i + 17)).collect();
+        let dy: Vec<f32> = (0..g.out_pixels() * out_c).map(|i| value(i + 91)).collect();
+        let run = |grouped: Option<usize>| {
+            let mut gk = vec![0.5f32; w.len()];
+            let mut gb = vec![0.25f32; out_c];
+            let mut gx = vec![f32::NAN; x.len()];
+            match grouped {
+                Some(threads) => conv2d_backward_grouped(
+                    &g,
+                    &x,
+                    &w,
+                    &dy,
+                    out_c,
+                    &mut gk,
+                    Some(&mut gb),
+                    &mut gx,
+                    threads,
+                ),
+                None => {
+                    grad::conv2d_backward(&g, &x, &w, &dy, out_c, &mut gk, Some(&mut gb), &mut gx)
+                }
+            }
+            (gk, gb, gx)
+        };
+        let plain = run(None);
+        let one = run(Some(1));
+        for (a, b) in [(&plain.0, &one.0), (&plain.1, &one.1), (&plain.2, &one.2)] {
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let err = a
+                .iter()
+                .zip(b)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err <= 1e-5 * scale,
+                "batch {batch}: grouped differs from plain by {err}"
+            );
+        }
+        for threads in [2, 3] {
+            assert_eq!(run(Some(threads)), one, "batch {batch}, {threads} threads");
+        }
+    }
+}

@@ -196,6 +196,73 @@ pub fn conv2d_backward(
     }
 }
 
+/// Most image groups [`conv2d_backward_grouped`] splits a batch into.
+const MAX_GROUPS: usize = 8;
+
+/// [`conv2d_backward`] with the batch split into up to [`MAX_GROUPS`] fixed
+/// groups of whole images, shared among up to `threads` threads. Each group
+/// writes its own images' input gradient and its own partial kernel and
+/// bias gradients, which are then added in group order: the groups depend
+/// on the batch size only, so the result does not depend on `threads`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_grouped(
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    grad_output: &[f32],
+    out_c: usize,
+    grad_kernel: &mut [f32],
+    mut grad_bias: Option<&mut [f32]>,
+    grad_input: &mut [f32],
+    threads: usize,
+) {
+    let groups = g.batch.clamp(1, MAX_GROUPS);
+    let (image_in, image_out) = (g.in_h * g.in_w * g.in_c, g.out_h * g.out_w * out_c);
+    let partial_len = grad_kernel.len() + out_c;
+    let mut partials = vec![0.0f32; groups * partial_len];
+    // Group i holds images first(i) .. first(i + 1).
+    let first = |i: usize| i * g.batch / groups;
+    let mut items = Vec::with_capacity(groups);
+    let mut rest_in = &mut grad_input[..g.input_len()];
+    for (i, partial) in partials.chunks_mut(partial_len).enumerate() {
+        let n = first(i + 1) - first(i);
+        let (mine, tail) = std::mem::take(&mut rest_in).split_at_mut(n * image_in);
+        rest_in = tail;
+        items.push((i, n, mine, partial));
+    }
+    let flops = 4 * g.out_pixels() * g.patch_len() * out_c;
+    let workers = super::parallel::workers(threads, groups, flops);
+    let has_bias = grad_bias.is_some();
+    super::parallel::run(
+        workers,
+        items.into_iter(),
+        &mut [],
+        0,
+        |(i, n, gi, partial), _| {
+            let sub = ConvGeometry { batch: n, ..*g };
+            let (x0, y0) = (first(i) * image_in, first(i) * image_out);
+            let (gk, gb) = partial.split_at_mut(partial.len() - out_c);
+            conv2d_backward(
+                &sub,
+                &input[x0..x0 + n * image_in],
+                kernel,
+                &grad_output[y0..y0 + n * image_out],
+                out_c,
+                gk,
+                has_bias.then_some(gb),
+                gi,
+            );
+        },
+    );
+    for partial in partials.chunks(partial_len) {
+        let (gk, gb) = partial.split_at(partial.len() - out_c);
+        grad_kernel.iter_mut().zip(gk).for_each(|(d, s)| *d += s);
+        if let Some(b) = grad_bias.as_deref_mut() {
+            b.iter_mut().zip(gb).for_each(|(d, s)| *d += s);
+        }
+    }
+}
+
 /// The gradients of a dense layer `Y = X · W + bias` (`X` is `rows × n_in`,
 /// `W` is `n_in × units`): adds `Xᵀ · dY` to `grad_kernel` and `Σ dY` to
 /// `grad_bias`, and writes `dY · Wᵀ` to `grad_input`.

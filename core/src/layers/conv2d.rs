@@ -18,7 +18,7 @@ use typenum::Unsigned;
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::init::glorot_uniform;
-use crate::kernels::grad::conv2d_backward;
+use crate::kernels::grad::conv2d_backward_grouped;
 use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
 use crate::layer::{Context, Layer, ParamInfo};
 use crate::layers::{grad_or_zeros, grow_zeroed, visit_kernel_and_bias};
@@ -198,7 +198,8 @@ where
         grow_zeroed(&mut self.grad_kernel, self.kernel.len());
         grow_zeroed(&mut self.grad_bias, F::USIZE);
         let mut grad_input = Batch::<Self::Input>::zeros(grad.batch_size());
-        conv2d_backward(
+        let threads = ctx.threads();
+        conv2d_backward_grouped(
             &g,
             &input,
             &self.kernel,
@@ -207,6 +208,7 @@ where
             &mut self.grad_kernel,
             self.bias.as_ref().map(|_| self.grad_bias.as_mut_slice()),
             grad_input.as_mut_slice(),
+            threads,
         );
         grad_input
     }
