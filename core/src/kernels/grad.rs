@@ -197,7 +197,7 @@ pub fn conv2d_backward(
 }
 
 /// Most image groups [`conv2d_backward_grouped`] splits a batch into.
-const MAX_GROUPS: usize = 8;
+pub const MAX_GROUPS: usize = 8;
 
 /// [`conv2d_backward`] with the batch split into up to [`MAX_GROUPS`] fixed
 /// groups of whole images, shared among up to `threads` threads. Each group
