@@ -242,6 +242,18 @@ pub(crate) enum OwnedTargets {
 }
 
 impl OwnedTargets {
+    /// Borrows these targets of `samples` samples as [`Targets`].
+    pub(crate) fn as_targets<S>(&self, samples: usize) -> Targets<'_, S> {
+        let kind = match self {
+            OwnedTargets::Values(v) => TargetKind::Values(v, samples),
+            OwnedTargets::Classes(c) => TargetKind::Classes(c),
+        };
+        Targets {
+            kind,
+            shape: PhantomData,
+        }
+    }
+
     /// Row `r`'s target as a dense vector of `last` values.
     fn row(&self, r: usize, last: usize, buf: &mut Vec<f32>) {
         buf.clear();

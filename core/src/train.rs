@@ -465,7 +465,14 @@ impl<M: Layer> Trainer<M> {
                     options.batch_size,
                     self.threads,
                 )),
-                (None, Some((vx, vy))) => Some(self.evaluate_owned(vx, vy, options.batch_size)),
+                (None, Some((vx, vy))) => Some(evaluate_in_batches(
+                    &self.model,
+                    vx,
+                    vy.as_targets(vx.batch_size()),
+                    self.loss,
+                    options.batch_size,
+                    self.threads,
+                )),
                 (None, None) => None,
             };
             if let Some(v) = val {
@@ -486,36 +493,6 @@ impl<M: Layer> Trainer<M> {
             optimizer.update(index, p, g);
             index += 1;
         });
-    }
-
-    fn evaluate_owned(
-        &self,
-        x: &Batch<M::Input>,
-        y: &OwnedTargets,
-        batch_size: usize,
-    ) -> Evaluation {
-        match y {
-            OwnedTargets::Values(v) => {
-                let b = Batch::<M::Output>::from_vec(x.batch_size(), v.clone())
-                    .expect("targets of the output's shape");
-                evaluate_in_batches(
-                    &self.model,
-                    x,
-                    Targets::from(&b),
-                    self.loss,
-                    batch_size,
-                    self.threads,
-                )
-            }
-            OwnedTargets::Classes(c) => evaluate_in_batches(
-                &self.model,
-                x,
-                Targets::from(c.as_slice()),
-                self.loss,
-                batch_size,
-                self.threads,
-            ),
-        }
     }
 
     /// The loss and accuracy on `x` and `y` (inference mode, dropout off).

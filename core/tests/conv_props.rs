@@ -247,15 +247,21 @@ fn check_pool(geo: &Geo, seed: u64) -> Result<(), TestCaseError> {
 }
 
 fn geo_strategy() -> impl Strategy<Value = Geo> {
+    geo_in(4, 12, 6, 5, 3)
+}
+
+/// Geometries with up to `n` images of up to `hw × hw × c`, windows up to
+/// `k` and strides up to `s` on each axis, either padding.
+fn geo_in(n: usize, hw: usize, c: usize, k: usize, s: usize) -> impl Strategy<Value = Geo> {
     (
-        1usize..=4,
-        1usize..=12,
-        1usize..=12,
-        1usize..=6,
-        1usize..=5,
-        1usize..=5,
-        1usize..=3,
-        1usize..=3,
+        1..=n,
+        1..=hw,
+        1..=hw,
+        1..=c,
+        1..=k,
+        1..=k,
+        1..=s,
+        1..=s,
         any::<bool>(),
     )
         .prop_map(|(n, h, w, c, kh, kw, sh, sw, same)| Geo {
@@ -735,28 +741,7 @@ fn check_paths(geo: &Geo, co: usize, with_bias: bool, seed: u64) -> Result<usize
 }
 
 fn path_geo_strategy() -> impl Strategy<Value = Geo> {
-    (
-        1usize..=3,
-        1usize..=15,
-        1usize..=15,
-        1usize..=20,
-        1usize..=4,
-        1usize..=4,
-        1usize..=2,
-        1usize..=2,
-        any::<bool>(),
-    )
-        .prop_map(|(n, h, w, c, kh, kw, sh, sw, same)| Geo {
-            n,
-            h,
-            w,
-            c,
-            kh,
-            kw,
-            sh,
-            sw,
-            same,
-        })
+    geo_in(3, 15, 20, 4, 2)
 }
 
 proptest! {

@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use strata_core::activation::{ActivationFn, Linear, Relu, Sigmoid, Softmax, Tanh};
-use strata_core::kernels::{grad, naive, ConvGeometry};
+use strata_core::kernels::{gemm, grad, naive, ConvGeometry};
 use strata_core::shape::Padding;
 
 /// Central-difference step (f64).
@@ -623,7 +623,7 @@ fn sgemm_strided_matches_naive_matmul() {
             let b = uniform_f32(&mut rng, b_len, -1.0, 1.0);
             let c0 = uniform_f32(&mut rng, c_len, -1.0, 1.0);
             let mut c = c0.clone();
-            grad::sgemm_strided((m, k, n), &a, a_st, &b, b_st, beta, &mut c, c_st);
+            gemm::sgemm_general((m, k, n), &a, a_st, &b, b_st, beta, &mut c, c_st);
             let at =
                 |v: &[f32], (rs, cs): (usize, usize), i: usize, j: usize| v[i * rs + j * cs] as f64;
             let mut in_matrix = vec![false; c_len];
@@ -671,7 +671,7 @@ fn sgemm_strided_beta_zero_overwrites_c() {
         let a: Vec<f32> = (0..m * k).map(|v| v as f32 + 1.0).collect();
         let b: Vec<f32> = (0..k * n).map(|v| 0.5 - v as f32).collect();
         let mut c = vec![f32::NAN; m * n];
-        grad::sgemm_strided((m, k, n), &a, (k, 1), &b, (n, 1), 0.0, &mut c, (n, 1));
+        gemm::sgemm_general((m, k, n), &a, (k, 1), &b, (n, 1), 0.0, &mut c, (n, 1));
         for i in 0..m {
             for j in 0..n {
                 let expected: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();

@@ -87,9 +87,8 @@ pub fn sgemm_strided(
         return;
     }
     if k == 0 {
-        for row in c.chunks_mut(ldc).take(m) {
-            row[..n].iter_mut().for_each(|v| *v *= beta);
-        }
+        // sgemm_general gives beta = 0 its meaning (overwrite, even NaN).
+        sgemm_general((m, k, n), a, (lda, 1), b, (ldb, 1), beta, c, (ldc, 1));
         return;
     }
     if m <= SMALL_M {
@@ -114,29 +113,7 @@ pub fn sgemm_strided(
         }
         return;
     }
-    SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: the asserts above guarantee that every element the strides
-    // address lies inside its slice: a[i*lda + p], b[p*ldb + j] and
-    // c[i*ldc + j] for i < m, p < k, j < n; `c` is borrowed mutably, so it
-    // aliases nothing.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            lda as isize,
-            1,
-            b.as_ptr(),
-            ldb as isize,
-            1,
-            beta,
-            c.as_mut_ptr(),
-            ldc as isize,
-            1,
-        );
-    }
+    sgemm_general((m, k, n), a, (lda, 1), b, (ldb, 1), beta, c, (ldc, 1));
 }
 
 /// The operands of a product with few rows (see [`SMALL_M`]), already
@@ -206,6 +183,75 @@ impl SmallM<'_> {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&self, c: &mut [f32], ldc: usize) {
         self.run(c, ldc)
+    }
+}
+
+/// `c = a · b + beta · c` for matrices given by element strides:
+/// element `(i, p)` of `a` is `a[i * a_rs + p * a_cs]`, likewise `b`
+/// (`k × n`) and `c` (`m × n`). Strides let a transposed operand be read in
+/// place. This is the one place strata calls `matrixmultiply`.
+///
+/// # Panics
+/// When a slice is too short for its dimensions and strides (a caller bug).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_general(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    beta: f32,
+    c: &mut [f32],
+    (c_rs, c_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        c.len() > last(m, n, c_rs, c_cs),
+        "sgemm_general: c too short"
+    );
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                // beta = 0 overwrites c, as matrixmultiply does when k > 0.
+                let v = &mut c[i * c_rs + j * c_cs];
+                *v = if beta == 0.0 { 0.0 } else { *v * beta };
+            }
+        }
+        return;
+    }
+    assert!(
+        a.len() > last(m, k, a_rs, a_cs),
+        "sgemm_general: a too short"
+    );
+    assert!(
+        b.len() > last(k, n, b_rs, b_cs),
+        "sgemm_general: b too short"
+    );
+    SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the asserts above bound the largest offset each operand's
+    // strides reach (all strides are non-negative), so every element
+    // matrixmultiply reads or writes lies inside its slice; `c` is a unique
+    // borrow, so it overlaps neither `a` nor `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            a_rs as isize,
+            a_cs as isize,
+            b.as_ptr(),
+            b_rs as isize,
+            b_cs as isize,
+            beta,
+            c.as_mut_ptr(),
+            c_rs as isize,
+            c_cs as isize,
+        );
     }
 }
 

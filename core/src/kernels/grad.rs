@@ -8,74 +8,7 @@
 //! input's layout.
 
 use super::conv::{im2col, ConvGeometry};
-
-/// `c = alpha · a · b + beta · c` for matrices given by element strides:
-/// element `(i, p)` of `a` is `a[i * a_rs + p * a_cs]`, likewise `b`
-/// (`k × n`) and `c` (`m × n`). Strides let a transposed operand be read in
-/// place.
-///
-/// # Panics
-/// When a slice is too short for its dimensions and strides (a caller bug).
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm_strided(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    (a_rs, a_cs): (usize, usize),
-    b: &[f32],
-    (b_rs, b_cs): (usize, usize),
-    beta: f32,
-    c: &mut [f32],
-    (c_rs, c_cs): (usize, usize),
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(
-        c.len() > last(m, n, c_rs, c_cs),
-        "sgemm_strided: c too short"
-    );
-    if k == 0 {
-        for i in 0..m {
-            for j in 0..n {
-                // beta = 0 overwrites c, as matrixmultiply does when k > 0.
-                let v = &mut c[i * c_rs + j * c_cs];
-                *v = if beta == 0.0 { 0.0 } else { *v * beta };
-            }
-        }
-        return;
-    }
-    assert!(
-        a.len() > last(m, k, a_rs, a_cs),
-        "sgemm_strided: a too short"
-    );
-    assert!(
-        b.len() > last(k, n, b_rs, b_cs),
-        "sgemm_strided: b too short"
-    );
-    // SAFETY: the asserts above bound the largest offset each operand's
-    // strides reach (all strides are non-negative), so every element
-    // matrixmultiply reads or writes lies inside its slice; `c` is a unique
-    // borrow, so it overlaps neither `a` nor `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            a_rs as isize,
-            a_cs as isize,
-            b.as_ptr(),
-            b_rs as isize,
-            b_cs as isize,
-            beta,
-            c.as_mut_ptr(),
-            c_rs as isize,
-            c_cs as isize,
-        );
-    }
-}
+use super::gemm::sgemm_general as sgemm_strided;
 
 /// Adds the column sums of `matrix` (rows of `sums.len()` values) to
 /// `sums`: a bias's gradient.

@@ -15,5 +15,5 @@ pub use conv::{
     ConvPath,
 };
 pub use direct::Isa;
-pub use gemm::{sgemm, sgemm_strided};
+pub use gemm::{sgemm, sgemm_general, sgemm_strided};
 pub use pool::{avg_pool2d, max_pool2d};

@@ -88,6 +88,15 @@ where
 /// outweighs the queue, small enough to split an activation evenly.
 const MAP_CHUNK: usize = 64 * 1024;
 
+/// Threads for an element-wise pass over `len` values: one per million
+/// values (a pass is memory-bound), at most one per chunk.
+fn elementwise_workers(threads: usize, len: usize) -> usize {
+    threads
+        .max(1)
+        .min(len.div_ceil(MAP_CHUNK))
+        .min((len >> 20).max(1))
+}
+
 /// `f(input chunk, output chunk)` over fixed chunks of the two slices, on
 /// up to `threads` threads: for memory-bound element-wise passes
 /// (activations), which only pay for a second thread on large tensors.
@@ -96,11 +105,7 @@ where
     F: Fn(&[f32], &mut [f32]) + Sync,
 {
     let len = input.len().min(output.len());
-    // An element-wise pass is worth a thread per ~4 M elements' traffic.
-    let workers = threads
-        .max(1)
-        .min(len.div_ceil(MAP_CHUNK))
-        .min((len / (1 << 20)).max(1));
+    let workers = elementwise_workers(threads, len);
     if workers <= 1 {
         f(&input[..len], &mut output[..len]);
         return;
@@ -117,11 +122,7 @@ pub(crate) fn for_chunks<F>(threads: usize, values: &mut [f32], f: F)
 where
     F: Fn(&mut [f32]) + Sync,
 {
-    let len = values.len();
-    let workers = threads
-        .max(1)
-        .min(len.div_ceil(MAP_CHUNK))
-        .min((len / (1 << 20)).max(1));
+    let workers = elementwise_workers(threads, values.len());
     if workers <= 1 {
         f(values);
         return;

@@ -33,25 +33,16 @@ pub fn pool2d_threaded(
     // A thread (about 10 µs to start) pays for itself on ~256 K reads.
     let workers = threads.max(1).min(g.batch).min((work >> 18).max(1));
     let one = ConvGeometry { batch: 1, ..*g };
-    let pool_one = |(x, y): (&[f32], &mut [f32]), _: &mut [f32]| {
+    let items = input[..g.batch * image_in]
+        .chunks(image_in.max(1))
+        .zip(output[..g.batch * image_out].chunks_mut(image_out.max(1)));
+    super::parallel::run(workers, items, &mut [], 0, |(x, y), _| {
         if max {
             max_pool2d(&one, x, y);
         } else {
             avg_pool2d(&one, x, y);
         }
-    };
-    if workers <= 1 || image_in == 0 || image_out == 0 {
-        if max {
-            max_pool2d(g, input, output);
-        } else {
-            avg_pool2d(g, input, output);
-        }
-        return;
-    }
-    let items = input[..g.batch * image_in]
-        .chunks(image_in)
-        .zip(output[..g.batch * image_out].chunks_mut(image_out));
-    super::parallel::run(workers, items, &mut [], 0, pool_one);
+    });
 }
 
 fn pool(
