@@ -41,14 +41,14 @@ pub mod prelude {
 /// What `sequential!` expansions refer to. Not a public API.
 #[doc(hidden)]
 pub mod __macro_support {
+    pub use strata_core::layers::*;
     pub use strata_core::rand::RngCore;
-    pub use strata_core::sequential::{self, AnyLayer};
+    pub use strata_core::tensor::{VisitPath, Visitor, VisitorMut};
     pub use strata_core::typenum::consts::*;
     pub use strata_core::typenum::{UInt, UTerm, B0, B1};
     pub use strata_core::{
-        seeded_rng, Activation, AveragePooling2D, Batch, Context, Conv2D, Dense, Dropout, Flatten,
-        Layer, Linear, MaxPooling2D, ParamInfo, Relu, Same, Shape, Shape1, Shape3, Sigmoid,
-        Softmax, SummaryRow, Tanh, Valid, DEFAULT_SEED,
+        seeded_rng, Activation, Batch, Context, Layer, Linear, Relu, Same, Shape, Shape1, Shape3,
+        Sigmoid, Softmax, SummaryRow, Tanh, Valid, DEFAULT_SEED,
     };
 
     /// Stands in for the model after a `sequential!` error, so that the

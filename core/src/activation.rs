@@ -163,9 +163,25 @@ impl<S, A> Default for Activation<S, A> {
     }
 }
 
+impl<S: Shape, A: ActivationFn> Activation<S, A> {
+    /// Applies `A` in place, element-wise work shared among the threads.
+    fn apply(values: &mut Batch<S>, ctx: &Context<'_>) {
+        if A::IS_SOFTMAX {
+            A::apply(values.as_mut_slice(), S::LAST);
+        } else {
+            for_chunks(ctx.threads(), values.as_mut_slice(), |v| {
+                A::apply(v, S::LAST)
+            });
+        }
+    }
+}
+
 impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
     type Input = S;
     type Output = S;
+    /// The output, which every derivative here is a function of (none for
+    /// linear).
+    type Tape = Option<Batch<S>>;
 
     fn kind(&self) -> &'static str {
         "Activation"
@@ -184,48 +200,53 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
                 |i, o| A::map(i, o, S::LAST),
             );
         }
-        if ctx.is_recording() && !A::IS_LINEAR {
-            ctx.save(out.as_slice().to_vec());
-        }
     }
 
     fn forward_owned(&self, mut values: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        if A::IS_SOFTMAX {
-            A::apply(values.as_mut_slice(), S::LAST);
-        } else {
-            for_chunks(ctx.threads(), values.as_mut_slice(), |v| {
-                A::apply(v, S::LAST)
-            });
-        }
-        if ctx.is_recording() && !A::IS_LINEAR {
-            ctx.save(values.as_slice().to_vec());
-        }
+        Self::apply(&mut values, ctx);
         values
     }
 
-    fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        let mut grad = grad_output.clone();
-        activation_backward::<A>(grad.as_mut_slice(), S::LAST, ctx);
-        grad
+    fn forward_taped(&mut self, mut values: Batch<S>, ctx: &mut Context<'_>) -> (Batch<S>, Self::Tape) {
+        Self::apply(&mut values, ctx);
+        let tape = (!A::IS_LINEAR).then(|| {
+            let mut copy = ctx.take_batch(values.batch_size());
+            copy.copy_from(&values);
+            copy
+        });
+        (values, tape)
     }
 
-    fn ends_with_softmax(&self) -> bool {
-        A::IS_SOFTMAX
+    fn backward(&mut self, output: Self::Tape, mut grad: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        activation_backward::<A>(output.as_ref().map(Batch::as_slice), grad.as_mut_slice(), S::LAST, ctx);
+        if let Some(output) = output {
+            ctx.recycle(output);
+        }
+        grad
     }
 }
 
-/// The backward pass of activation `A` on `grad`, in place, taking back the
-/// output its forward pass saved (nothing for linear); a fused softmax
-/// (see [`Context::fuse_softmax`]) passes the gradient through.
-pub fn activation_backward<A: ActivationFn>(grad: &mut [f32], last: usize, ctx: &mut Context<'_>) {
+/// The backward pass of activation `A` on `grad`, in place, from the
+/// output the forward pass kept (`None` for linear). A softmax takes the
+/// loss's logit gradient instead when one is offered (see
+/// [`Context::offer_logit_gradient`]).
+pub fn activation_backward<A: ActivationFn>(
+    output: Option<&[f32]>,
+    grad: &mut [f32],
+    last: usize,
+    ctx: &mut Context<'_>,
+) {
     if A::IS_LINEAR {
         return;
     }
-    let output = ctx.restore();
-    if A::IS_SOFTMAX && ctx.take_fused_softmax() {
-        return;
+    if A::IS_SOFTMAX {
+        if let Some(logit_grad) = ctx.take_logit_gradient() {
+            grad.copy_from_slice(&logit_grad);
+            return;
+        }
     }
-    A::backward(&output, grad, last);
+    let output = output.expect("a non-linear activation keeps its output");
+    A::backward(output, grad, last);
 }
 
 #[cfg(test)]

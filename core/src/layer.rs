@@ -1,25 +1,45 @@
 //! The [`Layer`] trait every layer and every `sequential!` model implements.
 
+use core::fmt;
+
 use rand::RngCore;
 
 use crate::batch::Batch;
 use crate::shape::Shape;
+use crate::tensor::{Role, Tensor, TensorKey, VisitPath, Visitor, VisitorMut};
 
-/// Everything a forward or backward pass needs besides the data: whether
-/// this is training (and the random stream dropout draws from), the thread
-/// count, reusable scratch memory, and, in training, what each layer's
-/// forward pass saved for its backward pass.
+/// Inference or training: what a forward pass is for.
+pub enum Mode<'a> {
+    /// Inference (Keras's `training=False`): dropout is the identity,
+    /// normalisation uses its running statistics.
+    Inference,
+    /// Training (Keras's `training=True`): dropout draws its masks from the
+    /// stream, normalisation uses the batch's statistics (and a taped
+    /// forward pass updates the running ones).
+    Training(&'a mut dyn RngCore),
+}
+
+impl fmt::Debug for Mode<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Inference => "Inference",
+            Mode::Training(_) => "Training",
+        })
+    }
+}
+
+/// Everything a forward or backward pass needs besides the data: the
+/// [`Mode`], the thread count, and memory reused from call to call.
 pub struct Context<'a> {
-    rng: Option<&'a mut dyn RngCore>,
+    /// Inference or training (with the random stream dropout draws from).
+    pub mode: Mode<'a>,
     scratch: Vec<f32>,
     threads: usize,
-    /// A stack: forward passes push in layer order, backward passes pop in
-    /// reverse, so nested models need no bookkeeping of their own.
-    saved: Vec<Vec<f32>>,
     /// Activation buffers for reuse (see [`Context::take_batch`]).
     buffers: Vec<Vec<f32>>,
-    recording: bool,
-    softmax_fused: bool,
+    /// The gradient with respect to a final softmax's input, offered by a
+    /// loss that can compute it directly (see [`Context::offer_logit_gradient`]).
+    logit_gradient: Option<Vec<f32>>,
 }
 
 /// The number of threads a [`Context`] uses unless told otherwise: the
@@ -29,44 +49,24 @@ pub fn default_threads() -> usize {
 }
 
 impl<'a> Context<'a> {
+    fn with_mode(mode: Mode<'a>) -> Self {
+        Context {
+            mode,
+            scratch: Vec::new(),
+            threads: default_threads(),
+            buffers: Vec::new(),
+            logit_gradient: None,
+        }
+    }
+
     /// Inference: dropout is the identity.
     pub fn inference() -> Self {
-        Context {
-            rng: None,
-            scratch: Vec::new(),
-            threads: default_threads(),
-            saved: Vec::new(),
-            buffers: Vec::new(),
-            recording: false,
-            softmax_fused: false,
-        }
+        Context::with_mode(Mode::Inference)
     }
 
-    /// Training: dropout draws its masks from `rng`, and layers keep what
-    /// their backward pass needs.
+    /// Training: dropout draws its masks from `rng`.
     pub fn training(rng: &'a mut dyn RngCore) -> Self {
-        Context {
-            rng: Some(rng),
-            scratch: Vec::new(),
-            threads: default_threads(),
-            saved: Vec::new(),
-            buffers: Vec::new(),
-            recording: true,
-            softmax_fused: false,
-        }
-    }
-
-    /// Keeps what backward passes need, without turning dropout on: the
-    /// forward pass of [`Model::loss_and_gradients`](crate::Model), which
-    /// differentiates the inference function as Keras's `training=False`.
-    pub fn recording(mut self) -> Self {
-        self.recording = true;
-        self
-    }
-
-    /// Whether forward passes keep what backward passes need.
-    pub fn is_recording(&self) -> bool {
-        self.recording
+        Context::with_mode(Mode::Training(rng))
     }
 
     /// Uses `threads` threads (at least 1) for the kernels. Results are
@@ -83,47 +83,31 @@ impl<'a> Context<'a> {
 
     /// Whether layers should behave as in training (dropout on).
     pub fn is_training(&self) -> bool {
-        self.rng.is_some()
+        matches!(self.mode, Mode::Training(_))
     }
 
     /// The training random stream, or `None` at inference.
     pub fn rng(&mut self) -> Option<&mut dyn RngCore> {
-        match &mut self.rng {
-            Some(r) => Some(&mut **r),
-            None => None,
+        match &mut self.mode {
+            Mode::Training(r) => Some(&mut **r),
+            Mode::Inference => None,
         }
     }
 
-    /// When recording, keeps `values` for this layer's backward pass (which
-    /// takes them back with [`Context::restore`]); otherwise drops them.
-    pub fn save(&mut self, values: Vec<f32>) {
-        if self.recording {
-            self.saved.push(values);
-        }
+    /// Offers the gradient of the loss with respect to the input of the
+    /// model's final softmax, for the loss functions that have it in closed
+    /// form (cross-entropy on a softmax is `p - y`: no division by `p`).
+    /// A softmax whose backward pass runs first takes it
+    /// ([`Context::take_logit_gradient`]) instead of differentiating itself;
+    /// models withdraw it after their last layer's backward pass, so no
+    /// other layer sees it.
+    pub fn offer_logit_gradient(&mut self, grad: Vec<f32>) {
+        self.logit_gradient = Some(grad);
     }
 
-    /// Takes back the most recent [`Context::save`].
-    ///
-    /// # Panics
-    /// If nothing is saved: `backward` was called without a training-mode
-    /// `forward` before it, a programmer error.
-    pub fn restore(&mut self) -> Vec<f32> {
-        self.saved
-            .pop()
-            .expect("backward called without a training-mode forward before it")
-    }
-
-    /// Declares that the gradient about to enter the model's final softmax
-    /// is already the gradient of its input (categorical cross-entropy on a
-    /// softmax output simplifies to `p - y`, with no division by `p`).
-    pub fn fuse_softmax(&mut self) {
-        self.softmax_fused = true;
-    }
-
-    /// For a softmax's backward pass: whether its gradient is already taken
-    /// care of by the loss (see [`Context::fuse_softmax`]). Clears the flag.
-    pub fn take_fused_softmax(&mut self) -> bool {
-        std::mem::take(&mut self.softmax_fused)
+    /// Takes the gradient offered by [`Context::offer_logit_gradient`].
+    pub fn take_logit_gradient(&mut self) -> Option<Vec<f32>> {
+        self.logit_gradient.take()
     }
 
     /// Values of kernel scratch memory held (the largest any kernel asked for).
@@ -160,14 +144,16 @@ impl Context<'_> {
     }
 }
 
-/// One parameter tensor of a layer, as it appears in a weights file.
+/// One named tensor of a model, as it appears in a weights file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamInfo {
-    /// Key relative to the layer: `weight`, `bias`, or `3.weight` inside a block.
+    /// The state-dict key: `weight`, `bias`, or `3.weight` inside a model.
     pub name: String,
     /// Shape in PyTorch's layout (`[out, in, kh, kw]` for Conv2D,
     /// `[out, in]` for Dense, `[out]` for biases).
     pub shape: Vec<usize>,
+    /// Trained parameter or buffer.
+    pub role: Role,
 }
 
 impl ParamInfo {
@@ -189,27 +175,34 @@ pub struct SummaryRow {
 }
 
 /// A layer: a function from a batch of `Input`-shaped samples to a batch of
-/// `Output`-shaped ones, with its parameters.
+/// `Output`-shaped ones, with its named tensors.
 ///
 /// Shapes are associated types computed from the layer's type, so chaining
 /// layers whose shapes do not agree is a type error. A `sequential!` model is
 /// itself a `Layer`, so models nest.
 ///
-/// Parameters are exchanged in PyTorch's layout and naming (see
-/// [`ParamInfo`]); each layer converts to and from its own internal layout.
+/// A layer implements four things: the forward pass without a tape
+/// ([`Layer::forward_into`], for inference), the forward pass with one
+/// ([`Layer::forward_taped`], for training), the backward pass that
+/// consumes the tape, and its tensors ([`declare_tensors!`](crate::declare_tensors)).
+/// Everything about parameters (weight files, gradients, the optimizer
+/// step) is provided on top of the tensors.
 pub trait Layer {
     /// Shape of one input sample.
     type Input: Shape;
     /// Shape of one output sample.
     type Output: Shape;
+    /// What a taped forward pass keeps for the backward pass (the input of
+    /// a convolution, the mask of a dropout...). A model's tape holds its
+    /// layers' tapes.
+    type Tape;
 
     /// The layer's kind in Keras's words (`Conv2D`, `Dense`, `Sequential`...).
     fn kind(&self) -> &'static str;
 
     /// Computes the output for `input` into `output`, which it resizes to
-    /// the input's batch size (reusing its allocation). When recording
-    /// ([`Context::is_recording`], as in training) it also saves, with
-    /// [`Context::save`], whatever [`Layer::backward`] will need.
+    /// the input's batch size (reusing its allocation). Behaves as
+    /// [`Context::mode`] says, keeps nothing and changes no state.
     fn forward_into(
         &self,
         input: &Batch<Self::Input>,
@@ -236,70 +229,40 @@ pub trait Layer {
         forward_via_into(self, input, ctx)
     }
 
-    /// The backward pass of the most recent training-mode `forward`: given
-    /// the gradient of the loss with respect to this layer's output, adds the
-    /// gradients of its parameters to its gradient buffers and returns the
+    /// The forward pass of training (or of differentiating inference, in
+    /// [`Mode::Inference`]): the output, and the tape the backward pass
+    /// needs. In [`Mode::Training`] it may update the layer's state (the
+    /// running statistics of a normalisation).
+    fn forward_taped(
+        &mut self,
+        input: Batch<Self::Input>,
+        ctx: &mut Context<'_>,
+    ) -> (Batch<Self::Output>, Self::Tape);
+
+    /// The backward pass of the taped forward pass that made `tape`: given
+    /// the gradient of the loss with respect to this layer's output, adds
+    /// the gradients of its parameters to their gradients and returns the
     /// gradient with respect to its input.
-    ///
-    /// # Panics
-    /// If no training-mode forward pass preceded it (a programmer error).
     fn backward(
         &mut self,
-        grad_output: &Batch<Self::Output>,
+        tape: Self::Tape,
+        grad_output: Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) -> Batch<Self::Input>;
 
-    /// Calls `f(parameter, gradient)` for each parameter tensor, in
-    /// [`Layer::params`] order, in the layer's internal layout: what an
-    /// optimizer updates.
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
-        let _ = f;
+    /// Calls `v` with each of the layer's tensors (see
+    /// [`declare_tensors!`](crate::declare_tensors), which writes this).
+    fn visit_tensors(&self, path: &mut VisitPath, v: &mut dyn Visitor) {
+        let _ = (path, v);
     }
 
-    /// Resets every gradient buffer to zero.
-    fn zero_grads(&mut self) {}
-
-    /// The accumulated gradient of parameter `name`, in the same PyTorch
-    /// layout as [`Layer::export_param`], or `None` if there is no such
-    /// parameter.
-    fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
-        let _ = name;
-        None
+    /// Writable twin of [`Layer::visit_tensors`].
+    fn visit_tensors_mut(&mut self, path: &mut VisitPath, v: &mut dyn VisitorMut) {
+        let _ = (path, v);
     }
 
-    /// Whether the output is a softmax (for cross-entropy fused with it).
-    fn ends_with_softmax(&self) -> bool {
-        false
-    }
-
-    /// The parameter tensors, in PyTorch layout, with their names.
-    fn params(&self) -> Vec<ParamInfo> {
-        Vec::new()
-    }
-
-    /// Total number of parameters.
-    fn param_count(&self) -> usize {
-        self.params().iter().map(ParamInfo::numel).sum()
-    }
-
-    /// The values of parameter `name` in PyTorch layout, or `None` if the
-    /// layer has no such parameter.
-    fn export_param(&self, name: &str) -> Option<Vec<f32>> {
-        let _ = name;
-        None
-    }
-
-    /// Overwrites parameter `name` from PyTorch-layout `values`.
-    ///
-    /// Callers check `name` and the length against [`Layer::params`] first
-    /// (as `load_safetensors` does); returns `false`, changing nothing, when
-    /// the name is unknown or the length is wrong.
-    fn import_param(&mut self, name: &str, values: &[f32]) -> bool {
-        let _ = (name, values);
-        false
-    }
-
-    /// Draws fresh initial parameters (Keras's defaults) from `rng`.
+    /// Draws fresh initial parameters (Keras's defaults) from `rng`, and
+    /// resets buffers to their initial values.
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         let _ = rng;
     }
@@ -313,6 +276,124 @@ pub trait Layer {
             params: self.param_count(),
         });
     }
+
+    /// Every tensor (parameters and buffers), in PyTorch layout, with its
+    /// state-dict key: what a weights file holds.
+    fn params(&self) -> Vec<ParamInfo> {
+        let mut out = Vec::new();
+        each_tensor(self, &mut |key, t| {
+            out.push(ParamInfo {
+                name: key.to_string(),
+                shape: t.shape().to_vec(),
+                role: t.role(),
+            })
+        });
+        out
+    }
+
+    /// Total number of values in the layer's tensors (Keras's "Total
+    /// params": trainable and not).
+    fn param_count(&self) -> usize {
+        let mut n = 0;
+        each_tensor(self, &mut |_, t| n += t.numel());
+        n
+    }
+
+    /// The values of tensor `key` in PyTorch layout, or `None` if there is
+    /// no such tensor.
+    fn export_param(&self, key: &str) -> Option<Vec<f32>> {
+        let mut found = None;
+        each_tensor(self, &mut |k, t| {
+            if found.is_none() && key_is(k, key) {
+                found = Some(t.export());
+            }
+        });
+        found
+    }
+
+    /// Overwrites tensor `key` from PyTorch-layout `values`. Returns
+    /// `false`, changing nothing, when there is no such tensor or the length
+    /// is wrong.
+    fn import_param(&mut self, key: &str, values: &[f32]) -> bool {
+        let mut done = false;
+        each_tensor_mut(self, &mut |k, t| {
+            if !done && key_is(k, key) {
+                done = t.import(values);
+            }
+        });
+        done
+    }
+
+    /// The accumulated gradient of parameter `key`, in the same PyTorch
+    /// layout as [`Layer::export_param`] (zeros before any backward pass),
+    /// or `None` if there is no such parameter (buffers have none).
+    fn export_grad(&self, key: &str) -> Option<Vec<f32>> {
+        let mut found = None;
+        each_tensor(self, &mut |k, t| {
+            if found.is_none() && t.role() == Role::Parameter && key_is(k, key) {
+                found = Some(t.export_grad());
+            }
+        });
+        found
+    }
+
+    /// Calls `f(values, gradient)` for each trained parameter, in
+    /// [`Layer::params`] order, in the layer's storage layout: what an
+    /// optimizer updates. Buffers are skipped.
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
+        each_tensor_mut(self, &mut |_, t| {
+            if t.role() == Role::Parameter {
+                let (values, grad) = t.values_and_grad_mut();
+                f(values, grad);
+            }
+        });
+    }
+
+    /// Resets every gradient to zero.
+    fn zero_grads(&mut self) {
+        each_tensor_mut(self, &mut |_, t| t.zero_grad());
+    }
+}
+
+fn key_is(key: TensorKey<'_>, wanted: &str) -> bool {
+    // Compares without formatting the key: "3.0.weight" against the path
+    // [3, 0] and the name "weight".
+    let mut rest = wanted;
+    for i in key.path {
+        let digits = i.to_string();
+        match rest.strip_prefix(digits.as_str()).and_then(|r| r.strip_prefix('.')) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest == key.name
+}
+
+struct FnVisitor<F>(F);
+
+impl<F: FnMut(TensorKey<'_>, &Tensor)> Visitor for FnVisitor<F> {
+    fn tensor(&mut self, key: TensorKey<'_>, tensor: &Tensor) {
+        (self.0)(key, tensor)
+    }
+}
+
+impl<F: FnMut(TensorKey<'_>, &mut Tensor)> VisitorMut for FnVisitor<F> {
+    fn tensor(&mut self, key: TensorKey<'_>, tensor: &mut Tensor) {
+        (self.0)(key, tensor)
+    }
+}
+
+/// Calls `f` with every tensor of `layer` and its full key.
+pub fn each_tensor<L: Layer + ?Sized>(layer: &L, f: &mut dyn FnMut(TensorKey<'_>, &Tensor)) {
+    layer.visit_tensors(&mut VisitPath::default(), &mut FnVisitor(f));
+}
+
+/// Calls `f` with every tensor of `layer`, writable, and its full key.
+pub fn each_tensor_mut<L: Layer + ?Sized>(
+    layer: &mut L,
+    f: &mut dyn FnMut(TensorKey<'_>, &mut Tensor),
+) {
+    layer.visit_tensors_mut(&mut VisitPath::default(), &mut FnVisitor(f));
 }
 
 /// The plain [`Layer::forward_owned`]: the output in a buffer from the
@@ -326,14 +407,4 @@ pub fn forward_via_into<L: Layer>(
     layer.forward_into(&input, &mut output, ctx);
     ctx.recycle(input);
     output
-}
-
-/// Splits a parameter key `"3.weight"` into the layer index and the rest.
-/// Used by generated models to route a key to the layer that owns it.
-pub fn split_param_key(key: &str) -> Option<(usize, &str)> {
-    let (index, rest) = key.split_once('.')?;
-    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((index.parse().ok()?, rest))
 }

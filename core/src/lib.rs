@@ -17,6 +17,7 @@ pub mod model;
 pub mod optim;
 pub mod shape;
 pub mod summary;
+pub mod tensor;
 pub mod train;
 pub mod weights;
 
@@ -24,16 +25,14 @@ pub use activation::{Activation, ActivationFn, Linear, Relu, Sigmoid, Softmax, T
 pub use batch::{Batch, ShapeError};
 pub use datasets::{DatasetError, DigitsImage, IdxImages, MnistImage, TrainTest};
 pub use init::{seeded_rng, SeededRng, DEFAULT_SEED};
-pub use layer::{default_threads, Context, Layer, ParamInfo, SummaryRow};
-pub use layers::{
-    AveragePooling2D, AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, MaxPooling2D,
-    RateError,
-};
+pub use layer::{default_threads, Context, Layer, Mode, ParamInfo, SummaryRow};
+pub use layers::*;
 pub use loss::{Loss, TargetError, Targets};
-pub use model::{sequential, Model};
+pub use model::Model;
 pub use optim::{Adam, HyperparameterError, LearningRateSchedule, Optimizer, Sgd, StepDecay};
 pub use shape::{Padding, Same, Shape, Shape1, Shape3, Valid};
 pub use summary::Summary;
+pub use tensor::{Layout, Role, Tensor};
 pub use train::{Evaluation, FitOptions, Gradients, History, TrainError, Trainer};
 pub use weights::{LoadError, SaveError};
 

@@ -31,6 +31,7 @@ use crate::layer::{default_threads, Context, Layer};
 use crate::loss::{Loss, OwnedTargets, TargetError, Targets};
 use crate::optim::{HyperparameterError, LearningRateSchedule, Optimizer};
 use crate::shape::Shape;
+use crate::tensor::Role;
 use crate::weights::SaveError;
 
 /// Why training (or evaluating) could not proceed. The model is unchanged
@@ -234,16 +235,21 @@ fn forward_backward<M: Layer>(
     ctx: &mut Context<'_>,
 ) -> (f32, usize, usize) {
     model.zero_grads();
-    let out = model.forward(x, ctx);
-    let fused = loss.fuses_softmax() && model.ends_with_softmax();
-    let value = loss.evaluate(out.as_slice(), targets, M::Output::LAST, fused);
+    let (out, tape) = model.forward_taped(x.clone(), ctx);
+    let value = loss.evaluate(out.as_slice(), targets, M::Output::LAST, false);
     if value.loss.is_finite() {
-        if fused {
-            ctx.fuse_softmax();
+        if loss.fuses_softmax() {
+            // Taken only if the model ends in a softmax (see
+            // Context::offer_logit_gradient); the plain gradient serves
+            // every other model.
+            let fused = loss.evaluate(out.as_slice(), targets, M::Output::LAST, true);
+            ctx.offer_logit_gradient(fused.grad);
         }
         let grad = Batch::<M::Output>::from_vec(out.batch_size(), value.grad)
             .expect("gradient of the output's shape");
-        model.backward(&grad, ctx);
+        let grad_input = model.backward(tape, grad, ctx);
+        ctx.take_logit_gradient();
+        ctx.recycle(grad_input);
     }
     (value.loss, value.correct, value.counted)
 }
@@ -569,19 +575,17 @@ pub fn loss_and_gradients<'t, M: Layer>(
         return Err(TrainError::EmptyDataset);
     }
     y.check(x.batch_size())?;
-    let mut ctx = Context::inference().recording();
+    let mut ctx = Context::inference();
     let targets = y.to_owned_targets();
     let (value, _, _) = forward_backward(model, x, &targets, loss, &mut ctx);
-    let tensors = model
-        .params()
-        .into_iter()
-        .map(|p| {
-            let g = model
-                .export_grad(&p.name)
-                .unwrap_or_else(|| vec![0.0; p.numel()]);
-            (p.name, p.shape, g)
-        })
-        .collect();
+    // One pass over the tensors: every trained parameter's gradient under
+    // its weight-file key (buffers have none).
+    let mut tensors = Vec::new();
+    crate::layer::each_tensor(model, &mut |key, t| {
+        if t.role() == Role::Parameter {
+            tensors.push((key.to_string(), t.shape().to_vec(), t.export_grad()));
+        }
+    });
     Ok(Gradients {
         loss: value,
         tensors,

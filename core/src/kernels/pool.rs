@@ -84,3 +84,79 @@ fn pool(
         }
     }
 }
+
+/// Global pooling (temporary home until the kernels restructure lands).
+pub mod global {
+    /// The sizes of a global pooling: images, positions (`H·W`) per image,
+    /// channels per position.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Dims {
+        /// Images in the batch.
+        pub images: usize,
+        /// `H·W`.
+        pub positions: usize,
+        /// `C`.
+        pub channels: usize,
+    }
+
+    /// Mean of each channel.
+    pub fn avg_forward(d: Dims, input: &[f32], output: &mut [f32], _threads: usize) {
+        let scale = 1.0 / d.positions.max(1) as f32;
+        for (x, y) in input.chunks(d.positions * d.channels).zip(output.chunks_mut(d.channels)) {
+            y.fill(0.0);
+            for p in x.chunks(d.channels) {
+                for (y, v) in y.iter_mut().zip(p) {
+                    *y += v;
+                }
+            }
+            y.iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+
+    /// Max of each channel.
+    pub fn max_forward(d: Dims, input: &[f32], output: &mut [f32], _threads: usize) {
+        for (x, y) in input.chunks(d.positions * d.channels).zip(output.chunks_mut(d.channels)) {
+            y.fill(f32::NEG_INFINITY);
+            for p in x.chunks(d.channels) {
+                for (y, v) in y.iter_mut().zip(p) {
+                    if *v > *y || v.is_nan() {
+                        *y = *v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gradient of [`avg_forward`].
+    pub fn avg_backward(d: Dims, grad_output: &[f32], grad_input: &mut [f32]) {
+        let scale = 1.0 / d.positions.max(1) as f32;
+        for (gx, gy) in grad_input.chunks_mut(d.positions * d.channels).zip(grad_output.chunks(d.channels)) {
+            for p in gx.chunks_mut(d.channels) {
+                for (x, y) in p.iter_mut().zip(gy) {
+                    *x = y * scale;
+                }
+            }
+        }
+    }
+
+    /// Gradient of [`max_forward`]: to the first arg-max.
+    pub fn max_backward(d: Dims, input: &[f32], grad_output: &[f32], grad_input: &mut [f32]) {
+        let n = d.positions * d.channels;
+        for b in 0..d.images {
+            let x = &input[b * n..(b + 1) * n];
+            let gx = &mut grad_input[b * n..(b + 1) * n];
+            gx.fill(0.0);
+            for c in 0..d.channels {
+                let mut best = 0;
+                for p in 0..d.positions {
+                    let v = x[p * d.channels + c];
+                    let cur = x[best * d.channels + c];
+                    if (v > cur || v.is_nan()) && !cur.is_nan() {
+                        best = p;
+                    }
+                }
+                gx[best * d.channels + c] = grad_output[b * d.channels + c];
+            }
+        }
+    }
+}

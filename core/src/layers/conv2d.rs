@@ -15,25 +15,24 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::Unsigned;
 
+use super::KernelTape;
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::init::glorot_uniform;
 use crate::kernels::grad::conv2d_backward_grouped;
 use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
-use crate::layer::{Context, Layer, ParamInfo};
-use crate::layers::{grad_or_zeros, grow_zeroed, visit_kernel_and_bias};
+use crate::layer::{Context, Layer};
 use crate::shape::{PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut};
+use crate::tensor::{Layout, Tensor};
 
 /// A 2-D convolution over `In` (a [`Shape3`]) with `F` filters of `KH × KW`,
 /// strides `SH × SW`, padding `P` ([`Valid`](crate::Valid) or
 /// [`Same`](crate::Same)) and activation `A`.
 pub struct Conv2D<In, F, KH, KW, SH, SW, P, A = Linear> {
-    /// HWIO: `[kh, kw, in, out]`.
-    kernel: Vec<f32>,
-    bias: Option<Vec<f32>>,
-    /// Gradients, same layouts; empty until the first backward pass.
-    grad_kernel: Vec<f32>,
-    grad_bias: Vec<f32>,
+    /// `weight`: stored HWIO, `[kh, kw, in, out]`.
+    kernel: Tensor,
+    /// `bias`: `[out]`, absent with `use_bias = false`.
+    bias: Option<Tensor>,
     // Eight type parameters are the layer's whole configuration; naming the
     // tuple would only hide it.
     #[allow(clippy::type_complexity)]
@@ -47,16 +46,17 @@ where
     KH: Unsigned,
     KW: Unsigned,
 {
-    const KERNEL_LEN: usize = KH::USIZE * KW::USIZE * In::LAST * F::USIZE;
-
     /// A layer with a Glorot-uniform kernel drawn from `rng` and a zero bias
     /// (none if `use_bias` is false). The input channels are `In`'s last axis.
     pub fn new(use_bias: bool, rng: &mut dyn RngCore) -> Self {
+        let (kh, kw, cin, cout) = (KH::USIZE, KW::USIZE, In::LAST, F::USIZE);
         let mut layer = Conv2D {
-            kernel: vec![0.0; Self::KERNEL_LEN],
-            bias: use_bias.then(|| vec![0.0; F::USIZE]),
-            grad_kernel: Vec::new(),
-            grad_bias: Vec::new(),
+            kernel: Tensor::parameter(
+                vec![cout, cin, kh, kw],
+                Layout::Hwio { kh, kw, cin, cout },
+                0.0,
+            ),
+            bias: use_bias.then(|| Tensor::parameter(vec![cout], Layout::Plain, 0.0)),
             types: PhantomData,
         };
         layer.init(rng);
@@ -66,24 +66,24 @@ where
     fn init(&mut self, rng: &mut dyn RngCore) {
         let receptive = KH::USIZE * KW::USIZE;
         glorot_uniform(
-            &mut self.kernel,
+            self.kernel.values_mut(),
             receptive * In::LAST,
             receptive * F::USIZE,
             rng,
         );
         if let Some(b) = &mut self.bias {
-            b.fill(0.0);
+            b.values_mut().fill(0.0);
         }
     }
 
     /// The kernel, HWIO (`[kh, kw, in, out]`, Keras's layout).
     pub fn kernel(&self) -> &[f32] {
-        &self.kernel
+        self.kernel.values()
     }
 
     /// The bias, if the layer has one.
     pub fn bias(&self) -> Option<&[f32]> {
-        self.bias.as_deref()
+        self.bias.as_ref().map(Tensor::values)
     }
 }
 
@@ -92,7 +92,6 @@ where
     H: Unsigned,
     W: Unsigned,
     C: Unsigned,
-    F: Unsigned,
     KH: Unsigned,
     KW: Unsigned,
     SH: Unsigned,
@@ -108,32 +107,6 @@ where
             P::PADDING,
         )
         .expect("the type-level shape rule guarantees the window fits")
-    }
-
-    /// An HWIO tensor in PyTorch's `[out, in, kh, kw]` layout.
-    fn to_torch(hwio: &[f32]) -> Vec<f32> {
-        let mut torch = vec![0.0; hwio.len()];
-        for (t, o) in Self::layout_pairs() {
-            torch[t] = hwio[o];
-        }
-        torch
-    }
-
-    /// PyTorch index `[o, i, y, x]` of HWIO index `[y, x, i, o]`, as a pair
-    /// of flat offsets `(torch, ours)`.
-    fn layout_pairs() -> impl Iterator<Item = (usize, usize)> {
-        let (kh, kw, ci, co) = (KH::USIZE, KW::USIZE, C::USIZE, F::USIZE);
-        (0..co).flat_map(move |o| {
-            (0..ci).flat_map(move |i| {
-                (0..kh).flat_map(move |y| {
-                    (0..kw).map(move |x| {
-                        let torch = ((o * ci + i) * kh + y) * kw + x;
-                        let ours = ((y * kw + x) * ci + i) * co + o;
-                        (torch, ours)
-                    })
-                })
-            })
-        })
     }
 }
 
@@ -152,6 +125,7 @@ where
 {
     type Input = Shape3<H, W, C>;
     type Output = Shape3<WindowLen<H, KH, SH, P>, WindowLen<W, KW, SW, P>, F>;
+    type Tape = KernelTape<Self::Input, Self::Output>;
 
     fn kind(&self) -> &'static str {
         "Conv2D"
@@ -170,121 +144,51 @@ where
         conv2d(
             &g,
             input.as_slice(),
-            &self.kernel,
-            self.bias.as_deref(),
+            self.kernel.values(),
+            self.bias(),
             F::USIZE,
             out.as_mut_slice(),
             scratch,
             threads,
         );
         A::apply(out.as_mut_slice(), F::USIZE);
-        if ctx.is_recording() {
-            ctx.save(input.as_slice().to_vec());
-            if !A::IS_LINEAR {
-                ctx.save(out.as_slice().to_vec());
-            }
-        }
+    }
+
+    fn forward_taped(
+        &mut self,
+        input: Batch<Self::Input>,
+        ctx: &mut Context<'_>,
+    ) -> (Batch<Self::Output>, Self::Tape) {
+        KernelTape::record::<A, _>(self, input, ctx)
     }
 
     fn backward(
         &mut self,
-        grad_output: &Batch<Self::Output>,
+        tape: Self::Tape,
+        mut grad: Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) -> Batch<Self::Input> {
-        let mut grad = grad_output.clone();
-        activation_backward::<A>(grad.as_mut_slice(), F::USIZE, ctx);
-        let input = ctx.restore();
+        activation_backward::<A>(tape.output(), grad.as_mut_slice(), F::USIZE, ctx);
         let g = Self::geometry(grad.batch_size());
-        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
-        grow_zeroed(&mut self.grad_bias, F::USIZE);
         let mut grad_input = Batch::<Self::Input>::zeros(grad.batch_size());
-        let threads = ctx.threads();
+        let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();
         conv2d_backward_grouped(
             &g,
-            &input,
-            &self.kernel,
+            tape.input().as_slice(),
+            kernel,
             grad.as_slice(),
             F::USIZE,
-            &mut self.grad_kernel,
-            self.bias.as_ref().map(|_| self.grad_bias.as_mut_slice()),
+            grad_kernel,
+            self.bias.as_mut().map(Tensor::grad_mut),
             grad_input.as_mut_slice(),
-            threads,
+            ctx.threads(),
         );
+        tape.recycle(ctx);
+        ctx.recycle(grad);
         grad_input
     }
 
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
-        visit_kernel_and_bias(
-            (&mut self.kernel, &mut self.grad_kernel),
-            (self.bias.as_mut(), &mut self.grad_bias),
-            f,
-        );
-    }
-
-    fn zero_grads(&mut self) {
-        self.grad_kernel.fill(0.0);
-        self.grad_bias.fill(0.0);
-    }
-
-    fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
-        match name {
-            "weight" => Some(Self::to_torch(&grad_or_zeros(
-                &self.grad_kernel,
-                self.kernel.len(),
-            ))),
-            "bias" if self.bias.is_some() => Some(grad_or_zeros(&self.grad_bias, F::USIZE)),
-            _ => None,
-        }
-    }
-
-    fn ends_with_softmax(&self) -> bool {
-        A::IS_SOFTMAX
-    }
-
-    fn params(&self) -> Vec<ParamInfo> {
-        let mut p = vec![ParamInfo {
-            name: "weight".into(),
-            shape: vec![F::USIZE, C::USIZE, KH::USIZE, KW::USIZE],
-        }];
-        if self.bias.is_some() {
-            p.push(ParamInfo {
-                name: "bias".into(),
-                shape: vec![F::USIZE],
-            });
-        }
-        p
-    }
-
-    fn param_count(&self) -> usize {
-        self.kernel.len() + self.bias.as_ref().map_or(0, Vec::len)
-    }
-
-    fn export_param(&self, name: &str) -> Option<Vec<f32>> {
-        match name {
-            "weight" => Some(Self::to_torch(&self.kernel)),
-            "bias" => self.bias.clone(),
-            _ => None,
-        }
-    }
-
-    fn import_param(&mut self, name: &str, values: &[f32]) -> bool {
-        match name {
-            "weight" if values.len() == self.kernel.len() => {
-                for (t, o) in Self::layout_pairs() {
-                    self.kernel[o] = values[t];
-                }
-                true
-            }
-            "bias" => match &mut self.bias {
-                Some(b) if b.len() == values.len() => {
-                    b.copy_from_slice(values);
-                    true
-                }
-                _ => false,
-            },
-            _ => false,
-        }
-    }
+    crate::declare_tensors!(weight: kernel, bias: bias);
 
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         self.init(rng);

@@ -16,28 +16,25 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::Unsigned;
 
+use super::KernelTape;
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::init::glorot_uniform;
 use crate::kernels::grad::dense_backward;
 use crate::kernels::{gemm, parallel, sgemm};
-use crate::layer::{Context, Layer, ParamInfo};
-use crate::layers::{grad_or_zeros, grow_zeroed, visit_kernel_and_bias};
+use crate::layer::{Context, Layer};
 use crate::shape::{LastAxis, Shape, TypeMarker};
+use crate::tensor::{Layout, Tensor};
 
 /// Output columns per block of a large dense layer's GEMM.
 const COLUMN_BLOCK: usize = 128;
 
 /// A fully connected layer from `In`'s last axis to `U` units, activation `A`.
 pub struct Dense<In, U, A = Linear> {
-    /// `[in, units]`.
-    kernel: Vec<f32>,
-    bias: Option<Vec<f32>>,
-    /// Gradients, same layouts; empty until the first backward pass.
-    grad_kernel: Vec<f32>,
-    grad_bias: Vec<f32>,
-    /// `(H, W, C)` of the Flatten this layer follows, if any.
-    flattened_from: Option<[usize; 3]>,
+    /// `weight`: stored `[in, units]`.
+    kernel: Tensor,
+    /// `bias`: `[units]`, absent with `use_bias = false`.
+    bias: Option<Tensor>,
     types: TypeMarker<(In, U, A)>,
 }
 
@@ -45,12 +42,15 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
     /// A layer with a Glorot-uniform kernel drawn from `rng` and a zero bias
     /// (none if `use_bias` is false).
     pub fn new(use_bias: bool, rng: &mut dyn RngCore) -> Self {
+        let (inputs, units) = (In::LAST, U::USIZE);
+        let layout = Layout::InUnits {
+            inputs,
+            units,
+            flattened: None,
+        };
         let mut layer = Dense {
-            kernel: vec![0.0; In::LAST * U::USIZE],
-            bias: use_bias.then(|| vec![0.0; U::USIZE]),
-            grad_kernel: Vec::new(),
-            grad_bias: Vec::new(),
-            flattened_from: None,
+            kernel: Tensor::parameter(vec![units, inputs], layout, 0.0),
+            bias: use_bias.then(|| Tensor::parameter(vec![units], Layout::Plain, 0.0)),
             types: PhantomData,
         };
         layer.init(rng);
@@ -63,40 +63,31 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
     pub fn follows_flatten_of(mut self, dims: &[usize]) -> Self {
         if let [h, w, c] = *dims {
             if h * w * c == In::LAST && In::RANK == 1 {
-                self.flattened_from = Some([h, w, c]);
+                self.kernel.set_layout(Layout::InUnits {
+                    inputs: In::LAST,
+                    units: U::USIZE,
+                    flattened: Some([h, w, c]),
+                });
             }
         }
         self
     }
 
     fn init(&mut self, rng: &mut dyn RngCore) {
-        glorot_uniform(&mut self.kernel, In::LAST, U::USIZE, rng);
+        glorot_uniform(self.kernel.values_mut(), In::LAST, U::USIZE, rng);
         if let Some(b) = &mut self.bias {
-            b.fill(0.0);
+            b.values_mut().fill(0.0);
         }
     }
 
     /// The kernel, `[in, units]` (Keras's layout, in Keras's h, w, c order).
     pub fn kernel(&self) -> &[f32] {
-        &self.kernel
+        self.kernel.values()
     }
 
     /// The bias, if the layer has one.
     pub fn bias(&self) -> Option<&[f32]> {
-        self.bias.as_deref()
-    }
-
-    /// An `[in, units]` tensor in PyTorch's `[units, in]` layout (and, after
-    /// a Flatten, PyTorch's in-feature order).
-    fn to_torch(&self, ours: &[f32]) -> Vec<f32> {
-        let (n_in, units) = (In::LAST, U::USIZE);
-        let mut torch = vec![0.0; ours.len()];
-        for u in 0..units {
-            for t in 0..n_in {
-                torch[u * n_in + t] = ours[self.our_feature(t) * units + u];
-            }
-        }
-        torch
+        self.bias.as_ref().map(Tensor::values)
     }
 
     /// `out = input · kernel + bias` computed in fixed blocks of
@@ -117,7 +108,7 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
             2 * rows * k * units,
         );
         let blocks = ctx.scratch(rows * units);
-        let kernel = &self.kernel;
+        let kernel = self.kernel.values();
         let items = blocks.chunks_mut(rows * COLUMN_BLOCK).enumerate();
         parallel::run(workers, items, &mut [], 0, |(j, block), _| {
             let first = j * COLUMN_BLOCK;
@@ -140,7 +131,7 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
             let width = (units - first).min(COLUMN_BLOCK);
             for (r, src) in block.chunks_exact(width).enumerate() {
                 let dst = &mut out[r * units + first..r * units + first + width];
-                match &self.bias {
+                match self.bias() {
                     Some(b) => {
                         for ((d, s), b) in dst.iter_mut().zip(src).zip(&b[first..first + width]) {
                             *d = s + b;
@@ -151,22 +142,12 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
             }
         }
     }
-
-    /// Our in-feature index of PyTorch's in-feature `t`.
-    fn our_feature(&self, t: usize) -> usize {
-        match self.flattened_from {
-            Some([h, w, c]) => {
-                let (ch, rest) = (t / (h * w), t % (h * w));
-                rest * c + ch
-            }
-            None => t,
-        }
-    }
 }
 
 impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
     type Input = In;
     type Output = In::WithLast<U>;
+    type Tape = KernelTape<In, Self::Output>;
 
     fn kind(&self) -> &'static str {
         "Dense"
@@ -184,7 +165,7 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         if rows > gemm::SMALL_M && units >= 2 * COLUMN_BLOCK {
             self.forward_in_column_blocks(rows, input.as_slice(), out.as_mut_slice(), ctx);
         } else {
-            if let Some(bias) = &self.bias {
+            if let Some(bias) = self.bias() {
                 for row in out.as_mut_slice().chunks_exact_mut(units.max(1)) {
                     row.copy_from_slice(bias);
                 }
@@ -195,113 +176,47 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
                 In::LAST,
                 units,
                 input.as_slice(),
-                &self.kernel,
+                self.kernel.values(),
                 beta,
                 out.as_mut_slice(),
             );
         }
         A::apply(out.as_mut_slice(), units);
-        if ctx.is_recording() {
-            ctx.save(input.as_slice().to_vec());
-            if !A::IS_LINEAR {
-                ctx.save(out.as_slice().to_vec());
-            }
-        }
     }
 
-    fn backward(&mut self, grad_output: &Batch<Self::Output>, ctx: &mut Context<'_>) -> Batch<In> {
-        let mut grad = grad_output.clone();
-        activation_backward::<A>(grad.as_mut_slice(), U::USIZE, ctx);
-        let input = ctx.restore();
+    fn forward_taped(
+        &mut self,
+        input: Batch<In>,
+        ctx: &mut Context<'_>,
+    ) -> (Batch<Self::Output>, Self::Tape) {
+        KernelTape::record::<A, _>(self, input, ctx)
+    }
+
+    fn backward(
+        &mut self,
+        tape: Self::Tape,
+        mut grad: Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<In> {
+        activation_backward::<A>(tape.output(), grad.as_mut_slice(), U::USIZE, ctx);
         let rows = grad.batch_size() * (In::NUMEL / In::LAST.max(1));
-        grow_zeroed(&mut self.grad_kernel, self.kernel.len());
-        grow_zeroed(&mut self.grad_bias, U::USIZE);
         let mut grad_input = Batch::<In>::zeros(grad.batch_size());
+        let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();
         dense_backward(
             (rows, In::LAST, U::USIZE),
-            &input,
-            &self.kernel,
+            tape.input().as_slice(),
+            kernel,
             grad.as_slice(),
-            &mut self.grad_kernel,
-            self.bias.as_ref().map(|_| self.grad_bias.as_mut_slice()),
+            grad_kernel,
+            self.bias.as_mut().map(Tensor::grad_mut),
             grad_input.as_mut_slice(),
         );
+        tape.recycle(ctx);
+        ctx.recycle(grad);
         grad_input
     }
 
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
-        visit_kernel_and_bias(
-            (&mut self.kernel, &mut self.grad_kernel),
-            (self.bias.as_mut(), &mut self.grad_bias),
-            f,
-        );
-    }
-
-    fn zero_grads(&mut self) {
-        self.grad_kernel.fill(0.0);
-        self.grad_bias.fill(0.0);
-    }
-
-    fn export_grad(&self, name: &str) -> Option<Vec<f32>> {
-        match name {
-            "weight" => Some(self.to_torch(&grad_or_zeros(&self.grad_kernel, self.kernel.len()))),
-            "bias" if self.bias.is_some() => Some(grad_or_zeros(&self.grad_bias, U::USIZE)),
-            _ => None,
-        }
-    }
-
-    fn ends_with_softmax(&self) -> bool {
-        A::IS_SOFTMAX
-    }
-
-    fn params(&self) -> Vec<ParamInfo> {
-        let mut p = vec![ParamInfo {
-            name: "weight".into(),
-            shape: vec![U::USIZE, In::LAST],
-        }];
-        if self.bias.is_some() {
-            p.push(ParamInfo {
-                name: "bias".into(),
-                shape: vec![U::USIZE],
-            });
-        }
-        p
-    }
-
-    fn param_count(&self) -> usize {
-        self.kernel.len() + self.bias.as_ref().map_or(0, Vec::len)
-    }
-
-    fn export_param(&self, name: &str) -> Option<Vec<f32>> {
-        match name {
-            "weight" => Some(self.to_torch(&self.kernel)),
-            "bias" => self.bias.clone(),
-            _ => None,
-        }
-    }
-
-    fn import_param(&mut self, name: &str, values: &[f32]) -> bool {
-        match name {
-            "weight" if values.len() == self.kernel.len() => {
-                let (n_in, units) = (In::LAST, U::USIZE);
-                for u in 0..units {
-                    for t in 0..n_in {
-                        let i = self.our_feature(t);
-                        self.kernel[i * units + u] = values[u * n_in + t];
-                    }
-                }
-                true
-            }
-            "bias" => match &mut self.bias {
-                Some(b) if b.len() == values.len() => {
-                    b.copy_from_slice(values);
-                    true
-                }
-                _ => false,
-            },
-            _ => false,
-        }
-    }
+    crate::declare_tensors!(weight: kernel, bias: bias);
 
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         self.init(rng);

@@ -14,7 +14,7 @@ use core::marker::PhantomData;
 use rand::Rng;
 
 use crate::batch::Batch;
-use crate::layer::{forward_via_into, Context, Layer};
+use crate::layer::{Context, Layer};
 use crate::shape::Shape;
 
 /// Dropout over samples of shape `S`.
@@ -61,9 +61,36 @@ impl<S> Dropout<S> {
     }
 }
 
+impl<S: Shape> Dropout<S> {
+    /// Drops units of `values` in place with the training stream, returning
+    /// each unit's factor (0 or `1 / (1 - rate)`); `None` at inference or
+    /// with a zero rate, where dropout is the identity.
+    fn drop_in_place(&self, values: &mut Batch<S>, ctx: &mut Context<'_>) -> Option<Batch<S>> {
+        if self.rate == 0.0 || !ctx.is_training() {
+            return None;
+        }
+        let mut mask = ctx.take_batch::<S>(values.batch_size());
+        let rng = ctx.rng().expect("training mode has a random stream");
+        let keep = 1.0 / (1.0 - self.rate);
+        for m in mask.as_mut_slice() {
+            *m = if rng.random::<f32>() < self.rate {
+                0.0
+            } else {
+                keep
+            };
+        }
+        for (v, m) in values.as_mut_slice().iter_mut().zip(mask.as_slice()) {
+            *v *= m;
+        }
+        Some(mask)
+    }
+}
+
 impl<S: Shape> Layer for Dropout<S> {
     type Input = S;
     type Output = S;
+    /// Each unit's factor, or `None` where dropout was the identity.
+    type Tape = Option<Batch<S>>;
 
     fn kind(&self) -> &'static str {
         "Dropout"
@@ -71,51 +98,29 @@ impl<S: Shape> Layer for Dropout<S> {
 
     fn forward_into(&self, input: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
         out.copy_from(input);
-        if self.rate == 0.0 {
-            return;
-        }
-        if let Some(rng) = ctx.rng() {
-            let keep = 1.0 / (1.0 - self.rate);
-            // The mask holds each unit's factor, 0 or 1 / (1 - rate); the
-            // backward pass multiplies the gradient by the same factors.
-            let mask: Vec<f32> = (0..out.as_slice().len())
-                .map(|_| {
-                    if rng.random::<f32>() < self.rate {
-                        0.0
-                    } else {
-                        keep
-                    }
-                })
-                .collect();
-            for (v, m) in out.as_mut_slice().iter_mut().zip(&mask) {
-                *v *= m;
-            }
-            ctx.save(mask);
-        } else if ctx.is_recording() {
-            // Recording without dropout: an empty mask means the identity.
-            ctx.save(Vec::new());
+        if let Some(mask) = self.drop_in_place(out, ctx) {
+            ctx.recycle(mask);
         }
     }
 
-    fn forward_owned(&self, input: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        if self.rate != 0.0 && ctx.is_training() {
-            return forward_via_into(self, input, ctx);
-        }
-        // The identity: the input is the output (as forward_into records).
-        if self.rate != 0.0 && ctx.is_recording() {
-            ctx.save(Vec::new());
+    fn forward_owned(&self, mut input: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        if let Some(mask) = self.drop_in_place(&mut input, ctx) {
+            ctx.recycle(mask);
         }
         input
     }
 
-    fn backward(&mut self, grad_output: &Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        let mut grad = grad_output.clone();
-        if self.rate != 0.0 {
-            let mask = ctx.restore();
-            // An empty mask is the identity (see forward).
-            for (g, m) in grad.as_mut_slice().iter_mut().zip(&mask) {
+    fn forward_taped(&mut self, mut input: Batch<S>, ctx: &mut Context<'_>) -> (Batch<S>, Self::Tape) {
+        let mask = self.drop_in_place(&mut input, ctx);
+        (input, mask)
+    }
+
+    fn backward(&mut self, mask: Self::Tape, mut grad: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        if let Some(mask) = mask {
+            for (g, m) in grad.as_mut_slice().iter_mut().zip(mask.as_slice()) {
                 *g *= m;
             }
+            ctx.recycle(mask);
         }
         grad
     }

@@ -10,7 +10,7 @@ use core::marker::PhantomData;
 
 use crate::batch::Batch;
 use crate::layer::{Context, Layer};
-use crate::shape::Flattenable;
+use crate::shape::{Flattenable, Shape};
 
 /// Flattens `In` into a [`Shape1`](crate::Shape1).
 pub struct Flatten<In>(PhantomData<fn() -> In>);
@@ -28,9 +28,16 @@ impl<In> Default for Flatten<In> {
     }
 }
 
+/// The same values under another sample shape of as many values.
+fn reshape<A: Shape, B: Shape>(batch: Batch<A>) -> Batch<B> {
+    let n = batch.batch_size();
+    Batch::from_vec(n, batch.into_vec()).expect("Flatten keeps the number of values")
+}
+
 impl<In: Flattenable> Layer for Flatten<In> {
     type Input = In;
     type Output = In::Flat;
+    type Tape = ();
 
     fn kind(&self) -> &'static str {
         "Flatten"
@@ -44,13 +51,14 @@ impl<In: Flattenable> Layer for Flatten<In> {
     }
 
     fn forward_owned(&self, input: Batch<In>, _: &mut Context<'_>) -> Batch<In::Flat> {
-        // The same values under another type: no copy.
-        let n = input.batch_size();
-        Batch::from_vec(n, input.into_vec()).expect("Flatten keeps the number of values")
+        reshape(input)
     }
 
-    fn backward(&mut self, grad_output: &Batch<In::Flat>, _: &mut Context<'_>) -> Batch<In> {
-        Batch::from_vec(grad_output.batch_size(), grad_output.as_slice().to_vec())
-            .expect("Flatten keeps the number of values")
+    fn forward_taped(&mut self, input: Batch<In>, _: &mut Context<'_>) -> (Batch<In::Flat>, ()) {
+        (reshape(input), ())
+    }
+
+    fn backward(&mut self, _: (), grad_output: Batch<In::Flat>, _: &mut Context<'_>) -> Batch<In> {
+        reshape(grad_output)
     }
 }

@@ -1,49 +1,73 @@
 //! The layers, one file each, in Keras's words.
+//!
+//! Adding a layer: its file here (arguments, shape rule, computation and
+//! tests, as the others), one line in the list below, and its description
+//! in the macro crate's `layers/`.
 
-pub mod average_pooling2d;
-pub mod conv2d;
-pub mod dense;
-pub mod dropout;
-pub mod flatten;
-pub mod max_pooling2d;
+use crate::activation::ActivationFn;
+use crate::batch::Batch;
+use crate::layer::{Context, Layer};
+use crate::shape::Shape;
 
-/// Makes `v` hold `len` values, zeroing it if it had to grow: gradient
-/// buffers start empty (inference never needs them) and appear on first use.
-pub(crate) fn grow_zeroed(v: &mut Vec<f32>, len: usize) {
-    if v.len() != len {
-        v.clear();
-        v.resize(len, 0.0);
-    }
+/// Declares each layer module and re-exports what it defines.
+macro_rules! layers {
+    ($($module:ident,)*) => {
+        $(pub mod $module;
+        pub use $module::*;)*
+    };
 }
 
-/// Calls `f(parameter, gradient)` for a kernel and its optional bias, the
-/// gradient buffers grown to size first: what `visit_params_mut` does for
-/// every layer with a kernel and a bias.
-pub(crate) fn visit_kernel_and_bias(
-    (kernel, grad_kernel): (&mut [f32], &mut Vec<f32>),
-    (bias, grad_bias): (Option<&mut Vec<f32>>, &mut Vec<f32>),
-    f: &mut dyn FnMut(&mut [f32], &[f32]),
-) {
-    grow_zeroed(grad_kernel, kernel.len());
-    f(kernel, grad_kernel);
-    if let Some(b) = bias {
-        grow_zeroed(grad_bias, b.len());
-        f(b, grad_bias);
-    }
+layers! {
+    average_pooling2d,
+    conv2d,
+    dense,
+    dropout,
+    flatten,
+    global_pooling2d,
+    max_pooling2d,
+    pooling2d,
 }
 
-/// A gradient buffer's values, or `len` zeros if no backward pass has run.
-pub(crate) fn grad_or_zeros(grad: &[f32], len: usize) -> Vec<f32> {
-    if grad.is_empty() {
-        vec![0.0; len]
-    } else {
-        grad.to_vec()
-    }
+/// What a layer with a kernel (Conv2D, Dense) keeps for its backward pass:
+/// its input, and its output when its activation needs it.
+pub struct KernelTape<In: Shape, Out: Shape> {
+    input: Batch<In>,
+    output: Option<Batch<Out>>,
 }
 
-pub use average_pooling2d::{AveragePooling2D, AvgPool2D};
-pub use conv2d::Conv2D;
-pub use dense::Dense;
-pub use dropout::{Dropout, RateError};
-pub use flatten::Flatten;
-pub use max_pooling2d::{MaxPool2D, MaxPooling2D};
+impl<In: Shape, Out: Shape> KernelTape<In, Out> {
+    /// Runs `layer`'s forward pass, keeping the input (moved, not copied)
+    /// and, unless `A` is linear, a copy of the output.
+    pub(crate) fn record<A, L>(layer: &L, input: Batch<In>, ctx: &mut Context<'_>) -> (Batch<Out>, Self)
+    where
+        A: ActivationFn,
+        L: Layer<Input = In, Output = Out>,
+    {
+        let mut out = ctx.take_batch(input.batch_size());
+        layer.forward_into(&input, &mut out, ctx);
+        let output = (!A::IS_LINEAR).then(|| {
+            let mut copy = ctx.take_batch(out.batch_size());
+            copy.copy_from(&out);
+            copy
+        });
+        (out, KernelTape { input, output })
+    }
+
+    /// The input of the forward pass.
+    pub(crate) fn input(&self) -> &Batch<In> {
+        &self.input
+    }
+
+    /// The activated output, if the activation's derivative needs it.
+    pub(crate) fn output(&self) -> Option<&[f32]> {
+        self.output.as_ref().map(Batch::as_slice)
+    }
+
+    /// Gives the tape's memory back to the context.
+    pub(crate) fn recycle(self, ctx: &mut Context<'_>) {
+        ctx.recycle(self.input);
+        if let Some(out) = self.output {
+            ctx.recycle(out);
+        }
+    }
+}

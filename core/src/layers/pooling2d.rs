@@ -1,0 +1,143 @@
+//! What `MaxPooling2D` and `AveragePooling2D` share: a window slid over
+//! height and width, channel by channel, Keras's `Pooling2D` base.
+//!
+//! Arguments and defaults: `pool_size = (2, 2)`, `strides = pool_size`,
+//! `padding = 'valid'`.
+//!
+//! Shape: `(H, W, C) -> (Ho, Wo, C)` by the same rule as `Conv2D`.
+//!
+//! The layer is [`Pooling2D`], generic over what a window computes
+//! ([`PoolKind`]); each kind's file says what it computes.
+
+use core::marker::PhantomData;
+
+use typenum::Unsigned;
+
+use crate::batch::Batch;
+use crate::kernels::ConvGeometry;
+use crate::layer::{Context, Layer};
+use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
+
+/// What a pooling window computes: the max, the mean.
+pub trait PoolKind: 'static {
+    /// Keras's name of the layer.
+    const NAME: &'static str;
+    /// Whether the backward pass needs the forward pass's input.
+    const KEEPS_INPUT: bool;
+    /// Pools each window of `input` into `output`, the batch's images
+    /// shared among up to `threads` threads.
+    fn forward(g: &ConvGeometry, input: &[f32], output: &mut [f32], threads: usize);
+    /// Writes the gradient of the input, given the output's; `input` is the
+    /// forward pass's when [`PoolKind::KEEPS_INPUT`].
+    fn backward(g: &ConvGeometry, input: Option<&[f32]>, grad_output: &[f32], grad_input: &mut [f32]);
+}
+
+/// Pooling over `In` (a [`Shape3`]) with a `PH × PW` window, strides
+/// `SH × SW`, padding `P` and kind `K`.
+pub struct Pooling2D<In, PH, PW, SH, SW, P, K>(TypeMarker<(In, PH, PW, SH, SW, P, K)>);
+
+impl<In, PH, PW, SH, SW, P, K> Pooling2D<In, PH, PW, SH, SW, P, K> {
+    /// The layer (it has no parameters).
+    pub fn new() -> Self {
+        Pooling2D(PhantomData)
+    }
+}
+
+impl<In, PH, PW, SH, SW, P, K> Default for Pooling2D<In, PH, PW, SH, SW, P, K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<H, W, C, PH, PW, SH, SW, P, K> Pooling2D<Shape3<H, W, C>, PH, PW, SH, SW, P, K>
+where
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    PH: Unsigned,
+    PW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+{
+    fn geometry(batch: usize) -> ConvGeometry {
+        ConvGeometry::new(
+            batch,
+            (H::USIZE, W::USIZE, C::USIZE),
+            (PH::USIZE, PW::USIZE),
+            (SH::USIZE, SW::USIZE),
+            P::PADDING,
+        )
+        .expect("the type-level shape rule guarantees the window fits")
+    }
+}
+
+impl<H, W, C, PH, PW, SH, SW, P, K> Layer for Pooling2D<Shape3<H, W, C>, PH, PW, SH, SW, P, K>
+where
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    PH: Unsigned,
+    PW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode + WindowOut<H, PH, SH> + WindowOut<W, PW, SW>,
+    K: PoolKind,
+{
+    type Input = Shape3<H, W, C>;
+    type Output = Shape3<WindowLen<H, PH, SH, P>, WindowLen<W, PW, SW, P>, C>;
+    /// The input, for the kinds whose backward pass needs it.
+    type Tape = Option<Batch<Self::Input>>;
+
+    fn kind(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn forward_into(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) {
+        let g = Self::geometry(input.batch_size());
+        out.resize(input.batch_size());
+        K::forward(&g, input.as_slice(), out.as_mut_slice(), ctx.threads());
+    }
+
+    fn forward_taped(
+        &mut self,
+        input: Batch<Self::Input>,
+        ctx: &mut Context<'_>,
+    ) -> (Batch<Self::Output>, Self::Tape) {
+        let mut out = ctx.take_batch(input.batch_size());
+        self.forward_into(&input, &mut out, ctx);
+        let tape = if K::KEEPS_INPUT {
+            Some(input)
+        } else {
+            ctx.recycle(input);
+            None
+        };
+        (out, tape)
+    }
+
+    fn backward(
+        &mut self,
+        input: Self::Tape,
+        grad_output: Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<Self::Input> {
+        let g = Self::geometry(grad_output.batch_size());
+        let mut grad_input = ctx.take_batch(grad_output.batch_size());
+        K::backward(
+            &g,
+            input.as_ref().map(Batch::as_slice),
+            grad_output.as_slice(),
+            grad_input.as_mut_slice(),
+        );
+        if let Some(input) = input {
+            ctx.recycle(input);
+        }
+        ctx.recycle(grad_output);
+        grad_input
+    }
+}

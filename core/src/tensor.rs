@@ -1,0 +1,438 @@
+//! A layer's named tensors: trained parameters and buffers, in one place.
+//!
+//! Each layer declares its tensors once, with [`declare_tensors!`](crate::declare_tensors),
+//! by name (`weight`, `bias`, `running_mean`...). Everything else follows
+//! from that one declaration through the visitors here: the weight-file
+//! keys and shapes, saving and loading, gradients, zeroing them, and the
+//! optimizer step. As in PyTorch, a tensor is either a [`Role::Parameter`]
+//! (trained, with a gradient: `nn.Parameter`) or a [`Role::Buffer`] (state
+//! that is saved and loaded but never gets a gradient: `register_buffer`,
+//! such as BatchNormalization's running statistics).
+//!
+//! A layer stores a tensor in whatever layout its kernels like; the
+//! tensor's [`Layout`] says how that maps to the PyTorch layout of the
+//! weight files, so the conversion is written once, here.
+
+use core::fmt;
+
+/// Whether a tensor is trained or only kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Trained: it has a gradient and the optimizer updates it.
+    Parameter,
+    /// Kept, saved and loaded, never trained (no gradient).
+    Buffer,
+}
+
+/// How a tensor's stored values map to PyTorch's layout.
+///
+/// Every layout is a permutation: [`Layout::stored_index`] gives, for each
+/// flat index in PyTorch's layout, the flat index in storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Stored as PyTorch stores it.
+    Plain,
+    /// A convolution kernel stored HWIO, `[kh, kw, in, out]` (Keras's
+    /// layout), which PyTorch holds as `[out, in, kh, kw]`.
+    Hwio {
+        /// Kernel height.
+        kh: usize,
+        /// Kernel width.
+        kw: usize,
+        /// Input channels (per group).
+        cin: usize,
+        /// Output channels.
+        cout: usize,
+    },
+    /// A dense kernel stored `[in, units]` (Keras's layout), which PyTorch
+    /// holds as `[units, in]`. After a `Flatten` of `(H, W, C)`, PyTorch's
+    /// in-features are in `(C, H, W)` order while strata's are in
+    /// `(H, W, C)` order: `flattened` records that.
+    InUnits {
+        /// In-features.
+        inputs: usize,
+        /// Units (out-features).
+        units: usize,
+        /// `[H, W, C]` of the flattened input, if any.
+        flattened: Option<[usize; 3]>,
+    },
+}
+
+impl Layout {
+    /// The storage index of PyTorch-layout flat index `torch`.
+    pub fn stored_index(&self, torch: usize) -> usize {
+        match *self {
+            Layout::Plain => torch,
+            Layout::Hwio { kh, kw, cin, cout } => {
+                // torch = ((o * cin + i) * kh + y) * kw + x
+                let x = torch % kw;
+                let y = (torch / kw) % kh;
+                let i = (torch / (kw * kh)) % cin;
+                let o = torch / (kw * kh * cin);
+                ((y * kw + x) * cin + i) * cout + o
+            }
+            Layout::InUnits {
+                inputs,
+                units,
+                flattened,
+            } => {
+                let (u, t) = (torch / inputs, torch % inputs);
+                let feature = match flattened {
+                    Some([h, w, c]) => {
+                        let (ch, rest) = (t / (h * w), t % (h * w));
+                        rest * c + ch
+                    }
+                    None => t,
+                };
+                feature * units + u
+            }
+        }
+    }
+}
+
+/// One named tensor of a layer: its values, its gradient (parameters only)
+/// and how it appears in a weight file.
+#[derive(Clone, PartialEq)]
+pub struct Tensor {
+    role: Role,
+    /// The shape in PyTorch's layout, as in weight files.
+    shape: Vec<usize>,
+    layout: Layout,
+    values: Vec<f32>,
+    /// Same layout as `values`; empty until the first backward pass, so
+    /// inference never pays for it.
+    grad: Vec<f32>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor")
+            .field("role", &self.role)
+            .field("shape", &self.shape)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tensor {
+    /// A trained parameter of PyTorch shape `shape`, stored as `layout`
+    /// says, filled with `value`.
+    pub fn parameter(shape: Vec<usize>, layout: Layout, value: f32) -> Self {
+        Tensor::new(Role::Parameter, shape, layout, value)
+    }
+
+    /// A buffer (saved, never trained) of shape `shape`, filled with `value`.
+    pub fn buffer(shape: Vec<usize>, value: f32) -> Self {
+        Tensor::new(Role::Buffer, shape, Layout::Plain, value)
+    }
+
+    fn new(role: Role, shape: Vec<usize>, layout: Layout, value: f32) -> Self {
+        let len = shape.iter().product();
+        Tensor {
+            role,
+            shape,
+            layout,
+            values: vec![value; len],
+            grad: Vec::new(),
+        }
+    }
+
+    /// Parameter or buffer.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The shape in PyTorch's layout.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of values.
+    pub fn numel(&self) -> usize {
+        self.values.len()
+    }
+
+    /// How the stored values map to PyTorch's layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Changes how the stored values are read and written in PyTorch's
+    /// layout (the values themselves stay as they are).
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.layout = layout;
+    }
+
+    /// The values, in the layer's storage layout.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// The values, writable, in the layer's storage layout.
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        &mut self.values
+    }
+
+    /// The accumulated gradient (storage layout), empty before the first
+    /// backward pass and always for buffers.
+    pub fn grad(&self) -> &[f32] {
+        &self.grad
+    }
+
+    /// The gradient to accumulate into, created as zeros on first use.
+    pub fn grad_mut(&mut self) -> &mut [f32] {
+        if self.grad.len() != self.values.len() {
+            self.grad.clear();
+            self.grad.resize(self.values.len(), 0.0);
+        }
+        &mut self.grad
+    }
+
+    /// The values and the gradient (created as zeros on first use),
+    /// together: what a backward kernel reads and writes, and what an
+    /// optimizer step updates.
+    pub fn values_and_grad_mut(&mut self) -> (&mut [f32], &mut [f32]) {
+        self.grad_mut();
+        (&mut self.values, &mut self.grad)
+    }
+
+    /// Resets the gradient to zero (keeping it empty if it never existed).
+    pub fn zero_grad(&mut self) {
+        self.grad.fill(0.0);
+    }
+
+    /// The values in PyTorch's layout.
+    pub fn export(&self) -> Vec<f32> {
+        self.to_torch(&self.values)
+    }
+
+    /// The gradient in PyTorch's layout (zeros if none was computed).
+    pub fn export_grad(&self) -> Vec<f32> {
+        if self.grad.is_empty() {
+            vec![0.0; self.values.len()]
+        } else {
+            self.to_torch(&self.grad)
+        }
+    }
+
+    fn to_torch(&self, stored: &[f32]) -> Vec<f32> {
+        (0..stored.len())
+            .map(|t| stored[self.layout.stored_index(t)])
+            .collect()
+    }
+
+    /// Overwrites the values from PyTorch-layout `torch`. Returns `false`,
+    /// changing nothing, if the length is not the tensor's.
+    pub fn import(&mut self, torch: &[f32]) -> bool {
+        if torch.len() != self.values.len() {
+            return false;
+        }
+        for (t, v) in torch.iter().enumerate() {
+            self.values[self.layout.stored_index(t)] = *v;
+        }
+        true
+    }
+}
+
+/// Where a tensor sits in a model: the indices of the layers that lead to
+/// it (`[3, 0]` inside the block at position 3) and its name in its layer.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorKey<'a> {
+    /// Layer positions, outermost first.
+    pub path: &'a [usize],
+    /// The name in its layer: `weight`, `bias`, `running_mean`...
+    pub name: &'a str,
+}
+
+impl fmt::Display for TensorKey<'_> {
+    /// `nn.Sequential`'s state-dict key: `3.0.weight`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for i in self.path {
+            write!(f, "{i}.")?;
+        }
+        f.write_str(self.name)
+    }
+}
+
+/// Visits a model's tensors, read-only. Models call [`Visitor::enter`] and
+/// [`Visitor::leave`] around each layer, so the visitor knows every
+/// tensor's full key.
+pub trait Visitor {
+    /// Called with each tensor in declaration order.
+    fn tensor(&mut self, key: TensorKey<'_>, tensor: &Tensor);
+}
+
+/// Visits a model's tensors, writable. See [`Visitor`].
+pub trait VisitorMut {
+    /// Called with each tensor in declaration order.
+    fn tensor(&mut self, key: TensorKey<'_>, tensor: &mut Tensor);
+}
+
+/// The path of layer indices a visit is inside: what models push and pop.
+#[derive(Clone, Debug, Default)]
+pub struct VisitPath(Vec<usize>);
+
+impl VisitPath {
+    /// Visits `layer`'s tensors as layer `index` of the current model.
+    pub fn child<L: crate::Layer + ?Sized>(&mut self, index: usize, layer: &L, v: &mut dyn Visitor) {
+        self.0.push(index);
+        layer.visit_tensors(self, v);
+        self.0.pop();
+    }
+
+    /// Writable twin of [`VisitPath::child`].
+    pub fn child_mut<L: crate::Layer + ?Sized>(
+        &mut self,
+        index: usize,
+        layer: &mut L,
+        v: &mut dyn VisitorMut,
+    ) {
+        self.0.push(index);
+        layer.visit_tensors_mut(self, v);
+        self.0.pop();
+    }
+
+    /// The key of tensor `name` of the current layer.
+    pub fn key<'a>(&'a self, name: &'a str) -> TensorKey<'a> {
+        TensorKey {
+            path: &self.0,
+            name,
+        }
+    }
+}
+
+/// A field that holds a tensor, or an optional one (a bias that
+/// `use_bias = false` leaves out): what [`declare_tensors!`](crate::declare_tensors) visits.
+pub trait TensorSlot {
+    /// Calls `v` with the tensor, if there is one.
+    fn visit(&self, path: &VisitPath, name: &str, v: &mut dyn Visitor);
+    /// Calls `v` with the tensor, writable, if there is one.
+    fn visit_mut(&mut self, path: &VisitPath, name: &str, v: &mut dyn VisitorMut);
+}
+
+impl TensorSlot for Tensor {
+    fn visit(&self, path: &VisitPath, name: &str, v: &mut dyn Visitor) {
+        v.tensor(path.key(name), self);
+    }
+    fn visit_mut(&mut self, path: &VisitPath, name: &str, v: &mut dyn VisitorMut) {
+        v.tensor(path.key(name), self);
+    }
+}
+
+impl TensorSlot for Option<Tensor> {
+    fn visit(&self, path: &VisitPath, name: &str, v: &mut dyn Visitor) {
+        if let Some(t) = self {
+            t.visit(path, name, v);
+        }
+    }
+    fn visit_mut(&mut self, path: &VisitPath, name: &str, v: &mut dyn VisitorMut) {
+        if let Some(t) = self {
+            t.visit_mut(path, name, v);
+        }
+    }
+}
+
+/// Declares a layer's tensors once, by name and field, inside its `impl
+/// Layer`: it writes [`Layer::visit_tensors`](crate::Layer::visit_tensors)
+/// and [`Layer::visit_tensors_mut`](crate::Layer::visit_tensors_mut), from
+/// which saving, loading, gradients and the optimizer step all follow.
+///
+/// ```ignore
+/// impl Layer for Dense<..> {
+///     // ...
+///     strata_core::declare_tensors!(weight: kernel, bias: bias);
+/// }
+/// ```
+/// Fields are [`Tensor`]s or `Option<Tensor>`s; names become weight-file
+/// keys (`3.weight`).
+#[macro_export]
+macro_rules! declare_tensors {
+    ($($name:ident : $field:ident),* $(,)?) => {
+        fn visit_tensors(&self, path: &mut $crate::tensor::VisitPath, v: &mut dyn $crate::tensor::Visitor) {
+            $($crate::tensor::TensorSlot::visit(&self.$field, path, stringify!($name), v);)*
+        }
+        fn visit_tensors_mut(
+            &mut self,
+            path: &mut $crate::tensor::VisitPath,
+            v: &mut dyn $crate::tensor::VisitorMut,
+        ) {
+            $($crate::tensor::TensorSlot::visit_mut(&mut self.$field, path, stringify!($name), v);)*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hwio_matches_pytorch_indexing() {
+        // A 2x3 kernel, 2 in, 4 out: every torch index maps to the HWIO
+        // index of the same (o, i, y, x), and the map is a permutation.
+        let (kh, kw, cin, cout) = (2, 3, 2, 4);
+        let layout = Layout::Hwio { kh, kw, cin, cout };
+        let mut seen = vec![false; kh * kw * cin * cout];
+        for o in 0..cout {
+            for i in 0..cin {
+                for y in 0..kh {
+                    for x in 0..kw {
+                        let torch = ((o * cin + i) * kh + y) * kw + x;
+                        let hwio = ((y * kw + x) * cin + i) * cout + o;
+                        assert_eq!(layout.stored_index(torch), hwio);
+                        seen[hwio] = true;
+                    }
+                }
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn in_units_after_flatten_reorders_features() {
+        // Flatten of (1, 2, 3): PyTorch feature t = c * 2 + x, ours x * 3 + c.
+        let layout = Layout::InUnits {
+            inputs: 6,
+            units: 2,
+            flattened: Some([1, 2, 3]),
+        };
+        // torch [u = 1, t = 4]: channel 2, x 0 -> our feature 2.
+        assert_eq!(layout.stored_index(6 + 4), 2 * 2 + 1);
+        let plain = Layout::InUnits {
+            inputs: 6,
+            units: 2,
+            flattened: None,
+        };
+        assert_eq!(plain.stored_index(6 + 4), 4 * 2 + 1);
+    }
+
+    #[test]
+    fn import_export_round_trip_and_reject_wrong_length() {
+        let mut t = Tensor::parameter(
+            vec![4, 2, 2, 3],
+            Layout::Hwio {
+                kh: 2,
+                kw: 3,
+                cin: 2,
+                cout: 4,
+            },
+            0.0,
+        );
+        let torch: Vec<f32> = (0..48).map(|i| i as f32).collect();
+        assert!(t.import(&torch));
+        assert_eq!(t.export(), torch);
+        assert!(!t.import(&torch[1..]));
+        assert_eq!(t.export(), torch);
+        assert_eq!(t.export_grad(), vec![0.0; 48]);
+        t.grad_mut()[0] = 1.0;
+        assert_eq!(t.export_grad().iter().sum::<f32>(), 1.0);
+    }
+
+    #[test]
+    fn keys_read_as_state_dict_keys() {
+        let key = TensorKey {
+            path: &[3, 0],
+            name: "weight",
+        };
+        assert_eq!(key.to_string(), "3.0.weight");
+    }
+}
