@@ -207,7 +207,11 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
         values
     }
 
-    fn forward_taped(&mut self, mut values: Batch<S>, ctx: &mut Context<'_>) -> (Batch<S>, Self::Tape) {
+    fn forward_taped(
+        &mut self,
+        mut values: Batch<S>,
+        ctx: &mut Context<'_>,
+    ) -> (Batch<S>, Self::Tape) {
         Self::apply(&mut values, ctx);
         let tape = (!A::IS_LINEAR).then(|| {
             let mut copy = ctx.take_batch(values.batch_size());
@@ -217,8 +221,18 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
         (values, tape)
     }
 
-    fn backward(&mut self, output: Self::Tape, mut grad: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        activation_backward::<A>(output.as_ref().map(Batch::as_slice), grad.as_mut_slice(), S::LAST, ctx);
+    fn backward(
+        &mut self,
+        output: Self::Tape,
+        mut grad: Batch<S>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<S> {
+        activation_backward::<A>(
+            output.as_ref().map(Batch::as_slice),
+            grad.as_mut_slice(),
+            S::LAST,
+            ctx,
+        );
         if let Some(output) = output {
             ctx.recycle(output);
         }

@@ -16,7 +16,7 @@ pub enum Mode<'a> {
     /// Training (Keras's `training=True`): dropout draws its masks from the
     /// stream, normalisation uses the batch's statistics (and a taped
     /// forward pass updates the running ones).
-    Training(&'a mut dyn RngCore),
+    Training(&'a mut (dyn RngCore + Send)),
 }
 
 impl fmt::Debug for Mode<'_> {
@@ -65,7 +65,7 @@ impl<'a> Context<'a> {
     }
 
     /// Training: dropout draws its masks from `rng`.
-    pub fn training(rng: &'a mut dyn RngCore) -> Self {
+    pub fn training(rng: &'a mut (dyn RngCore + Send)) -> Self {
         Context::with_mode(Mode::Training(rng))
     }
 
@@ -361,7 +361,10 @@ fn key_is(key: TensorKey<'_>, wanted: &str) -> bool {
     let mut rest = wanted;
     for i in key.path {
         let digits = i.to_string();
-        match rest.strip_prefix(digits.as_str()).and_then(|r| r.strip_prefix('.')) {
+        match rest
+            .strip_prefix(digits.as_str())
+            .and_then(|r| r.strip_prefix('.'))
+        {
             Some(r) => rest = r,
             None => return false,
         }

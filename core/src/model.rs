@@ -41,7 +41,7 @@ pub trait Model: Layer + Sized {
     fn predict_training(
         &self,
         input: &Batch<Self::Input>,
-        rng: &mut dyn RngCore,
+        rng: &mut (dyn RngCore + Send),
     ) -> Batch<Self::Output> {
         self.forward(input, &mut Context::training(rng))
     }

@@ -274,7 +274,12 @@ pub struct VisitPath(Vec<usize>);
 
 impl VisitPath {
     /// Visits `layer`'s tensors as layer `index` of the current model.
-    pub fn child<L: crate::Layer + ?Sized>(&mut self, index: usize, layer: &L, v: &mut dyn Visitor) {
+    pub fn child<L: crate::Layer + ?Sized>(
+        &mut self,
+        index: usize,
+        layer: &L,
+        v: &mut dyn Visitor,
+    ) {
         self.0.push(index);
         layer.visit_tensors(self, v);
         self.0.pop();
@@ -336,15 +341,58 @@ impl TensorSlot for Option<Tensor> {
 /// Layer`: it writes [`Layer::visit_tensors`](crate::Layer::visit_tensors)
 /// and [`Layer::visit_tensors_mut`](crate::Layer::visit_tensors_mut), from
 /// which saving, loading, gradients and the optimizer step all follow.
-///
-/// ```ignore
-/// impl Layer for Dense<..> {
-///     // ...
-///     strata_core::declare_tensors!(weight: kernel, bias: bias);
-/// }
-/// ```
 /// Fields are [`Tensor`]s or `Option<Tensor>`s; names become weight-file
-/// keys (`3.weight`).
+/// keys (`3.bias` as layer 3 of a model).
+///
+/// A layer that adds a trained bias to each feature:
+///
+/// ```
+/// use std::marker::PhantomData;
+/// use strata_core::tensor::{Layout, Tensor};
+/// use strata_core::typenum::U3;
+/// use strata_core::{declare_tensors, Batch, Context, Layer, Model, Shape, Shape1};
+///
+/// struct AddBias<S> {
+///     bias: Tensor,
+///     shape: PhantomData<S>,
+/// }
+///
+/// impl<S: Shape> Layer for AddBias<S> {
+///     type Input = S;
+///     type Output = S;
+///     type Tape = (); // the gradient needs nothing from the forward pass
+///
+///     fn kind(&self) -> &'static str {
+///         "AddBias"
+///     }
+///     fn forward_into(&self, x: &Batch<S>, out: &mut Batch<S>, _: &mut Context<'_>) {
+///         out.copy_from(x);
+///         for row in out.as_mut_slice().chunks_mut(S::LAST) {
+///             row.iter_mut().zip(self.bias.values()).for_each(|(v, b)| *v += b);
+///         }
+///     }
+///     fn forward_taped(&mut self, x: Batch<S>, ctx: &mut Context<'_>) -> (Batch<S>, ()) {
+///         (self.forward(&x, ctx), ())
+///     }
+///     fn backward(&mut self, _: (), grad: Batch<S>, _: &mut Context<'_>) -> Batch<S> {
+///         let grad_bias = self.bias.grad_mut();
+///         for row in grad.as_slice().chunks(S::LAST) {
+///             grad_bias.iter_mut().zip(row).for_each(|(gb, g)| *gb += g);
+///         }
+///         grad
+///     }
+///     declare_tensors!(bias: bias);
+/// }
+///
+/// let mut layer = AddBias::<Shape1<U3>> {
+///     bias: Tensor::parameter(vec![3], Layout::Plain, 0.5),
+///     shape: PhantomData,
+/// };
+/// assert_eq!(layer.params()[0].name, "bias");
+/// assert!(layer.import_param("bias", &[1.0, 2.0, 3.0]));
+/// let y = layer.predict(&Batch::<Shape1<U3>>::zeros(1));
+/// assert_eq!(y.as_slice(), [1.0, 2.0, 3.0]);
+/// ```
 #[macro_export]
 macro_rules! declare_tensors {
     ($($name:ident : $field:ident),* $(,)?) => {

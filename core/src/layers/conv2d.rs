@@ -15,12 +15,11 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::Unsigned;
 
-use super::KernelTape;
+use super::{init_kernel_and_bias, window_geometry, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::init::glorot_uniform;
 use crate::kernels::grad::conv2d_backward_grouped;
-use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
+use crate::kernels::{conv2d, conv2d_scratch_len};
 use crate::layer::{Context, Layer};
 use crate::shape::{PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut};
 use crate::tensor::{Layout, Tensor};
@@ -65,15 +64,8 @@ where
 
     fn init(&mut self, rng: &mut dyn RngCore) {
         let receptive = KH::USIZE * KW::USIZE;
-        glorot_uniform(
-            self.kernel.values_mut(),
-            receptive * In::LAST,
-            receptive * F::USIZE,
-            rng,
-        );
-        if let Some(b) = &mut self.bias {
-            b.values_mut().fill(0.0);
-        }
+        let fans = (receptive * In::LAST, receptive * F::USIZE);
+        init_kernel_and_bias(&mut self.kernel, self.bias.as_mut(), fans, rng);
     }
 
     /// The kernel, HWIO (`[kh, kw, in, out]`, Keras's layout).
@@ -84,29 +76,6 @@ where
     /// The bias, if the layer has one.
     pub fn bias(&self) -> Option<&[f32]> {
         self.bias.as_ref().map(Tensor::values)
-    }
-}
-
-impl<H, W, C, F, KH, KW, SH, SW, P, A> Conv2D<Shape3<H, W, C>, F, KH, KW, SH, SW, P, A>
-where
-    H: Unsigned,
-    W: Unsigned,
-    C: Unsigned,
-    KH: Unsigned,
-    KW: Unsigned,
-    SH: Unsigned,
-    SW: Unsigned,
-    P: PaddingMode,
-{
-    fn geometry(batch: usize) -> ConvGeometry {
-        ConvGeometry::new(
-            batch,
-            (H::USIZE, W::USIZE, C::USIZE),
-            (KH::USIZE, KW::USIZE),
-            (SH::USIZE, SW::USIZE),
-            P::PADDING,
-        )
-        .expect("the type-level shape rule guarantees the window fits")
     }
 }
 
@@ -137,7 +106,7 @@ where
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
-        let g = Self::geometry(input.batch_size());
+        let g = window_geometry::<H, W, C, KH, KW, SH, SW, P>(input.batch_size());
         out.resize(input.batch_size());
         let threads = ctx.threads();
         let scratch = ctx.scratch(conv2d_scratch_len(&g, threads));
@@ -169,7 +138,7 @@ where
         ctx: &mut Context<'_>,
     ) -> Batch<Self::Input> {
         activation_backward::<A>(tape.output(), grad.as_mut_slice(), F::USIZE, ctx);
-        let g = Self::geometry(grad.batch_size());
+        let g = window_geometry::<H, W, C, KH, KW, SH, SW, P>(grad.batch_size());
         let mut grad_input = Batch::<Self::Input>::zeros(grad.batch_size());
         let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();
         conv2d_backward_grouped(

@@ -16,10 +16,9 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::Unsigned;
 
-use super::KernelTape;
+use super::{init_kernel_and_bias, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::init::glorot_uniform;
 use crate::kernels::grad::dense_backward;
 use crate::kernels::{gemm, parallel, sgemm};
 use crate::layer::{Context, Layer};
@@ -74,10 +73,8 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
     }
 
     fn init(&mut self, rng: &mut dyn RngCore) {
-        glorot_uniform(self.kernel.values_mut(), In::LAST, U::USIZE, rng);
-        if let Some(b) = &mut self.bias {
-            b.values_mut().fill(0.0);
-        }
+        let fans = (In::LAST, U::USIZE);
+        init_kernel_and_bias(&mut self.kernel, self.bias.as_mut(), fans, rng);
     }
 
     /// The kernel, `[in, units]` (Keras's layout, in Keras's h, w, c order).

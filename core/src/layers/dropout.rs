@@ -110,12 +110,21 @@ impl<S: Shape> Layer for Dropout<S> {
         input
     }
 
-    fn forward_taped(&mut self, mut input: Batch<S>, ctx: &mut Context<'_>) -> (Batch<S>, Self::Tape) {
+    fn forward_taped(
+        &mut self,
+        mut input: Batch<S>,
+        ctx: &mut Context<'_>,
+    ) -> (Batch<S>, Self::Tape) {
         let mask = self.drop_in_place(&mut input, ctx);
         (input, mask)
     }
 
-    fn backward(&mut self, mask: Self::Tape, mut grad: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+    fn backward(
+        &mut self,
+        mask: Self::Tape,
+        mut grad: Batch<S>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<S> {
         if let Some(mask) = mask {
             for (g, m) in grad.as_mut_slice().iter_mut().zip(mask.as_slice()) {
                 *g *= m;

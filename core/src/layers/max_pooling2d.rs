@@ -23,7 +23,12 @@ impl PoolKind for Max {
         pool2d_threaded(g, input, output, true, threads);
     }
 
-    fn backward(g: &ConvGeometry, input: Option<&[f32]>, grad_output: &[f32], grad_input: &mut [f32]) {
+    fn backward(
+        g: &ConvGeometry,
+        input: Option<&[f32]>,
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+    ) {
         let input = input.expect("max pooling keeps its input");
         max_pool2d_backward(g, input, grad_output, grad_input);
     }

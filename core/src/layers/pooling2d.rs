@@ -13,6 +13,7 @@ use core::marker::PhantomData;
 
 use typenum::Unsigned;
 
+use super::{forward_keeping_input, window_geometry};
 use crate::batch::Batch;
 use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
@@ -29,7 +30,12 @@ pub trait PoolKind: 'static {
     fn forward(g: &ConvGeometry, input: &[f32], output: &mut [f32], threads: usize);
     /// Writes the gradient of the input, given the output's; `input` is the
     /// forward pass's when [`PoolKind::KEEPS_INPUT`].
-    fn backward(g: &ConvGeometry, input: Option<&[f32]>, grad_output: &[f32], grad_input: &mut [f32]);
+    fn backward(
+        g: &ConvGeometry,
+        input: Option<&[f32]>,
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+    );
 }
 
 /// Pooling over `In` (a [`Shape3`]) with a `PH × PW` window, strides
@@ -46,29 +52,6 @@ impl<In, PH, PW, SH, SW, P, K> Pooling2D<In, PH, PW, SH, SW, P, K> {
 impl<In, PH, PW, SH, SW, P, K> Default for Pooling2D<In, PH, PW, SH, SW, P, K> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl<H, W, C, PH, PW, SH, SW, P, K> Pooling2D<Shape3<H, W, C>, PH, PW, SH, SW, P, K>
-where
-    H: Unsigned,
-    W: Unsigned,
-    C: Unsigned,
-    PH: Unsigned,
-    PW: Unsigned,
-    SH: Unsigned,
-    SW: Unsigned,
-    P: PaddingMode,
-{
-    fn geometry(batch: usize) -> ConvGeometry {
-        ConvGeometry::new(
-            batch,
-            (H::USIZE, W::USIZE, C::USIZE),
-            (PH::USIZE, PW::USIZE),
-            (SH::USIZE, SW::USIZE),
-            P::PADDING,
-        )
-        .expect("the type-level shape rule guarantees the window fits")
     }
 }
 
@@ -99,7 +82,7 @@ where
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
-        let g = Self::geometry(input.batch_size());
+        let g = window_geometry::<H, W, C, PH, PW, SH, SW, P>(input.batch_size());
         out.resize(input.batch_size());
         K::forward(&g, input.as_slice(), out.as_mut_slice(), ctx.threads());
     }
@@ -109,15 +92,7 @@ where
         input: Batch<Self::Input>,
         ctx: &mut Context<'_>,
     ) -> (Batch<Self::Output>, Self::Tape) {
-        let mut out = ctx.take_batch(input.batch_size());
-        self.forward_into(&input, &mut out, ctx);
-        let tape = if K::KEEPS_INPUT {
-            Some(input)
-        } else {
-            ctx.recycle(input);
-            None
-        };
-        (out, tape)
+        forward_keeping_input(self, K::KEEPS_INPUT, input, ctx)
     }
 
     fn backward(
@@ -126,7 +101,7 @@ where
         grad_output: Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) -> Batch<Self::Input> {
-        let g = Self::geometry(grad_output.batch_size());
+        let g = window_geometry::<H, W, C, PH, PW, SH, SW, P>(grad_output.batch_size());
         let mut grad_input = ctx.take_batch(grad_output.batch_size());
         K::backward(
             &g,
