@@ -432,6 +432,46 @@ fn per_pixel_sparse_crossentropy() {
     );
 }
 
+/// Global average and max pooling (each channel over all positions) between
+/// convolutions and the classifier, the pattern of ResNet and MobileNet
+/// heads; the max is piecewise linear, so the inputs are spread enough that
+/// no two positions tie within the step.
+#[test]
+fn global_pooling_heads() {
+    let mut net = sequential![
+        Input(5, 6, 2)
+        => Conv2D(4, (3, 3), padding = same, activation = tanh)
+        => GlobalAveragePooling2D => Dense(3) => softmax
+    ]
+    .with_seed(14);
+    randomize_biases(&mut net, 14);
+    let x = random_batch(3, -1.0, 1.0, 140);
+    let y = labels::<Shape1<U3>>(3, 141);
+    gradcheck(
+        "conv + global average pooling, CCE(softmax)",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::categorical_crossentropy(),
+        SMOOTH,
+    );
+    let mut net = sequential![
+        Input(4, 4, 3) => Conv2D(5, (2, 2)) => GlobalMaxPooling2D => Dense(2)
+    ]
+    .with_seed(15);
+    randomize_biases(&mut net, 15);
+    let x = random_batch(2, -3.0, 3.0, 150);
+    let y = soft_labels::<Shape1<U2>>(2, 151);
+    gradcheck(
+        "conv + global max pooling, MSE",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::mean_squared_error(),
+        KINKED,
+    );
+}
+
 /// A softmax that is not the model's last layer is not fused: the loss's
 /// own gradient goes through the softmax's backward pass.
 #[test]

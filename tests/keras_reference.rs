@@ -1,6 +1,7 @@
-//! Every reference case made with Keras 3 (tests/reference, see its README)
-//! must match to 1e-4 max abs error: the macro invocation is the one in
-//! `cases.json`, the weights load from the case's PyTorch-convention file.
+//! Every reference case made with Keras 3 (tests/reference and its second
+//! set, tests/reference/layers2, see their READMEs) must match to 1e-4 max
+//! abs error: the macro invocation is the one in `cases.json`, the weights
+//! load from the case's PyTorch-convention file.
 
 use std::path::PathBuf;
 
@@ -11,8 +12,18 @@ fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
 }
 
+/// A case's folder and file stem: `p_dense` in the first set,
+/// `layers2/p2_gap` in the second.
+fn locate(name: &str) -> (PathBuf, &str) {
+    match name.rsplit_once('/') {
+        Some((set, stem)) => (reference_dir().join(set), stem),
+        None => (reference_dir(), name),
+    }
+}
+
 fn case(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(reference_dir().join("cases.json")).expect("cases.json");
+    let (dir, name) = locate(name);
+    let text = std::fs::read_to_string(dir.join("cases.json")).expect("cases.json");
     let cases: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     cases
         .as_array()
@@ -51,9 +62,10 @@ fn run_case<M: Model>(name: &str, dsl: &str, mut net: M) -> f32 {
         .collect();
     assert_eq!(M::Output::DIMS, expected_shape.as_slice());
 
-    net.load_safetensors(reference_dir().join(format!("{name}.weights.safetensors")))
+    let (dir, stem) = locate(name);
+    net.load_safetensors(dir.join(format!("{stem}.weights.safetensors")))
         .expect("reference weights load");
-    let io = std::fs::read(reference_dir().join(format!("{name}.io.safetensors"))).unwrap();
+    let io = std::fs::read(dir.join(format!("{stem}.io.safetensors"))).unwrap();
     let (in_shape, input) = tensor(&io, "input");
     let (out_shape, expected) = tensor(&io, "output");
     let x = Batch::<M::Input>::from_vec(in_shape[0], input).expect("input of the model's shape");
@@ -70,8 +82,7 @@ fn run_case<M: Model>(name: &str, dsl: &str, mut net: M) -> f32 {
 
     // Saving gives back the very tensors that were loaded.
     let saved = net.to_safetensors().expect("save");
-    let original =
-        std::fs::read(reference_dir().join(format!("{name}.weights.safetensors"))).unwrap();
+    let original = std::fs::read(dir.join(format!("{stem}.weights.safetensors"))).unwrap();
     let original = SafeTensors::deserialize(&original).unwrap();
     for key in original.names() {
         assert_eq!(
@@ -119,6 +130,11 @@ reference_case!(cifar_cnn, "p_cifar_cnn",
     => MaxPool(2, 2) => Dropout(0.25) => Conv2D(64, (3, 3), same) => relu
     => Conv2D(64, (3, 3)) => relu => MaxPool(2, 2) => Dropout(0.25) => Flatten
     => Dense(512) => relu => Dropout(0.5) => Dense(10) => softmax);
+
+reference_case!(global_average_pooling, "layers2/p2_gap",
+    Input(7, 7, 3) => Conv2D(6, (3, 3)) => relu => GlobalAveragePooling2D => Dense(3) => softmax);
+reference_case!(global_max_pooling, "layers2/p2_gmp",
+    Input(7, 7, 3) => Conv2D(6, (3, 3), same) => GlobalMaxPooling2D => Dense(3) => softmax);
 
 #[test]
 fn every_case_in_cases_json_has_a_test() {

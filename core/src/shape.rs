@@ -7,8 +7,9 @@
 //! chain whose shapes do not fit together does not type-check.
 //!
 //! The same formulas exist as plain functions ([`conv_output_len`],
-//! [`same_padding`]) for the kernels, and the `sequential!` macro mirrors them
-//! to report shape errors in words.
+//! [`same_padding`]), written once in the `strata-shapes` crate and
+//! re-exported here: the kernels use them at run time, and the `sequential!`
+//! macro uses them at expansion to report shape errors in words.
 
 use core::fmt::Debug;
 use core::marker::PhantomData;
@@ -84,80 +85,7 @@ impl<N: Unsigned> Shape for Shape1<N> {
     const DIMS: &'static [usize] = &[N::USIZE];
 }
 
-/// Formats a sample shape the way Keras's summary does: `(None, 32, 32, 3)`.
-pub fn format_batch_shape(dims: &[usize]) -> String {
-    let mut s = String::from("(None");
-    for d in dims {
-        s.push_str(&format!(", {d}"));
-    }
-    s.push(')');
-    s
-}
-
-/// Formats a sample shape as `32x32x3` (or `10`), the form used in messages.
-pub fn format_dims(dims: &[usize]) -> String {
-    dims.iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x")
-}
-
-/// How a sliding window (convolution kernel or pooling window) treats borders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Padding {
-    /// No padding: only windows that fit entirely inside the input.
-    Valid,
-    /// Pad so that the output length is `ceil(input / stride)`; the odd
-    /// extra row or column goes at the bottom/right, as in Keras.
-    Same,
-}
-
-impl Padding {
-    /// Keras's name for it: `"valid"` or `"same"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Padding::Valid => "valid",
-            Padding::Same => "same",
-        }
-    }
-}
-
-/// Output length of a window of `kernel` moved by `stride` over `input`
-/// values, under `padding` (Keras's rule). `None` when no window fits
-/// (valid padding with `kernel > input`) or when `stride` or `kernel` is 0.
-pub fn conv_output_len(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    padding: Padding,
-) -> Option<usize> {
-    if stride == 0 || kernel == 0 || input == 0 {
-        return None;
-    }
-    match padding {
-        Padding::Valid => input.checked_sub(kernel).map(|d| d / stride + 1),
-        Padding::Same => Some(input.div_ceil(stride)),
-    }
-}
-
-/// Padding `(before, after)` along one axis. Valid pads nothing; same pads
-/// `max((out - 1) * stride + kernel - input, 0)` in total, half before and
-/// the rest (the odd one) after, which is where Keras and TensorFlow put it.
-pub fn same_padding(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    padding: Padding,
-) -> (usize, usize) {
-    match padding {
-        Padding::Valid => (0, 0),
-        Padding::Same => {
-            let out = input.div_ceil(stride.max(1));
-            let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(input);
-            (total / 2, total - total / 2)
-        }
-    }
-}
+pub use strata_shapes::{conv_output_len, format_batch_shape, format_dims, same_padding, Padding};
 
 /// Type-level marker for [`Padding::Valid`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -279,6 +207,21 @@ where
     Prod<Prod<H, W>, C>: Unsigned,
 {
     type Flat = Shape1<Prod<Prod<H, W>, C>>;
+}
+
+/// Shapes with a height and a width: what global pooling reduces to its
+/// channels.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no height and width to pool over",
+    label = "global pooling needs a 3-D input here",
+    note = "GlobalAveragePooling2D and GlobalMaxPooling2D take a Shape3<H, W, C> (height, width, channels) and give a Shape1<C>"
+)]
+pub trait Spatial: Shape {
+    /// The number of channels, `C`.
+    type Channels: Unsigned;
+}
+impl<H: Unsigned, W: Unsigned, C: Unsigned> Spatial for Shape3<H, W, C> {
+    type Channels = C;
 }
 
 #[cfg(test)]

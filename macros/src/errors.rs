@@ -20,3 +20,10 @@ impl Errors {
         self.0.iter().map(syn::Error::to_compile_error).collect()
     }
 }
+
+#[cfg(test)]
+impl Errors {
+    pub fn messages(&self) -> Vec<String> {
+        self.0.iter().map(|e| e.to_string()).collect()
+    }
+}

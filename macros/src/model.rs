@@ -1,93 +1,13 @@
 //! The typed model of a `sequential!` invocation: what the parser produces,
-//! the checker verifies and the generator turns into code.
+//! the checker verifies and the generator turns into code. Everything that
+//! depends on the kind of layer is behind [`LayerDef`].
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+
+use crate::layers::LayerDef;
 
 /// A sample shape as the user wrote it: `[h, w, c]` or `[n]`.
 pub type Dims = Vec<usize>;
-
-/// Keras's padding modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Padding {
-    Valid,
-    Same,
-}
-
-/// The activation functions the DSL knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Act {
-    Relu,
-    Sigmoid,
-    Tanh,
-    Softmax,
-    Linear,
-}
-
-impl Act {
-    pub const ALL: [(&'static str, Act); 5] = [
-        ("relu", Act::Relu),
-        ("sigmoid", Act::Sigmoid),
-        ("tanh", Act::Tanh),
-        ("softmax", Act::Softmax),
-        ("linear", Act::Linear),
-    ];
-
-    pub fn from_name(name: &str) -> Option<Act> {
-        Act::ALL.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
-    }
-
-    /// The `strata` type implementing it.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Act::Relu => "Relu",
-            Act::Sigmoid => "Sigmoid",
-            Act::Tanh => "Tanh",
-            Act::Softmax => "Softmax",
-            Act::Linear => "Linear",
-        }
-    }
-}
-
-/// What kind of layer, with its checked-for-syntax arguments.
-#[derive(Clone)]
-pub enum LayerKind {
-    /// `Input(h, w, c)` / `Input(n)`: not a layer, only the input shape.
-    Input,
-    Conv2D {
-        filters: Num,
-        kernel: (Num, Num),
-        strides: (Num, Num),
-        padding: Padding,
-        activation: Act,
-        use_bias: bool,
-    },
-    Pool {
-        max: bool,
-        pool: (Num, Num),
-        /// Defaults to the pool size, so only checked when written.
-        strides: (Num, Num),
-        strides_given: bool,
-        padding: Padding,
-    },
-    Dropout {
-        rate: f64,
-        /// The rate as written, to point at and quote.
-        rate_tokens: proc_macro2::TokenStream,
-    },
-    Flatten,
-    Dense {
-        units: Num,
-        activation: Act,
-        use_bias: bool,
-    },
-    Activation(Act),
-    /// A layer that could not be understood (already reported): the shape
-    /// after it is unknown, so no false errors follow it.
-    Invalid,
-    /// `{ expr }`: a layer value (typically another `sequential!` block)
-    /// whose type the macro cannot see.
-    Block(syn::Expr),
-}
 
 /// A number the user wrote, with where they wrote it.
 #[derive(Clone, Copy, Debug)]
@@ -96,19 +16,94 @@ pub struct Num {
     pub span: Span,
 }
 
-/// One element of the chain.
-#[derive(Clone)]
+impl Num {
+    pub fn new(value: usize, span: Span) -> Num {
+        Num { value, span }
+    }
+}
+
+/// What the macro knows about the shape between two layers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Known {
+    /// Every dimension.
+    Dims(Dims),
+    /// Only the rank (a block without an input shape).
+    Rank(usize),
+    /// Nothing (after an embedded `{ block }`, or after an error).
+    Unknown,
+}
+
+impl Known {
+    pub fn dims(&self) -> Option<&[usize]> {
+        match self {
+            Known::Dims(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn rank(&self) -> Option<usize> {
+        match self {
+            Known::Dims(d) => Some(d.len()),
+            Known::Rank(r) => Some(*r),
+            Known::Unknown => None,
+        }
+    }
+
+    /// The shape after a layer whose output has rank `rank`, computed by
+    /// `rule` when the dimensions are known.
+    pub fn then(&self, rank: usize, rule: impl FnOnce(&[usize]) -> Dims) -> Known {
+        match self {
+            Known::Dims(d) => Known::Dims(rule(d)),
+            _ => Known::Rank(rank),
+        }
+    }
+}
+
+/// One element of the chain, as understood from its name.
+pub enum Element {
+    /// `Input(...)`: not a layer, only the input shape.
+    Input,
+    Layer(Box<dyn LayerDef>),
+    /// Could not be understood (already reported): the shape after it is
+    /// unknown, so no false errors follow it.
+    Invalid,
+}
+
+/// One element of the chain with what messages need.
 pub struct LayerSpec {
-    pub kind: LayerKind,
+    pub element: Element,
     /// The layer as the user wrote it, for messages: `MaxPool(2, 2)`.
     pub text: String,
     /// The whole layer's tokens, to point errors at.
-    pub tokens: proc_macro2::TokenStream,
+    pub tokens: TokenStream,
     /// `Input(...)` or `input_shape = (...)`: the shape this layer takes.
     pub input_shape: Option<(Dims, Span)>,
 }
 
-/// A parsed chain: the elements in order, `Input` included.
-pub struct Chain {
-    pub layers: Vec<LayerSpec>,
+impl LayerSpec {
+    pub fn def(&self) -> Option<&dyn LayerDef> {
+        match &self.element {
+            Element::Layer(def) => Some(def.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// An error on the whole layer.
+    pub fn error(&self, message: impl std::fmt::Display) -> syn::Error {
+        syn::Error::new_spanned(&self.tokens, message)
+    }
+}
+
+/// A checked layer: its definition and its place in messages.
+pub struct Layer {
+    pub def: Box<dyn LayerDef>,
+    pub text: String,
+}
+
+/// A chain that passed every check.
+pub struct Checked {
+    /// The layers, `Input` removed.
+    pub layers: Vec<Layer>,
+    /// `shapes[i]` is layer `i`'s input; `shapes[layers.len()]` the output.
+    pub shapes: Vec<Known>,
 }

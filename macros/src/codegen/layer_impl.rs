@@ -1,0 +1,121 @@
+//! The `Layer` impl of a model: each method calls the fields in turn.
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use super::plan::Plan;
+
+/// `impl<..> Layer for #name<..> where .. { .. }`, under the support
+/// imports.
+pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
+    let (params, where_clause) = (plan.params(), plan.where_clause());
+    let (input, output) = (plan.input_ty(), plan.output_ty());
+    let field_tys = &plan.field_tys;
+    let forward = forward_into(&plan.fields);
+    let taped = forward_taped(&plan.fields);
+    let backward = backward(&plan.fields);
+    let visits = visits(&plan.fields);
+    quote! {
+        impl #params Layer for #name #params #where_clause {
+            type Input = #input;
+            type Output = #output;
+            type Tape = (#(<#field_tys as Layer>::Tape,)*);
+
+            fn kind(&self) -> &'static str {
+                #kind
+            }
+
+            fn forward_into(&self, x: &Batch<Self::Input>, out: &mut Batch<Self::Output>, ctx: &mut Context<'_>) {
+                // Each activation lives in a buffer the context keeps, so
+                // a reused context allocates nothing in steady state.
+                #forward
+            }
+
+            fn forward_taped(&mut self, x: Batch<Self::Input>, ctx: &mut Context<'_>) -> (Batch<Self::Output>, Self::Tape) {
+                #taped
+            }
+
+            fn backward(&mut self, tape: Self::Tape, g: Batch<Self::Output>, ctx: &mut Context<'_>) -> Batch<Self::Input> {
+                #backward
+            }
+
+            #visits
+        }
+    }
+}
+
+/// `x_i` is layer `i`'s output. The first layer reads the caller's input,
+/// the last writes into `out`; the ones between own their input, so
+/// activations, dropout and flatten can work in place.
+fn forward_into(fields: &[Ident]) -> TokenStream {
+    let n = fields.len();
+    let step = |(i, field): (usize, &Ident)| {
+        let (o, p) = (
+            format_ident!("x{}", i),
+            format_ident!("x{}", i.saturating_sub(1)),
+        );
+        match (i, i + 1 == n) {
+            (0, true) => quote!(self.#field.forward_into(x, out, ctx);),
+            (0, false) => quote! {
+                let mut #o = ctx.take_batch(x.batch_size());
+                self.#field.forward_into(x, &mut #o, ctx);
+            },
+            (_, true) => quote! {
+                self.#field.forward_into(&#p, out, ctx);
+                ctx.recycle(#p);
+            },
+            (_, false) => quote!(let #o = self.#field.forward_owned(#p, ctx);),
+        }
+    };
+    fields.iter().enumerate().map(step).collect()
+}
+
+fn tapes(n: usize) -> Vec<Ident> {
+    (0..n).map(|i| format_ident!("t{}", i)).collect()
+}
+
+fn forward_taped(fields: &[Ident]) -> TokenStream {
+    let tapes = tapes(fields.len());
+    quote! {
+        #(let (x, #tapes) = self.#fields.forward_taped(x, ctx);)*
+        (x, (#(#tapes,)*))
+    }
+}
+
+fn backward(fields: &[Ident]) -> TokenStream {
+    let tapes = tapes(fields.len());
+    let (last, last_tape) = (fields.last(), tapes.last());
+    let rest = fields.iter().zip(&tapes).rev().skip(1);
+    let (rest_fields, rest_tapes): (Vec<_>, Vec<_>) = rest.unzip();
+    quote! {
+        let (#(#tapes,)*) = tape;
+        let g = self.#last.backward(#last_tape, g, ctx);
+        // The loss's logit gradient is for the last layer only.
+        ctx.take_logit_gradient();
+        #(let g = self.#rest_fields.backward(#rest_tapes, g, ctx);)*
+        g
+    }
+}
+
+/// The methods that visit every field in order.
+fn visits(fields: &[Ident]) -> TokenStream {
+    let index = (0..fields.len()).map(Literal::usize_unsuffixed);
+    let index_mut = index.clone();
+    quote! {
+        fn visit_tensors(&self, path: &mut VisitPath, v: &mut dyn Visitor) {
+            #(path.child(#index, &self.#fields, v);)*
+        }
+
+        fn visit_tensors_mut(&mut self, path: &mut VisitPath, v: &mut dyn VisitorMut) {
+            #(path.child_mut(#index_mut, &mut self.#fields, v);)*
+        }
+
+        fn initialize(&mut self, rng: &mut dyn RngCore) {
+            #(self.#fields.initialize(rng);)*
+        }
+
+        fn summary_rows(&self, rows: &mut Vec<SummaryRow>) {
+            #(self.#fields.summary_rows(rows);)*
+        }
+    }
+}
