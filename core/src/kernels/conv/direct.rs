@@ -14,77 +14,14 @@
 //! instead and recompute a few pixels: the same arithmetic, so the same
 //! values. Likewise for a last, partial block of channels.
 
-use std::sync::OnceLock;
-
-use super::conv::ConvGeometry;
-use super::parallel;
-
-/// The SIMD instruction set the direct kernel can use on this machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    /// 16-lane registers, 32 of them: blocks of 12 pixels × 32 channels.
-    Avx512,
-    /// 8-lane registers with FMA, 16 of them: blocks of 6 pixels × 16 channels.
-    Avx2,
-    /// No kernel for this machine: the direct path is not used.
-    None,
-}
-
-impl Isa {
-    /// What this CPU supports, detected once per process. The environment
-    /// variable `STRATA_ISA` (`avx2` or `none`) caps it, to measure or test
-    /// the narrower kernels on a wider machine.
-    pub fn detect() -> Isa {
-        static DETECTED: OnceLock<Isa> = OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            let cpu = Isa::cpu();
-            match std::env::var("STRATA_ISA").as_deref() {
-                Ok("none") => Isa::None,
-                Ok("avx2") if cpu == Isa::Avx512 => Isa::Avx2,
-                _ => cpu,
-            }
-        })
-    }
-
-    /// What this CPU supports.
-    fn cpu() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx2;
-            }
-        }
-        Isa::None
-    }
-
-    /// Whether `self` can run here.
-    pub fn available(self) -> bool {
-        match self {
-            Isa::None => false,
-            Isa::Avx2 => matches!(Isa::detect(), Isa::Avx2 | Isa::Avx512),
-            Isa::Avx512 => Isa::detect() == Isa::Avx512,
-        }
-    }
-
-    /// `(pixels, channels)` of one register block.
-    pub fn block(self) -> (usize, usize) {
-        match self {
-            Isa::Avx512 => (12, 32),
-            Isa::Avx2 => (6, 16),
-            Isa::None => (1, 1),
-        }
-    }
-}
+use super::ConvGeometry;
+use crate::kernels::isa::{dispatch, Isa, Kernel, Simd};
+use crate::kernels::parallel;
 
 /// Whether the direct kernel can run `g` with `out_c` channels on `isa`.
 pub fn fits(g: &ConvGeometry, out_c: usize, isa: Isa) -> bool {
     let (p, nb) = isa.block();
-    isa.available() && g.out_w >= p && out_c >= nb && g.patch_len() > 0
+    isa.available() && g.is_plain() && g.out_w >= p && out_c >= nb && g.patch_len() > 0
 }
 
 /// Columns of zero-padded input one output row's windows cover.
@@ -238,10 +175,16 @@ pub fn gemm_fits(m: usize, n: usize, isa: Isa) -> bool {
 /// ends overlap their neighbours rather than run short.
 ///
 /// # Panics
-/// When [`gemm_fits`] is false or a slice is too short.
+/// When [`gemm_fits`] is false or a slice is too short (sizes whose
+/// product overflows are too large for any slice).
 pub fn gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(gemm_fits(m, n, isa), "direct gemm: unsupported size");
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let fits =
+        |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|v| len >= v);
+    assert!(
+        fits(a.len(), m, k) && fits(b.len(), k, n) && fits(c.len(), m, n),
+        "direct gemm: a slice is shorter than {m}x{k} · {k}x{n}"
+    );
     let (p, nb) = isa.block();
     let mut i = 0;
     while i < m {
@@ -274,15 +217,7 @@ fn run_block(isa: Isa, block: &Block<'_>, out: &mut [f32]) {
         isa.available(),
         "direct kernel: {isa:?} is not available here"
     );
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` checked that the CPU has AVX-512F.
-        Isa::Avx512 => unsafe { x86::block_avx512(block, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` checked that the CPU has AVX2 and FMA.
-        Isa::Avx2 => unsafe { x86::block_avx2(block, out) },
-        _ => unreachable!("no direct kernel for {isa:?}"),
-    }
+    dispatch(isa, BlockJob { block, out });
 }
 
 /// One register block: pixels `first_pixel ..+ P`, channels `j0 ..+ NB`.
@@ -304,112 +239,98 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// Checks that a `p × nb` block reads and writes inside its slices;
-    /// the SIMD kernels rely on it.
+    /// Checks that a `p × nb` block reads and writes inside its slices
+    /// (the SIMD kernel relies on it), in arithmetic that cannot wrap.
     fn check(&self, p: usize, nb: usize, out: &[f32]) {
-        let last_pixel = self.first_pixel + p - 1;
-        assert!(self.lines.len() >= self.rows * self.line_len);
-        assert!(last_pixel * self.pix_stride + self.kwc <= self.line_len);
-        assert!(self.w.len() >= self.rows * self.kwc * self.n);
-        assert!(self.j0 + nb <= self.n);
-        assert!(out.len() >= (last_pixel + 1) * self.n);
-        if let Some(b) = self.bias {
-            assert!(b.len() >= self.j0 + nb);
+        let ok = || -> Option<bool> {
+            let last_pixel = self.first_pixel.checked_add(p.checked_sub(1)?)?;
+            let reach = last_pixel
+                .checked_mul(self.pix_stride)?
+                .checked_add(self.kwc)?;
+            let weights = self.rows.checked_mul(self.kwc)?.checked_mul(self.n)?;
+            let channels = self.j0.checked_add(nb)?;
+            let written = last_pixel.checked_add(1)?.checked_mul(self.n)?;
+            Some(
+                self.lines.len() >= self.rows.checked_mul(self.line_len)?
+                    && reach <= self.line_len
+                    && self.w.len() >= weights
+                    && channels <= self.n
+                    && out.len() >= written
+                    && self.bias.is_none_or(|b| b.len() >= channels),
+            )
+        };
+        assert_eq!(
+            ok(),
+            Some(true),
+            "direct kernel: a {p}x{nb} block reaches outside its slices"
+        );
+    }
+}
+
+/// A register block with its output, run by [`dispatch`].
+struct BlockJob<'a, 'b> {
+    block: &'b Block<'a>,
+    out: &'b mut [f32],
+}
+
+impl Kernel for BlockJob<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        // The block's pixel count must be a constant for its accumulators
+        // to live in registers: one instance per vector width.
+        match S::PIXELS {
+            12 => block::<S, 12>(s, self.block, self.out),
+            6 => block::<S, 6>(s, self.block, self.out),
+            _ => block::<S, 1>(s, self.block, self.out),
         }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::Block;
-    use std::arch::x86_64::*;
-
-    /// 12 pixels × 32 channels (2 registers) of accumulators.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn block_avx512(b: &Block<'_>, out: &mut [f32]) {
-        const P: usize = 12;
-        b.check(P, 32, out);
-        // SAFETY (every pointer access below): `check` proved that pixel
-        // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel
-        // + p) * pix_stride + t] for t < kwc inside `lines`, that kernel row
-        // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + 32] inside `w`,
-        // and that the stores hit out[(first_pixel + p) * n + j0 .. + 32]
-        // inside `out`. Unaligned loads and stores are used throughout.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); 2]; P];
-            if let Some(bias) = b.bias {
-                let b0 = _mm512_loadu_ps(bias.as_ptr().add(b.j0));
-                let b1 = _mm512_loadu_ps(bias.as_ptr().add(b.j0 + 16));
-                for a in acc.iter_mut() {
-                    *a = [b0, b1];
-                }
-            }
-            let x_base = b.lines.as_ptr().add(b.first_pixel * b.pix_stride);
-            for r in 0..b.rows {
-                let x = x_base.add(r * b.line_len);
-                let w = b.w.as_ptr().add(r * b.kwc * b.n + b.j0);
-                for t in 0..b.kwc {
-                    let wt = w.add(t * b.n);
-                    let w0 = _mm512_loadu_ps(wt);
-                    let w1 = _mm512_loadu_ps(wt.add(16));
-                    let xt = x.add(t);
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        let v = _mm512_set1_ps(*xt.add(p * b.pix_stride));
-                        a[0] = _mm512_fmadd_ps(v, w0, a[0]);
-                        a[1] = _mm512_fmadd_ps(v, w1, a[1]);
-                    }
-                }
-            }
-            let o = out.as_mut_ptr().add(b.first_pixel * b.n + b.j0);
-            for (p, a) in acc.iter().enumerate() {
-                _mm512_storeu_ps(o.add(p * b.n), a[0]);
-                _mm512_storeu_ps(o.add(p * b.n + 16), a[1]);
+/// `P` pixels × two registers of channels of accumulators, starting from
+/// the bias (or zero); one kernel row (two registers) is loaded per patch
+/// element and multiplied by each pixel's input value, broadcast.
+#[inline(always)]
+fn block<S: Simd, const P: usize>(s: S, b: &Block<'_>, out: &mut [f32]) {
+    let lanes = S::LANES;
+    b.check(P, 2 * lanes, out);
+    let mut acc = [[s.zero(); 2]; P];
+    // SAFETY (every pointer access below): `check` proved that pixel
+    // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel + p)
+    // * pix_stride + t] for t < kwc inside `lines`, that kernel row
+    // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + 2 * LANES] inside `w`,
+    // that the bias reads bias[j0 .. + 2 * LANES], and that the stores hit
+    // out[(first_pixel + p) * n + j0 .. + 2 * LANES] inside `out`. Loads and
+    // stores are unaligned.
+    unsafe {
+        if let Some(bias) = b.bias {
+            let b0 = s.load(bias.as_ptr().add(b.j0));
+            let b1 = s.load(bias.as_ptr().add(b.j0 + lanes));
+            for a in acc.iter_mut() {
+                *a = [b0, b1];
             }
         }
-    }
-
-    /// 6 pixels × 16 channels (2 registers) of accumulators.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block_avx2(b: &Block<'_>, out: &mut [f32]) {
-        const P: usize = 6;
-        b.check(P, 16, out);
-        // SAFETY: as in `block_avx512`, with 16 channels per block.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); 2]; P];
-            if let Some(bias) = b.bias {
-                let b0 = _mm256_loadu_ps(bias.as_ptr().add(b.j0));
-                let b1 = _mm256_loadu_ps(bias.as_ptr().add(b.j0 + 8));
-                for a in acc.iter_mut() {
-                    *a = [b0, b1];
+        let x_base = b.lines.as_ptr().add(b.first_pixel * b.pix_stride);
+        for r in 0..b.rows {
+            let x = x_base.add(r * b.line_len);
+            let w = b.w.as_ptr().add(r * b.kwc * b.n + b.j0);
+            for t in 0..b.kwc {
+                let wt = w.add(t * b.n);
+                let w0 = s.load(wt);
+                let w1 = s.load(wt.add(lanes));
+                let xt = x.add(t);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let v = s.splat(*xt.add(p * b.pix_stride));
+                    a[0] = s.fmadd(v, w0, a[0]);
+                    a[1] = s.fmadd(v, w1, a[1]);
                 }
             }
-            let x_base = b.lines.as_ptr().add(b.first_pixel * b.pix_stride);
-            for r in 0..b.rows {
-                let x = x_base.add(r * b.line_len);
-                let w = b.w.as_ptr().add(r * b.kwc * b.n + b.j0);
-                for t in 0..b.kwc {
-                    let wt = w.add(t * b.n);
-                    let w0 = _mm256_loadu_ps(wt);
-                    let w1 = _mm256_loadu_ps(wt.add(8));
-                    let xt = x.add(t);
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        let v = _mm256_broadcast_ss(&*xt.add(p * b.pix_stride));
-                        a[0] = _mm256_fmadd_ps(v, w0, a[0]);
-                        a[1] = _mm256_fmadd_ps(v, w1, a[1]);
-                    }
-                }
-            }
-            let o = out.as_mut_ptr().add(b.first_pixel * b.n + b.j0);
-            for (p, a) in acc.iter().enumerate() {
-                _mm256_storeu_ps(o.add(p * b.n), a[0]);
-                _mm256_storeu_ps(o.add(p * b.n + 8), a[1]);
-            }
+        }
+        let o = out.as_mut_ptr().add(b.first_pixel * b.n + b.j0);
+        for (p, a) in acc.iter().enumerate() {
+            s.store(o.add(p * b.n), a[0]);
+            s.store(o.add(p * b.n + lanes), a[1]);
         }
     }
 }

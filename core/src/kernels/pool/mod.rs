@@ -1,0 +1,172 @@
+//! Max and average pooling over NHWC batches, forward and backward, and
+//! global pooling ([`global`]).
+//!
+//! Pooling windows use [`ConvGeometry`] with `in_c` the channels, no
+//! dilation and one group. The backward passes need no work space.
+
+// Until the global pooling layers call it, only the tests do.
+#[cfg_attr(not(test), allow(dead_code))]
+pub mod global;
+#[cfg(test)]
+mod tests;
+
+use super::ConvGeometry;
+
+/// Max pooling: each output is the largest input cell in its window.
+/// Padding cells never win (they act as -inf, as in Keras's 'same').
+pub fn max_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
+    // Unlike f32::max, a NaN wins: a NaN input must not vanish (TensorFlow
+    // propagates it too, and training relies on seeing it in the loss).
+    let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
+    pool(g, input, output, f32::NEG_INFINITY, max, |acc, _| acc);
+}
+
+/// Average pooling: each output is the mean of the input cells in its
+/// window; at 'same' borders only the cells inside the input count.
+pub fn avg_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
+    pool(g, input, output, 0.0, |a, b| a + b, |acc, n| acc / n as f32);
+}
+
+/// [`max_pool2d`] (`max`) or [`avg_pool2d`] with the batch's images
+/// shared among up to `threads` threads. Each image is pooled the same way
+/// whichever thread takes it, so the result does not depend on `threads`.
+pub fn pool2d_threaded(
+    g: &ConvGeometry,
+    input: &[f32],
+    output: &mut [f32],
+    max: bool,
+    threads: usize,
+) {
+    let image_in = g.in_h * g.in_w * g.in_c;
+    let image_out = g.out_h * g.out_w * g.in_c;
+    let work = g.out_pixels() * g.in_c * g.k_h * g.k_w;
+    // A thread (about 10 µs to start) pays for itself on ~256 K reads.
+    let workers = threads.max(1).min(g.batch).min((work >> 18).max(1));
+    let one = ConvGeometry { batch: 1, ..*g };
+    let items = input[..g.batch * image_in]
+        .chunks(image_in.max(1))
+        .zip(output[..g.batch * image_out].chunks_mut(image_out.max(1)));
+    crate::kernels::parallel::run(workers, items, &mut [], 0, |(x, y), _| {
+        if max {
+            max_pool2d(&one, x, y);
+        } else {
+            avg_pool2d(&one, x, y);
+        }
+    });
+}
+
+fn pool(
+    g: &ConvGeometry,
+    input: &[f32],
+    output: &mut [f32],
+    init: f32,
+    combine: impl Fn(f32, f32) -> f32,
+    finish: impl Fn(f32, usize) -> f32,
+) {
+    let c = g.in_c;
+    assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
+    assert!(input.len() >= g.input_len(), "pool: input too short");
+    assert!(output.len() >= g.out_pixels() * c, "pool: output too short");
+    for b in 0..g.batch {
+        let image = &input[b * g.in_h * g.in_w * c..(b + 1) * g.in_h * g.in_w * c];
+        for oy in 0..g.out_h {
+            // The window clipped to the input: padding cells are simply skipped.
+            let y0 = (oy * g.s_h).saturating_sub(g.pad_top);
+            let y1 = (oy * g.s_h + g.k_h).saturating_sub(g.pad_top).min(g.in_h);
+            for ox in 0..g.out_w {
+                let x0 = (ox * g.s_w).saturating_sub(g.pad_left);
+                let x1 = (ox * g.s_w + g.k_w).saturating_sub(g.pad_left).min(g.in_w);
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                let out = &mut output[o..o + c];
+                out.fill(init);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let cell = &image[(iy * g.in_w + ix) * c..(iy * g.in_w + ix + 1) * c];
+                        for (acc, v) in out.iter_mut().zip(cell) {
+                            *acc = combine(*acc, *v);
+                        }
+                    }
+                }
+                let count = (y1 - y0) * (x1 - x0);
+                for acc in out.iter_mut() {
+                    *acc = finish(*acc, count);
+                }
+            }
+        }
+    }
+}
+
+/// The window of output `(oy, ox)` clipped to the input: `(y0, y1, x0, x1)`.
+fn window(g: &ConvGeometry, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+    let y0 = (oy * g.s_h).saturating_sub(g.pad_top);
+    let y1 = (oy * g.s_h + g.k_h).saturating_sub(g.pad_top).min(g.in_h);
+    let x0 = (ox * g.s_w).saturating_sub(g.pad_left);
+    let x1 = (ox * g.s_w + g.k_w).saturating_sub(g.pad_left).min(g.in_w);
+    (y0, y1, x0, x1)
+}
+
+/// Max pooling's input gradient: each output's gradient goes to the input
+/// cell that won its window (the first maximum in row-major order, padding
+/// never winning); overlapping windows add up.
+pub fn max_pool2d_backward(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+) {
+    let c = g.in_c;
+    assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
+    grad_input[..g.input_len()].fill(0.0);
+    for b in 0..g.batch {
+        let base = b * g.in_h * g.in_w * c;
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (y0, y1, x0, x1) = window(g, oy, ox);
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                for ch in 0..c {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = usize::MAX;
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            let i = base + (iy * g.in_w + ix) * c + ch;
+                            if at == usize::MAX || input[i] > best {
+                                best = input[i];
+                                at = i;
+                            }
+                        }
+                    }
+                    if at != usize::MAX {
+                        grad_input[at] += grad_output[o + ch];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Average pooling's input gradient: each output's gradient is shared
+/// equally by the input cells of its window (only real cells count, as in
+/// the forward pass).
+pub fn avg_pool2d_backward(g: &ConvGeometry, grad_output: &[f32], grad_input: &mut [f32]) {
+    let c = g.in_c;
+    assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
+    grad_input[..g.input_len()].fill(0.0);
+    for b in 0..g.batch {
+        let base = b * g.in_h * g.in_w * c;
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (y0, y1, x0, x1) = window(g, oy, ox);
+                let share = 1.0 / ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let i = base + (iy * g.in_w + ix) * c;
+                        for ch in 0..c {
+                            grad_input[i + ch] += grad_output[o + ch] * share;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
