@@ -134,33 +134,19 @@ fn output_row(
         }
         return;
     }
-    let (p, nb) = isa.block();
     let kwc = g.k_w * c;
-    let w = &kernel[ky0 * kwc * n..ky1 * kwc * n];
-    let lines = &buf[..used_rows * line_len];
-    let mut ox = 0;
-    while ox < g.out_w {
-        let ox0 = ox.min(g.out_w - p);
-        let mut j = 0;
-        while j < n {
-            let j0 = j.min(n - nb);
-            let block = Block {
-                lines,
-                line_len,
-                rows: used_rows,
-                pix_stride: g.s_w * c,
-                first_pixel: ox0,
-                kwc,
-                w,
-                n,
-                j0,
-                bias,
-            };
-            run_block(isa, &block, out);
-            j += nb;
-        }
-        ox += p;
-    }
+    let operands = Operands {
+        lines: &buf[..used_rows * line_len],
+        line_len,
+        rows: used_rows,
+        pix_stride: g.s_w * c,
+        pixels: g.out_w,
+        kwc,
+        w: &kernel[ky0 * kwc * n..ky1 * kwc * n],
+        n,
+        bias,
+    };
+    dispatch(isa, Blocks { operands, out });
 }
 
 /// Whether [`gemm`] can multiply with `m` rows and `n` columns on `isa`.
@@ -185,95 +171,49 @@ pub fn gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mu
         fits(a.len(), m, k) && fits(b.len(), k, n) && fits(c.len(), m, n),
         "direct gemm: a slice is shorter than {m}x{k} · {k}x{n}"
     );
-    let (p, nb) = isa.block();
-    let mut i = 0;
-    while i < m {
-        let i0 = i.min(m - p);
-        let mut j = 0;
-        while j < n {
-            let j0 = j.min(n - nb);
-            let block = Block {
-                lines: &a[..m * k],
-                line_len: m * k,
-                rows: 1,
-                pix_stride: k,
-                first_pixel: i0,
-                kwc: k,
-                w: &b[..k * n],
-                n,
-                j0,
-                bias: None,
-            };
-            run_block(isa, &block, c);
-            j += nb;
-        }
-        i += p;
-    }
+    // `a` is one "line" whose pixels are its rows.
+    let operands = Operands {
+        lines: &a[..m * k],
+        line_len: m * k,
+        rows: 1,
+        pix_stride: k,
+        pixels: m,
+        kwc: k,
+        w: &b[..k * n],
+        n,
+        bias: None,
+    };
+    dispatch(isa, Blocks { operands, out: c });
 }
 
-/// Runs one register block on `isa`.
-fn run_block(isa: Isa, block: &Block<'_>, out: &mut [f32]) {
-    assert!(
-        isa.available(),
-        "direct kernel: {isa:?} is not available here"
-    );
-    dispatch(isa, BlockJob { block, out });
-}
-
-/// One register block: pixels `first_pixel ..+ P`, channels `j0 ..+ NB`.
-struct Block<'a> {
+/// What every register block of one output row (or one product) reads.
+struct Operands<'a> {
     /// `rows` zero-padded input lines of `line_len` values.
     lines: &'a [f32],
     line_len: usize,
     rows: usize,
     /// Distance between the windows of neighbouring output pixels.
     pix_stride: usize,
-    first_pixel: usize,
+    /// Output pixels.
+    pixels: usize,
     /// Patch values per window row: `k_w · in_c`.
     kwc: usize,
     /// The kernel rows of the used window rows: `rows · kwc × n`.
     w: &'a [f32],
+    /// Output channels.
     n: usize,
-    j0: usize,
     bias: Option<&'a [f32]>,
 }
 
-impl Block<'_> {
-    /// Checks that a `p × nb` block reads and writes inside its slices
-    /// (the SIMD kernel relies on it), in arithmetic that cannot wrap.
-    fn check(&self, p: usize, nb: usize, out: &[f32]) {
-        let ok = || -> Option<bool> {
-            let last_pixel = self.first_pixel.checked_add(p.checked_sub(1)?)?;
-            let reach = last_pixel
-                .checked_mul(self.pix_stride)?
-                .checked_add(self.kwc)?;
-            let weights = self.rows.checked_mul(self.kwc)?.checked_mul(self.n)?;
-            let channels = self.j0.checked_add(nb)?;
-            let written = last_pixel.checked_add(1)?.checked_mul(self.n)?;
-            Some(
-                self.lines.len() >= self.rows.checked_mul(self.line_len)?
-                    && reach <= self.line_len
-                    && self.w.len() >= weights
-                    && channels <= self.n
-                    && out.len() >= written
-                    && self.bias.is_none_or(|b| b.len() >= channels),
-            )
-        };
-        assert_eq!(
-            ok(),
-            Some(true),
-            "direct kernel: a {p}x{nb} block reaches outside its slices"
-        );
-    }
-}
-
-/// A register block with its output, run by [`dispatch`].
-struct BlockJob<'a, 'b> {
-    block: &'b Block<'a>,
+/// All the register blocks of one output row (or product), run by
+/// [`dispatch`]: one call into code compiled for the instruction set per
+/// row, the blocks inlined there.
+struct Blocks<'a, 'b> {
+    operands: Operands<'a>,
     out: &'b mut [f32],
 }
 
-impl Kernel for BlockJob<'_, '_> {
+impl Kernel for Blocks<'_, '_> {
     type Output = ();
 
     #[inline(always)]
@@ -281,22 +221,90 @@ impl Kernel for BlockJob<'_, '_> {
         // The block's pixel count must be a constant for its accumulators
         // to live in registers: one instance per vector width.
         match S::PIXELS {
-            12 => block::<S, 12>(s, self.block, self.out),
-            6 => block::<S, 6>(s, self.block, self.out),
-            _ => block::<S, 1>(s, self.block, self.out),
+            12 => blocks::<S, 12>(s, &self.operands, self.out),
+            6 => blocks::<S, 6>(s, &self.operands, self.out),
+            _ => blocks::<S, 1>(s, &self.operands, self.out),
         }
     }
 }
 
-/// `P` pixels × two registers of channels of accumulators, starting from
-/// the bias (or zero); one kernel row (two registers) is loaded per patch
-/// element and multiplied by each pixel's input value, broadcast.
+/// Covers the `pixels × n` outputs with blocks of `P` pixels × two
+/// registers of channels. Blocks that would pass the end start earlier
+/// instead and recompute a few outputs: the same arithmetic, so the same
+/// values.
 #[inline(always)]
-fn block<S: Simd, const P: usize>(s: S, b: &Block<'_>, out: &mut [f32]) {
+fn blocks<S: Simd, const P: usize>(s: S, o: &Operands<'_>, out: &mut [f32]) {
+    let nb = 2 * S::LANES;
+    assert!(
+        o.pixels >= P && o.n >= nb,
+        "direct kernel: {} pixels x {} channels is less than one block",
+        o.pixels,
+        o.n
+    );
+    // The last block reaches furthest into every slice: checking it once
+    // covers all the others (every bound grows with the pixel and channel).
+    check(o, o.pixels - P, o.n - nb, P, nb, out);
+    let mut ox = 0;
+    while ox < o.pixels {
+        let first_pixel = ox.min(o.pixels - P);
+        let mut j = 0;
+        while j < o.n {
+            let j0 = j.min(o.n - nb);
+            // SAFETY: `first_pixel <= pixels - P` and `j0 <= n - nb`, so
+            // this block stays within the one `check` proved in bounds.
+            unsafe { block::<S, P>(s, o, first_pixel, j0, out) };
+            j += nb;
+        }
+        ox += P;
+    }
+}
+
+/// Checks that the block of `p` pixels from `first_pixel` and `nb`
+/// channels from `j0` reads and writes inside its slices (the SIMD code
+/// relies on it), in arithmetic that cannot wrap.
+#[inline(always)]
+fn check(o: &Operands<'_>, first_pixel: usize, j0: usize, p: usize, nb: usize, out: &[f32]) {
+    let ok = || -> Option<bool> {
+        let last_pixel = first_pixel.checked_add(p.checked_sub(1)?)?;
+        let reach = last_pixel.checked_mul(o.pix_stride)?.checked_add(o.kwc)?;
+        let weights = o.rows.checked_mul(o.kwc)?.checked_mul(o.n)?;
+        let channels = j0.checked_add(nb)?;
+        let written = last_pixel.checked_add(1)?.checked_mul(o.n)?;
+        Some(
+            o.lines.len() >= o.rows.checked_mul(o.line_len)?
+                && reach <= o.line_len
+                && o.w.len() >= weights
+                && channels <= o.n
+                && out.len() >= written
+                && o.bias.is_none_or(|b| b.len() >= channels),
+        )
+    };
+    assert!(
+        ok() == Some(true),
+        "direct kernel: a {p}x{nb} block reaches outside its slices"
+    );
+}
+
+/// One block: `P` pixels × two registers of channels of accumulators,
+/// starting from the bias (or zero); one kernel row (two registers) is
+/// loaded per patch element and multiplied by each pixel's input value,
+/// broadcast.
+///
+/// # Safety
+/// [`check`] must hold for this block (or for one with a larger
+/// `first_pixel` and `j0` on the same operands and output).
+#[inline(always)]
+unsafe fn block<S: Simd, const P: usize>(
+    s: S,
+    o: &Operands<'_>,
+    first_pixel: usize,
+    j0: usize,
+    out: &mut [f32],
+) {
     let lanes = S::LANES;
-    b.check(P, 2 * lanes, out);
     let mut acc = [[s.zero(); 2]; P];
-    // SAFETY (every pointer access below): `check` proved that pixel
+    // SAFETY (every pointer access below): `check`, which the caller
+    // guarantees holds, proved that pixel
     // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel + p)
     // * pix_stride + t] for t < kwc inside `lines`, that kernel row
     // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + 2 * LANES] inside `w`,
@@ -304,33 +312,33 @@ fn block<S: Simd, const P: usize>(s: S, b: &Block<'_>, out: &mut [f32]) {
     // out[(first_pixel + p) * n + j0 .. + 2 * LANES] inside `out`. Loads and
     // stores are unaligned.
     unsafe {
-        if let Some(bias) = b.bias {
-            let b0 = s.load(bias.as_ptr().add(b.j0));
-            let b1 = s.load(bias.as_ptr().add(b.j0 + lanes));
+        if let Some(bias) = o.bias {
+            let b0 = s.load(bias.as_ptr().add(j0));
+            let b1 = s.load(bias.as_ptr().add(j0 + lanes));
             for a in acc.iter_mut() {
                 *a = [b0, b1];
             }
         }
-        let x_base = b.lines.as_ptr().add(b.first_pixel * b.pix_stride);
-        for r in 0..b.rows {
-            let x = x_base.add(r * b.line_len);
-            let w = b.w.as_ptr().add(r * b.kwc * b.n + b.j0);
-            for t in 0..b.kwc {
-                let wt = w.add(t * b.n);
+        let x_base = o.lines.as_ptr().add(first_pixel * o.pix_stride);
+        for r in 0..o.rows {
+            let x = x_base.add(r * o.line_len);
+            let w = o.w.as_ptr().add(r * o.kwc * o.n + j0);
+            for t in 0..o.kwc {
+                let wt = w.add(t * o.n);
                 let w0 = s.load(wt);
                 let w1 = s.load(wt.add(lanes));
                 let xt = x.add(t);
                 for (p, a) in acc.iter_mut().enumerate() {
-                    let v = s.splat(*xt.add(p * b.pix_stride));
+                    let v = s.splat(*xt.add(p * o.pix_stride));
                     a[0] = s.fmadd(v, w0, a[0]);
                     a[1] = s.fmadd(v, w1, a[1]);
                 }
             }
         }
-        let o = out.as_mut_ptr().add(b.first_pixel * b.n + b.j0);
+        let out = out.as_mut_ptr().add(first_pixel * o.n + j0);
         for (p, a) in acc.iter().enumerate() {
-            s.store(o.add(p * b.n), a[0]);
-            s.store(o.add(p * b.n + lanes), a[1]);
+            s.store(out.add(p * o.n), a[0]);
+            s.store(out.add(p * o.n + lanes), a[1]);
         }
     }
 }
