@@ -74,7 +74,7 @@ impl ConvGeometry {
         (d_h, d_w): (usize, usize),
         groups: usize,
     ) -> Option<Self> {
-        if groups == 0 || in_c % groups != 0 {
+        if groups == 0 || !in_c.is_multiple_of(groups) {
             return None;
         }
         let eff_h = effective(k_h, d_h)?;

@@ -97,7 +97,7 @@ pub fn conv2d_backward_scratch(
     let k = g.patch_len();
     let groups = g.groups.max(1);
     assert!(
-        out_c % groups == 0,
+        out_c.is_multiple_of(groups),
         "conv2d_backward: {out_c} output channels in {groups} groups"
     );
     let og = out_c / groups;

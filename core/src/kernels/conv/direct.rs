@@ -303,7 +303,7 @@ unsafe fn block<S: Simd, const P: usize>(
 ) {
     let lanes = S::LANES;
     let mut acc = [[s.zero(); 2]; P];
-    // SAFETY (every pointer access below): `check`, which the caller
+    // SAFETY: for every pointer access below, `check`, which the caller
     // guarantees holds, proved that pixel
     // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel + p)
     // * pix_stride + t] for t < kwc inside `lines`, that kernel row

@@ -16,9 +16,9 @@
 //!
 //! [`conv2d`] picks one of five paths by the geometry ([`choose_path`]):
 //! - [`ConvPath::Winograd4`] / [`ConvPath::Winograd`]: 3×3 stride 1 with
-//!   enough channels, F(4×4, 3×3) or F(2×2, 3×3) (see [`winograd`]);
+//!   enough channels, F(4×4, 3×3) or F(2×2, 3×3) (see the `winograd` module);
 //! - [`ConvPath::Direct`]: short patches (few input channels), a SIMD
-//!   kernel reading the input in place (see [`direct`]);
+//!   kernel reading the input in place (see the `direct` module);
 //! - [`ConvPath::Pointwise`]: 1×1 stride 1, where the input already is the
 //!   im2col matrix: tiled GEMM straight on it;
 //! - [`ConvPath::Im2col`]: everything else, tiled im2col + GEMM.
@@ -390,7 +390,7 @@ pub fn conv2d_with(
     let k = g.patch_len();
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
     assert!(
-        out_c % g.groups.max(1) == 0,
+        out_c.is_multiple_of(g.groups.max(1)),
         "conv2d: {out_c} output channels in {} groups",
         g.groups
     );
