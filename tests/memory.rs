@@ -93,13 +93,13 @@ fn predict_into_allocates_nothing_of_its_own_in_steady_state() {
             net.predict_into(&x, &mut out, &mut ws);
         }
         let expected = net.predict(&x);
-        let gemms_before = strata::kernels::gemm::sgemm_calls();
+        let gemms_before = strata::kernels::sgemm_calls();
         let before = allocs();
         for _ in 0..5 {
             net.predict_into(&x, &mut out, &mut ws);
         }
         let made = allocs() - before;
-        let gemms = strata::kernels::gemm::sgemm_calls() - gemms_before;
+        let gemms = strata::kernels::sgemm_calls() - gemms_before;
         println!("batch {batch}, 5 calls: {made} allocations, {gemms} matrixmultiply calls");
         assert_eq!(out, expected, "the reused buffers give the same result");
         // matrixmultiply allocates one packing buffer per call, nothing else.

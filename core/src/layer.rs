@@ -304,7 +304,7 @@ pub trait Layer {
     fn export_param(&self, key: &str) -> Option<Vec<f32>> {
         let mut found = None;
         each_tensor(self, &mut |k, t| {
-            if found.is_none() && key_is(k, key) {
+            if found.is_none() && k.is(key) {
                 found = Some(t.export());
             }
         });
@@ -317,7 +317,7 @@ pub trait Layer {
     fn import_param(&mut self, key: &str, values: &[f32]) -> bool {
         let mut done = false;
         each_tensor_mut(self, &mut |k, t| {
-            if !done && key_is(k, key) {
+            if !done && k.is(key) {
                 done = t.import(values);
             }
         });
@@ -330,7 +330,7 @@ pub trait Layer {
     fn export_grad(&self, key: &str) -> Option<Vec<f32>> {
         let mut found = None;
         each_tensor(self, &mut |k, t| {
-            if found.is_none() && t.role() == Role::Parameter && key_is(k, key) {
+            if found.is_none() && t.role() == Role::Parameter && k.is(key) {
                 found = Some(t.export_grad());
             }
         });
@@ -353,23 +353,6 @@ pub trait Layer {
     fn zero_grads(&mut self) {
         each_tensor_mut(self, &mut |_, t| t.zero_grad());
     }
-}
-
-fn key_is(key: TensorKey<'_>, wanted: &str) -> bool {
-    // Compares without formatting the key: "3.0.weight" against the path
-    // [3, 0] and the name "weight".
-    let mut rest = wanted;
-    for i in key.path {
-        let digits = i.to_string();
-        match rest
-            .strip_prefix(digits.as_str())
-            .and_then(|r| r.strip_prefix('.'))
-        {
-            Some(r) => rest = r,
-            None => return false,
-        }
-    }
-    rest == key.name
 }
 
 struct FnVisitor<F>(F);

@@ -234,21 +234,67 @@ impl Tensor {
     }
 }
 
-/// Where a tensor sits in a model: the indices of the layers that lead to
-/// it (`[3, 0]` inside the block at position 3) and its name in its layer.
+/// One step of a tensor's key: a layer's position in a chain (`3`), or a
+/// named part of a layer (`main`, `shortcut`, `depthwise`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// A position in a chain.
+    Index(usize),
+    /// A named sub-module.
+    Name(&'static str),
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Segment::Index(i) => write!(f, "{i}"),
+            Segment::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// Where a tensor sits in a model: the segments that lead to its layer
+/// (`[3, main, 0]` inside the main branch of the residual at position 3)
+/// and its name in that layer.
 #[derive(Clone, Copy, Debug)]
 pub struct TensorKey<'a> {
-    /// Layer positions, outermost first.
-    pub path: &'a [usize],
+    /// The way to the layer, outermost first.
+    pub path: &'a [Segment],
     /// The name in its layer: `weight`, `bias`, `running_mean`...
     pub name: &'a str,
 }
 
+impl TensorKey<'_> {
+    /// Whether this is the key `wanted` (`"3.main.0.weight"`), compared
+    /// without formatting it.
+    pub fn is(&self, wanted: &str) -> bool {
+        let mut rest = wanted;
+        for segment in self.path {
+            let head = match segment {
+                Segment::Index(i) => {
+                    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                    match rest[..digits].parse::<usize>() {
+                        Ok(n) if n == *i && (digits == 1 || !rest.starts_with('0')) => digits,
+                        _ => return false,
+                    }
+                }
+                Segment::Name(n) if rest.starts_with(n) => n.len(),
+                Segment::Name(_) => return false,
+            };
+            match rest[head..].strip_prefix('.') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest == self.name
+    }
+}
+
 impl fmt::Display for TensorKey<'_> {
-    /// `nn.Sequential`'s state-dict key: `3.0.weight`.
+    /// PyTorch's state-dict key: `3.main.0.weight`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for i in self.path {
-            write!(f, "{i}.")?;
+        for segment in self.path {
+            write!(f, "{segment}.")?;
         }
         f.write_str(self.name)
     }
@@ -268,21 +314,20 @@ pub trait VisitorMut {
     fn tensor(&mut self, key: TensorKey<'_>, tensor: &mut Tensor);
 }
 
-/// The path of layer indices a visit is inside: what models push and pop.
+/// The way a visit has come from the model to the current layer: what
+/// models push and pop around their layers.
 #[derive(Clone, Debug, Default)]
-pub struct VisitPath(Vec<usize>);
+pub struct VisitPath(Vec<Segment>);
 
 impl VisitPath {
-    /// Visits `layer`'s tensors as layer `index` of the current model.
+    /// Visits `layer`'s tensors as layer `index` of the current chain.
     pub fn child<L: crate::Layer + ?Sized>(
         &mut self,
         index: usize,
         layer: &L,
         v: &mut dyn Visitor,
     ) {
-        self.0.push(index);
-        layer.visit_tensors(self, v);
-        self.0.pop();
+        self.inside(Segment::Index(index), |path| layer.visit_tensors(path, v));
     }
 
     /// Writable twin of [`VisitPath::child`].
@@ -292,8 +337,35 @@ impl VisitPath {
         layer: &mut L,
         v: &mut dyn VisitorMut,
     ) {
-        self.0.push(index);
-        layer.visit_tensors_mut(self, v);
+        self.inside(Segment::Index(index), |path| {
+            layer.visit_tensors_mut(path, v)
+        });
+    }
+
+    /// Visits `layer`'s tensors as the part `name` of the current layer
+    /// (`main`, `shortcut`, `depthwise`).
+    pub fn part<L: crate::Layer + ?Sized>(
+        &mut self,
+        name: &'static str,
+        layer: &L,
+        v: &mut dyn Visitor,
+    ) {
+        self.inside(Segment::Name(name), |path| layer.visit_tensors(path, v));
+    }
+
+    /// Writable twin of [`VisitPath::part`].
+    pub fn part_mut<L: crate::Layer + ?Sized>(
+        &mut self,
+        name: &'static str,
+        layer: &mut L,
+        v: &mut dyn VisitorMut,
+    ) {
+        self.inside(Segment::Name(name), |path| layer.visit_tensors_mut(path, v));
+    }
+
+    fn inside(&mut self, segment: Segment, visit: impl FnOnce(&mut Self)) {
+        self.0.push(segment);
+        visit(self);
         self.0.pop();
     }
 
@@ -477,10 +549,23 @@ mod tests {
 
     #[test]
     fn keys_read_as_state_dict_keys() {
+        let path = [Segment::Index(3), Segment::Name("main"), Segment::Index(10)];
         let key = TensorKey {
-            path: &[3, 0],
+            path: &path,
             name: "weight",
         };
-        assert_eq!(key.to_string(), "3.0.weight");
+        assert_eq!(key.to_string(), "3.main.10.weight");
+        assert!(key.is("3.main.10.weight"));
+        for other in [
+            "3.main.1.weight",
+            "3.main.10.bias",
+            "3.main.010.weight",
+            "3.shortcut.10.weight",
+            "3.main.10.weight.x",
+            "3.main.10",
+            "",
+        ] {
+            assert!(!key.is(other), "{other}");
+        }
     }
 }

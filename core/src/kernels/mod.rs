@@ -1,19 +1,41 @@
 //! The numeric kernels behind the layers: plain functions on slices, with
 //! the geometry passed in. Layers derive every size from their types.
+//!
+//! The kernels are internal to strata. One module per operation holds its
+//! forward and backward passes and, beside them, their tests:
+//! - `conv`: convolution (path choice, im2col + GEMM, the direct SIMD
+//!   kernel, Winograd, the backward pass);
+//! - `pool`: max and average pooling, and global pooling;
+//! - `dense`: a dense layer's products;
+//! - `gemm`: the one front to `matrixmultiply`;
+//! - `geometry` ([`ConvGeometry`]) and `isa` ([`Isa`], cache sizes and the
+//!   one dispatch on the instruction set) serve all of them.
+//!
+//! What stays public is what the benchmarks and root-crate tests need:
+//! [`ConvGeometry`], [`conv2d`] with [`choose_path`] / [`ConvPath`] and
+//! [`conv2d_scratch_len`], [`sgemm`] and [`sgemm_calls`], [`Isa`], and the
+//! reference implementations in [`naive`].
+//!
+//! Every backward kernel that needs work space takes it from the caller
+//! (`scratch`, sized by its `*_scratch_len` twin), so that a training step
+//! allocates nothing per call.
 
-pub mod conv;
-pub mod direct;
-pub mod gemm;
-pub mod grad;
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(test)]
+mod activation_tests;
+pub(crate) mod conv;
+pub(crate) mod dense;
+pub(crate) mod gemm;
+mod geometry;
+pub(crate) mod isa;
 pub mod naive;
 pub(crate) mod parallel;
-pub mod pool;
-pub mod winograd;
+pub(crate) mod pool;
+#[cfg(test)]
+mod testutil;
 
-pub use conv::{
-    choose_path, conv2d, conv2d_scratch_len, conv2d_with, im2col, im2col_columns, ConvGeometry,
-    ConvPath,
-};
-pub use direct::Isa;
-pub use gemm::{sgemm, sgemm_general, sgemm_strided};
-pub use pool::{avg_pool2d, max_pool2d};
+pub use conv::{choose_path, conv2d, conv2d_scratch_len, ConvPath};
+pub use gemm::{sgemm, sgemm_calls};
+pub use geometry::ConvGeometry;
+pub use isa::Isa;

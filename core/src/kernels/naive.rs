@@ -1,10 +1,12 @@
 //! Direct, loop-by-loop implementations: the reference the fast kernels are
-//! tested against, and the baseline the benchmarks compare with.
+//! tested against, and the baseline the benchmarks compare with. Not meant
+//! for real work.
 
-use super::conv::ConvGeometry;
+use super::ConvGeometry;
 
-/// Direct convolution, NHWC input, HWIO kernel, NHWC output: one
-/// multiply-add at a time, padding handled by skipping cells outside.
+/// Direct convolution, NHWC input, HWIO kernel (`[k_h, k_w, in_c / groups,
+/// out_c]`), NHWC output: one multiply-add at a time, padding handled by
+/// skipping cells outside; dilation and channel groups as `g` says.
 pub fn conv2d(
     g: &ConvGeometry,
     input: &[f32],
@@ -13,27 +15,32 @@ pub fn conv2d(
     out_c: usize,
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; g.out_pixels() * out_c];
+    let cg = g.group_in_c();
+    let og = out_c / g.groups.max(1);
     for b in 0..g.batch {
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
                 let o = ((b * g.out_h + oy) * g.out_w + ox) * out_c;
                 for f in 0..out_c {
                     let mut acc = bias.map_or(0.0, |b| b[f]);
+                    // The input channels of this filter's group.
+                    let c0 = f / og.max(1) * cg;
                     for ky in 0..g.k_h {
-                        let iy = (oy * g.s_h + ky) as isize - g.pad_top as isize;
+                        let iy = (oy * g.s_h + ky * g.d_h) as isize - g.pad_top as isize;
                         if iy < 0 || iy >= g.in_h as isize {
                             continue;
                         }
                         for kx in 0..g.k_w {
-                            let ix = (ox * g.s_w + kx) as isize - g.pad_left as isize;
+                            let ix = (ox * g.s_w + kx * g.d_w) as isize - g.pad_left as isize;
                             if ix < 0 || ix >= g.in_w as isize {
                                 continue;
                             }
-                            for c in 0..g.in_c {
+                            for c in 0..cg {
                                 let x = input[((b * g.in_h + iy as usize) * g.in_w + ix as usize)
                                     * g.in_c
+                                    + c0
                                     + c];
-                                let w = kernel[((ky * g.k_w + kx) * g.in_c + c) * out_c + f];
+                                let w = kernel[((ky * g.k_w + kx) * cg + c) * out_c + f];
                                 acc += x * w;
                             }
                         }

@@ -7,8 +7,7 @@
 //! gradient is shared equally among those cells.
 
 use super::pooling2d::{PoolKind, Pooling2D};
-use crate::kernels::grad::avg_pool2d_backward;
-use crate::kernels::pool::pool2d_threaded;
+use crate::kernels::pool::{avg_pool2d_backward, pool2d_threaded};
 use crate::kernels::ConvGeometry;
 
 /// The mean of a window.

@@ -7,7 +7,8 @@
 //! Shape: `(H, W, C) -> (Ho, Wo, filters)`, with `Ho = (H - KH) / SH + 1`
 //! under valid padding and `Ho = ceil(H / SH)` under same (likewise `Wo`).
 //!
-//! Computation: im2col + GEMM (see [`crate::kernels::conv`]), the kernel held
+//! Computation: the convolution kernels (`kernels::conv`: direct SIMD,
+//! Winograd or im2col + GEMM, chosen per shape), the kernel held
 //! as HWIO `[kh, kw, in, out]`; weight files use PyTorch's `[out, in, kh, kw]`.
 
 use core::marker::PhantomData;
@@ -18,7 +19,9 @@ use typenum::Unsigned;
 use super::{init_kernel_and_bias, window_geometry, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::kernels::grad::conv2d_backward_grouped;
+use crate::kernels::conv::backward::{
+    conv2d_backward_grouped_scratch, conv2d_backward_grouped_scratch_len,
+};
 use crate::kernels::{conv2d, conv2d_scratch_len};
 use crate::layer::{Context, Layer};
 use crate::shape::{PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut};
@@ -140,8 +143,10 @@ where
         activation_backward::<A>(tape.output(), grad.as_mut_slice(), F::USIZE, ctx);
         let g = window_geometry::<H, W, C, KH, KW, SH, SW, P>(grad.batch_size());
         let mut grad_input = Batch::<Self::Input>::zeros(grad.batch_size());
+        let threads = ctx.threads();
+        let scratch = ctx.scratch(conv2d_backward_grouped_scratch_len(&g, F::USIZE, threads));
         let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();
-        conv2d_backward_grouped(
+        conv2d_backward_grouped_scratch(
             &g,
             tape.input().as_slice(),
             kernel,
@@ -150,7 +155,8 @@ where
             grad_kernel,
             self.bias.as_mut().map(Tensor::grad_mut),
             grad_input.as_mut_slice(),
-            ctx.threads(),
+            scratch,
+            threads,
         );
         tape.recycle(ctx);
         ctx.recycle(grad);

@@ -19,14 +19,10 @@ use typenum::Unsigned;
 use super::{init_kernel_and_bias, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::kernels::grad::dense_backward;
-use crate::kernels::{gemm, parallel, sgemm};
+use crate::kernels::dense;
 use crate::layer::{Context, Layer};
 use crate::shape::{LastAxis, Shape, TypeMarker};
 use crate::tensor::{Layout, Tensor};
-
-/// Output columns per block of a large dense layer's GEMM.
-const COLUMN_BLOCK: usize = 128;
 
 /// A fully connected layer from `In`'s last axis to `U` units, activation `A`.
 pub struct Dense<In, U, A = Linear> {
@@ -86,59 +82,6 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
     pub fn bias(&self) -> Option<&[f32]> {
         self.bias.as_ref().map(Tensor::values)
     }
-
-    /// `out = input · kernel + bias` computed in fixed blocks of
-    /// [`COLUMN_BLOCK`] output columns, shared among the context's threads:
-    /// each block packs only its own part of the kernel, and the blocks do
-    /// not depend on the thread count, so neither does the result.
-    fn forward_in_column_blocks(
-        &self,
-        rows: usize,
-        input: &[f32],
-        out: &mut [f32],
-        ctx: &mut Context<'_>,
-    ) {
-        let (k, units) = (In::LAST, U::USIZE);
-        let workers = parallel::workers(
-            ctx.threads(),
-            units.div_ceil(COLUMN_BLOCK),
-            2 * rows * k * units,
-        );
-        let blocks = ctx.scratch(rows * units);
-        let kernel = self.kernel.values();
-        let items = blocks.chunks_mut(rows * COLUMN_BLOCK).enumerate();
-        parallel::run(workers, items, &mut [], 0, |(j, block), _| {
-            let first = j * COLUMN_BLOCK;
-            let width = (units - first).min(COLUMN_BLOCK);
-            gemm::sgemm_strided(
-                rows,
-                k,
-                width,
-                input,
-                k,
-                &kernel[first..],
-                units,
-                0.0,
-                block,
-                width,
-            );
-        });
-        for (j, block) in blocks.chunks(rows * COLUMN_BLOCK).enumerate() {
-            let first = j * COLUMN_BLOCK;
-            let width = (units - first).min(COLUMN_BLOCK);
-            for (r, src) in block.chunks_exact(width).enumerate() {
-                let dst = &mut out[r * units + first..r * units + first + width];
-                match self.bias() {
-                    Some(b) => {
-                        for ((d, s), b) in dst.iter_mut().zip(src).zip(&b[first..first + width]) {
-                            *d = s + b;
-                        }
-                    }
-                    None => dst.copy_from_slice(src),
-                }
-            }
-        }
-    }
 }
 
 impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
@@ -159,25 +102,19 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         let rows = input.batch_size() * (In::NUMEL / In::LAST.max(1));
         out.resize(input.batch_size());
         let units = U::USIZE;
-        if rows > gemm::SMALL_M && units >= 2 * COLUMN_BLOCK {
-            self.forward_in_column_blocks(rows, input.as_slice(), out.as_mut_slice(), ctx);
-        } else {
-            if let Some(bias) = self.bias() {
-                for row in out.as_mut_slice().chunks_exact_mut(units.max(1)) {
-                    row.copy_from_slice(bias);
-                }
-            }
-            let beta = if self.bias.is_some() { 1.0 } else { 0.0 };
-            sgemm(
-                rows,
-                In::LAST,
-                units,
-                input.as_slice(),
-                self.kernel.values(),
-                beta,
-                out.as_mut_slice(),
-            );
-        }
+        let threads = ctx.threads();
+        let scratch = ctx.scratch(dense::forward_scratch_len(rows, units, threads));
+        dense::forward(
+            rows,
+            In::LAST,
+            units,
+            input.as_slice(),
+            self.kernel.values(),
+            self.bias(),
+            out.as_mut_slice(),
+            scratch,
+            threads,
+        );
         A::apply(out.as_mut_slice(), units);
     }
 
@@ -199,7 +136,7 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         let rows = grad.batch_size() * (In::NUMEL / In::LAST.max(1));
         let mut grad_input = Batch::<In>::zeros(grad.batch_size());
         let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();
-        dense_backward(
+        dense::backward(
             (rows, In::LAST, U::USIZE),
             tape.input().as_slice(),
             kernel,

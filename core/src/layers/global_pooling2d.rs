@@ -20,6 +20,9 @@ use crate::kernels::pool::global;
 use crate::layer::{Context, Layer};
 use crate::shape::{Shape1, Spatial, TypeMarker};
 
+/// Images, positions (`H·W`) per image, channels per position.
+type Dims = (usize, usize, usize);
+
 /// What global pooling computes per channel: see [`Max`] and [`Average`].
 pub trait GlobalPoolKind: 'static {
     /// Keras's name of the layer.
@@ -28,10 +31,10 @@ pub trait GlobalPoolKind: 'static {
     const KEEPS_INPUT: bool;
     /// Reduces each of `images` images of `positions × channels` values to
     /// `channels` values, the images shared among up to `threads` threads.
-    fn forward(dims: global::Dims, input: &[f32], output: &mut [f32], threads: usize);
+    fn forward(dims: Dims, input: &[f32], output: &mut [f32], threads: usize);
     /// Writes the input's gradient from the output's.
     fn backward(
-        dims: global::Dims,
+        dims: Dims,
         input: Option<&[f32]>,
         grad_output: &[f32],
         grad_input: &mut [f32],
@@ -42,12 +45,12 @@ impl GlobalPoolKind for Average {
     const NAME: &'static str = "GlobalAveragePooling2D";
     const KEEPS_INPUT: bool = false;
 
-    fn forward(dims: global::Dims, input: &[f32], output: &mut [f32], threads: usize) {
+    fn forward(dims: Dims, input: &[f32], output: &mut [f32], threads: usize) {
         global::avg_forward(dims, input, output, threads);
     }
 
     fn backward(
-        dims: global::Dims,
+        dims: Dims,
         _: Option<&[f32]>,
         grad_output: &[f32],
         grad_input: &mut [f32],
@@ -60,12 +63,12 @@ impl GlobalPoolKind for Max {
     const NAME: &'static str = "GlobalMaxPooling2D";
     const KEEPS_INPUT: bool = true;
 
-    fn forward(dims: global::Dims, input: &[f32], output: &mut [f32], threads: usize) {
+    fn forward(dims: Dims, input: &[f32], output: &mut [f32], threads: usize) {
         global::max_forward(dims, input, output, threads);
     }
 
     fn backward(
-        dims: global::Dims,
+        dims: Dims,
         input: Option<&[f32]>,
         grad_output: &[f32],
         grad_input: &mut [f32],
@@ -104,12 +107,8 @@ impl<In, K> Default for GlobalPooling2D<In, K> {
 }
 
 impl<In: Spatial, K: GlobalPoolKind> GlobalPooling2D<In, K> {
-    fn dims(images: usize) -> global::Dims {
-        global::Dims {
-            images,
-            positions: In::NUMEL / In::LAST.max(1),
-            channels: In::LAST,
-        }
+    fn dims(images: usize) -> Dims {
+        (images, In::NUMEL / In::LAST.max(1), In::LAST)
     }
 }
 

@@ -7,8 +7,7 @@
 //! first largest cell of each window, found again from the kept input.
 
 use super::pooling2d::{PoolKind, Pooling2D};
-use crate::kernels::grad::max_pool2d_backward;
-use crate::kernels::pool::pool2d_threaded;
+use crate::kernels::pool::{max_pool2d_backward, pool2d_threaded};
 use crate::kernels::ConvGeometry;
 
 /// The max of a window.

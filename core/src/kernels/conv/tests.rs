@@ -1,150 +1,21 @@
-//! Property tests of the fast convolution and pooling kernels against the
-//! direct implementations in `kernels::naive` and against an independent
-//! reference written here (explicit zero-padded input, Keras padding rule
-//! re-derived from scratch), plus hand-worked Keras 'same' cases.
+//! Tests of the convolution kernels: every path against the naive
+//! implementation and independent references (`testutil`), thread-count
+//! invariance, hand-worked Keras 'same' cases, dilation and channel groups,
+//! and the backward pass against finite differences.
 
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use strata_core::kernels::{
-    self, choose_path, conv2d_scratch_len, naive, ConvGeometry, ConvPath, Isa,
+
+use super::backward::{
+    conv2d_backward, conv2d_backward_grouped, conv2d_backward_grouped_scratch,
+    conv2d_backward_grouped_scratch_len, conv2d_backward_scratch, conv2d_backward_scratch_len,
 };
-use strata_core::shape::{conv_output_len, same_padding, Padding};
-
-// ---------------------------------------------------------------------------
-// Independent references
-// ---------------------------------------------------------------------------
-
-/// Keras's rule, written out independently of `strata_core::shape`:
-/// returns `(out, pad_before)` or `None` when no window fits.
-fn keras_axis(input: usize, k: usize, s: usize, same: bool) -> Option<(usize, usize)> {
-    if same {
-        let out = input.div_ceil(s);
-        let needed = (out - 1) * s + k;
-        let total = needed.saturating_sub(input);
-        Some((out, total / 2))
-    } else if k <= input {
-        Some(((input - k) / s + 1, 0))
-    } else {
-        None
-    }
-}
-
-/// Everything the references need, independent of `ConvGeometry`.
-#[derive(Clone, Copy, Debug)]
-struct Geo {
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    same: bool,
-}
-
-impl Geo {
-    fn padding(&self) -> Padding {
-        if self.same {
-            Padding::Same
-        } else {
-            Padding::Valid
-        }
-    }
-
-    fn fast(&self) -> Option<ConvGeometry> {
-        ConvGeometry::new(
-            self.n,
-            (self.h, self.w, self.c),
-            (self.kh, self.kw),
-            (self.sh, self.sw),
-            self.padding(),
-        )
-    }
-}
-
-/// Builds the explicitly padded input (`pad_value` in the border), NHWC.
-/// Returns `(padded, ph, pw, oh, ow)`: padded height and width, output
-/// height and width.
-fn pad_input(g: &Geo, x: &[f32], pad_value: f32) -> (Vec<f32>, usize, usize, usize, usize) {
-    let (oh, pt) = keras_axis(g.h, g.kh, g.sh, g.same).unwrap();
-    let (ow, pl) = keras_axis(g.w, g.kw, g.sw, g.same).unwrap();
-    let ph = ((oh - 1) * g.sh + g.kh).max(g.h + pt);
-    let pw = ((ow - 1) * g.sw + g.kw).max(g.w + pl);
-    let mut p = vec![pad_value; g.n * ph * pw * g.c];
-    for b in 0..g.n {
-        for y in 0..g.h {
-            for xx in 0..g.w {
-                for ch in 0..g.c {
-                    p[((b * ph + y + pt) * pw + xx + pl) * g.c + ch] =
-                        x[((b * g.h + y) * g.w + xx) * g.c + ch];
-                }
-            }
-        }
-    }
-    (p, ph, pw, oh, ow)
-}
-
-/// Convolution over an explicitly zero-padded input; kernel HWIO.
-fn ref_conv(g: &Geo, x: &[f32], k: &[f32], bias: Option<&[f32]>, co: usize) -> Vec<f32> {
-    let (p, ph, pw, oh, ow) = pad_input(g, x, 0.0);
-    let mut out = Vec::with_capacity(g.n * oh * ow * co);
-    for b in 0..g.n {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for f in 0..co {
-                    let mut acc = 0.0f64;
-                    for ky in 0..g.kh {
-                        for kx in 0..g.kw {
-                            for ch in 0..g.c {
-                                let v =
-                                    p[((b * ph + oy * g.sh + ky) * pw + ox * g.sw + kx) * g.c + ch];
-                                let wv = k[((ky * g.kw + kx) * g.c + ch) * co + f];
-                                acc += v as f64 * wv as f64;
-                            }
-                        }
-                    }
-                    out.push(acc as f32 + bias.map_or(0.0, |b| b[f]));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Pooling over an input padded with NaN; NaN cells are skipped, so neither
-/// the max nor the count can be influenced by padding.
-fn ref_pool(g: &Geo, x: &[f32], max: bool) -> Vec<f32> {
-    let (p, ph, pw, oh, ow) = pad_input(g, x, f32::NAN);
-    let mut out = Vec::with_capacity(g.n * oh * ow * g.c);
-    for b in 0..g.n {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for ch in 0..g.c {
-                    let cells: Vec<f32> = (0..g.kh)
-                        .flat_map(|ky| (0..g.kw).map(move |kx| (ky, kx)))
-                        .map(|(ky, kx)| {
-                            p[((b * ph + oy * g.sh + ky) * pw + ox * g.sw + kx) * g.c + ch]
-                        })
-                        .filter(|v| !v.is_nan())
-                        .collect();
-                    assert!(!cells.is_empty(), "a window lies entirely in the padding");
-                    out.push(if max {
-                        cells.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-                    } else {
-                        (cells.iter().map(|&v| v as f64).sum::<f64>() / cells.len() as f64) as f32
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-fn random_vec(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
-    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
+use super::{choose_path, conv2d, conv2d_scratch_len, conv2d_with, direct, ConvGeometry, ConvPath};
+use crate::kernels::isa::Isa;
+use crate::kernels::naive;
+use crate::kernels::testutil::*;
+use crate::shape::{conv_output_len, same_padding, Padding};
 
 /// Runs the fast convolution with exactly `conv2d_scratch_len` scratch
 /// values, output and scratch pre-filled with NaN (the kernel must write
@@ -152,32 +23,8 @@ fn random_vec(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
 fn fast_conv(g: &ConvGeometry, x: &[f32], k: &[f32], bias: Option<&[f32]>, co: usize) -> Vec<f32> {
     let mut out = vec![f32::NAN; g.out_pixels() * co];
     let mut scratch = vec![f32::NAN; conv2d_scratch_len(g, 1)];
-    kernels::conv2d(g, x, k, bias, co, &mut out, &mut scratch, 1);
+    conv2d(g, x, k, bias, co, &mut out, &mut scratch, 1);
     out
-}
-
-/// Per-element tolerance: 1e-4 absolute, or relative to `Σ |x·w|` for
-/// large sums (rounding grows with the magnitude of the terms).
-fn assert_close(
-    what: &str,
-    got: &[f32],
-    want: &[f32],
-    magnitude: &[f32],
-) -> Result<(), TestCaseError> {
-    prop_assert_eq!(got.len(), want.len(), "{}: length", what);
-    for (i, ((a, b), m)) in got.iter().zip(want).zip(magnitude).enumerate() {
-        let tol = 1e-4f32.max(1e-5 * m);
-        prop_assert!(
-            (a - b).abs() <= tol,
-            "{}: element {} is {} but the reference says {} (tol {})",
-            what,
-            i,
-            a,
-            b,
-            tol
-        );
-    }
-    Ok(())
 }
 
 /// Checks fast conv == naive conv == independent reference for `g`.
@@ -216,67 +63,6 @@ fn check_conv(geo: &Geo, co: usize, with_bias: bool, seed: u64) -> Result<(), Te
     Ok(())
 }
 
-fn check_pool(geo: &Geo, seed: u64) -> Result<(), TestCaseError> {
-    let g = match geo.fast() {
-        Some(g) => g,
-        None => return Err(TestCaseError::reject("no window fits")),
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let x = random_vec(&mut rng, geo.n * geo.h * geo.w * geo.c);
-    let n_out = g.out_pixels() * geo.c;
-
-    let mut fast_max = vec![f32::NAN; n_out];
-    kernels::max_pool2d(&g, &x, &mut fast_max);
-    let mut fast_avg = vec![f32::NAN; n_out];
-    kernels::avg_pool2d(&g, &x, &mut fast_avg);
-
-    let ref_max = ref_pool(geo, &x, true);
-    let ref_avg = ref_pool(geo, &x, false);
-    // The max is one of the inputs: it must match exactly.
-    prop_assert_eq!(&fast_max, &naive::pool2d(&g, &x, true));
-    prop_assert_eq!(&fast_max, &ref_max);
-    let ones = vec![1.0; n_out];
-    assert_close(
-        "avg fast vs naive",
-        &fast_avg,
-        &naive::pool2d(&g, &x, false),
-        &ones,
-    )?;
-    assert_close("avg fast vs reference", &fast_avg, &ref_avg, &ones)?;
-    Ok(())
-}
-
-fn geo_strategy() -> impl Strategy<Value = Geo> {
-    geo_in(4, 12, 6, 5, 3)
-}
-
-/// Geometries with up to `n` images of up to `hw × hw × c`, windows up to
-/// `k` and strides up to `s` on each axis, either padding.
-fn geo_in(n: usize, hw: usize, c: usize, k: usize, s: usize) -> impl Strategy<Value = Geo> {
-    (
-        1..=n,
-        1..=hw,
-        1..=hw,
-        1..=c,
-        1..=k,
-        1..=k,
-        1..=s,
-        1..=s,
-        any::<bool>(),
-    )
-        .prop_map(|(n, h, w, c, kh, kw, sh, sw, same)| Geo {
-            n,
-            h,
-            w,
-            c,
-            kh,
-            kw,
-            sh,
-            sw,
-            same,
-        })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
@@ -306,11 +92,6 @@ proptest! {
         // the batch.
         prop_assert!(conv2d_scratch_len(&geo.fast().unwrap(), 1) <= w * c + 32);
         check_conv(&geo, co, with_bias, seed)?;
-    }
-
-    #[test]
-    fn pooling_matches_references(geo in geo_strategy(), seed in any::<u64>()) {
-        check_pool(&geo, seed)?;
     }
 
     #[test]
@@ -563,97 +344,6 @@ fn conv_channels_and_filters_by_hand() {
     assert_eq!(out, [f0, f1]);
 }
 
-#[test]
-fn max_pool_same_padding_acts_as_minus_infinity() {
-    // 3x3 of -1..-9, pool 2 stride 2 same: pads 0 top / 1 bottom.
-    let g = geometry(3, 3, 1, (2, 2), (2, 2), Padding::Same);
-    assert_eq!((g.out_h, g.out_w, g.pad_top, g.pad_left), (2, 2, 0, 0));
-    let x: Vec<f32> = (1..=9).map(|v| -(v as f32)).collect();
-    let mut out = [f32::NAN; 4];
-    kernels::max_pool2d(&g, &x, &mut out);
-    // [-1 -2 -3; -4 -5 -6; -7 -8 -9]
-    assert_eq!(out, [-1.0, -3.0, -7.0, -9.0]);
-    assert_eq!(naive::pool2d(&g, &x, true), out);
-
-    // 3x3 window stride 1 same pads 1 on every side: the corners see 4 cells.
-    let g = geometry(3, 3, 1, (3, 3), (1, 1), Padding::Same);
-    assert_eq!((g.pad_top, g.pad_left), (1, 1));
-    let mut out = [f32::NAN; 9];
-    kernels::max_pool2d(&g, &x, &mut out);
-    assert_eq!(out, [-1.0, -1.0, -2.0, -1.0, -1.0, -2.0, -4.0, -4.0, -5.0]);
-}
-
-#[test]
-fn avg_pool_same_divides_by_real_cells() {
-    let g = geometry(3, 3, 1, (2, 2), (2, 2), Padding::Same);
-    let mut out = [f32::NAN; 4];
-    kernels::avg_pool2d(&g, &[1.0; 9], &mut out);
-    assert_eq!(out, [1.0; 4]);
-
-    let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-    kernels::avg_pool2d(&g, &x, &mut out);
-    // [1 2 3; 4 5 6; 7 8 9]: (1+2+4+5)/4, (3+6)/2, (7+8)/2, 9/1
-    assert_eq!(out, [3.0, 4.5, 7.5, 9.0]);
-
-    // 3x3 window stride 1 same on the same input: corners average 4 cells,
-    // edges 6, the centre 9.
-    let g = geometry(3, 3, 1, (3, 3), (1, 1), Padding::Same);
-    let mut out = [f32::NAN; 9];
-    kernels::avg_pool2d(&g, &x, &mut out);
-    let want = [
-        (1.0 + 2.0 + 4.0 + 5.0) / 4.0,
-        (1.0 + 2.0 + 3.0 + 4.0 + 5.0 + 6.0) / 6.0,
-        (2.0 + 3.0 + 5.0 + 6.0) / 4.0,
-        (1.0 + 2.0 + 4.0 + 5.0 + 7.0 + 8.0) / 6.0,
-        45.0 / 9.0,
-        (2.0 + 3.0 + 5.0 + 6.0 + 8.0 + 9.0) / 6.0,
-        (4.0 + 5.0 + 7.0 + 8.0) / 4.0,
-        (4.0 + 5.0 + 6.0 + 7.0 + 8.0 + 9.0) / 6.0,
-        (5.0 + 6.0 + 8.0 + 9.0) / 4.0,
-    ];
-    for (a, b) in out.iter().zip(want) {
-        assert!((a - b).abs() < 1e-6, "{out:?} vs {want:?}");
-    }
-}
-
-#[test]
-fn pooling_keeps_channels_apart() {
-    // 2x2 input, 2 channels, pool 2 valid: one pixel, one max/avg per channel.
-    let g = geometry(2, 2, 2, (2, 2), (2, 2), Padding::Valid);
-    let x = [1.0, -1.0, 5.0, -5.0, 2.0, -2.0, 3.0, -3.0];
-    let mut out = [f32::NAN; 2];
-    kernels::max_pool2d(&g, &x, &mut out);
-    assert_eq!(out, [5.0, -1.0]);
-    kernels::avg_pool2d(&g, &x, &mut out);
-    assert_eq!(out, [2.75, -2.75]);
-}
-
-#[test]
-fn sgemm_matches_naive_product() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 9, 4), (64, 33, 10), (5, 0, 3)] {
-        let a = random_vec(&mut rng, m * k);
-        let b = random_vec(&mut rng, k * n);
-        let c0 = random_vec(&mut rng, m * n);
-        for beta in [0.0f32, 1.0] {
-            let mut c = c0.clone();
-            kernels::sgemm(m, k, n, &a, &b, beta, &mut c);
-            for i in 0..m {
-                for j in 0..n {
-                    let mut want = beta as f64 * c0[i * n + j] as f64;
-                    for p in 0..k {
-                        want += a[i * k + p] as f64 * b[p * n + j] as f64;
-                    }
-                    assert!(
-                        (c[i * n + j] as f64 - want).abs() < 1e-4,
-                        "({m},{k},{n}) beta {beta}"
-                    );
-                }
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Every convolution path, and thread-count invariance
 // ---------------------------------------------------------------------------
@@ -688,7 +378,7 @@ fn path_conv(
 ) -> Vec<f32> {
     let mut out = vec![f32::NAN; g.out_pixels() * co];
     let mut scratch = vec![f32::NAN; path.scratch_len(g, threads)];
-    kernels::conv2d_with(path, g, x, k, bias, co, &mut out, &mut scratch, threads);
+    conv2d_with(path, g, x, k, bias, co, &mut out, &mut scratch, threads);
     out
 }
 
@@ -735,7 +425,7 @@ fn check_paths(geo: &Geo, co: usize, with_bias: bool, seed: u64) -> Result<usize
     prop_assert!(chosen.scratch_len(&g, 2) <= conv2d_scratch_len(&g, 2));
     let mut out = vec![f32::NAN; g.out_pixels() * co];
     let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g, 2)];
-    kernels::conv2d(&g, &x, &k, bias, co, &mut out, &mut scratch, 2);
+    conv2d(&g, &x, &k, bias, co, &mut out, &mut scratch, 2);
     assert_close("conv2d vs reference", &out, &reference, &magnitude)?;
     Ok(checked)
 }
@@ -939,45 +629,445 @@ fn winograd_accuracy_with_many_channels() {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Convolution
+// ---------------------------------------------------------------------------
+
+/// Checks `conv2d_backward` on `g` with `out_c` filters; returns the worst
+/// error.
+fn check_conv_backward(g: &ConvGeometry, out_c: usize, with_bias: bool, seed: u64) -> f64 {
+    let mut rng = rng(seed);
+    let k = g.patch_len();
+    let m = g.out_pixels();
+    let x = uniform_f32(&mut rng, g.input_len(), -1.0, 1.0);
+    let w = uniform_f32(&mut rng, k * out_c, -1.0, 1.0);
+    let b = uniform_f32(&mut rng, out_c, -1.0, 1.0);
+    let r = uniform_f32(&mut rng, m * out_c, -1.0, 1.0);
+    let (x64, w64, b64, r64) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&r));
+    let bias64 = with_bias.then_some(b64.as_slice());
+
+    // The reference computes the same function as the library's forward.
+    let reference = conv_ref(g, &x64, &w64, bias64, out_c);
+    let direct = naive::conv2d(g, &x, &w, with_bias.then_some(b.as_slice()), out_c);
+    for (i, (a, b)) in reference.iter().zip(&direct).enumerate() {
+        assert!(
+            (a - *b as f64).abs() <= 1e-4,
+            "forward reference [{i}]: {a} vs naive {b} on {g:?}"
+        );
+    }
+
+    // grad_kernel and grad_bias are added to, grad_input is overwritten.
+    let gk0 = uniform_f32(&mut rng, k * out_c, -1.0, 1.0);
+    let gb0 = uniform_f32(&mut rng, out_c, -1.0, 1.0);
+    let mut gk = gk0.clone();
+    let mut gb = gb0.clone();
+    let mut gi = vec![f32::NAN; g.input_len()];
+    conv2d_backward(
+        g,
+        &x,
+        &w,
+        &r,
+        out_c,
+        &mut gk,
+        with_bias.then_some(gb.as_mut_slice()),
+        &mut gi,
+    );
+    let dk: Vec<f32> = gk.iter().zip(&gk0).map(|(a, b)| a - b).collect();
+    let db: Vec<f32> = gb.iter().zip(&gb0).map(|(a, b)| a - b).collect();
+
+    let mut worst = check_gradient(
+        "conv grad_kernel",
+        &dk,
+        &w64,
+        |w| dot(&r64, &conv_ref(g, &x64, w, bias64, out_c)),
+        &mut rng,
+    );
+    worst = worst.max(check_gradient(
+        "conv grad_input",
+        &gi,
+        &x64,
+        |x| dot(&r64, &conv_ref(g, x, &w64, bias64, out_c)),
+        &mut rng,
+    ));
+    if with_bias {
+        worst = worst.max(check_gradient(
+            "conv grad_bias",
+            &db,
+            &b64,
+            |b| dot(&r64, &conv_ref(g, &x64, &w64, Some(b), out_c)),
+            &mut rng,
+        ));
+    } else {
+        assert_eq!(gb, gb0, "grad_bias changed without a bias");
+    }
+    worst
+}
+
 #[test]
-fn strided_sgemm_matches_naive_product_small_and_large_m() {
-    // m <= 8 streams b (no packing); larger m goes to matrixmultiply. Both
-    // honour leading dimensions and beta (beta = 0 ignores c, even NaN).
-    let mut rng = ChaCha8Rng::seed_from_u64(12);
-    for &(m, k, n) in &[
-        (1, 300, 40),
-        (3, 7, 5),
-        (8, 33, 17),
-        (9, 33, 17),
-        (40, 20, 50),
-    ] {
-        let (lda, ldb, ldc) = (k + 3, n + 2, n + 5);
-        let a = random_vec(&mut rng, m * lda);
-        let b = random_vec(&mut rng, k * ldb);
-        let c0 = random_vec(&mut rng, m * ldc);
-        for beta in [0.0f32, 1.0, 0.5] {
-            let mut c = c0.clone();
-            if beta == 0.0 {
-                for i in 0..m {
-                    c[i * ldc..i * ldc + n].fill(f32::NAN);
-                }
+fn conv2d_backward_matches_finite_differences() {
+    run("conv2d_backward", 256, window_case(), |c| {
+        let g = c.geometry()?;
+        Some(check_conv_backward(&g, c.cout, c.bias, c.seed))
+    });
+}
+
+/// The kernel processes output rows in tiles (of at most 1024 rows); the
+/// random geometries above never have more than one. This one has several,
+/// the last one partial.
+#[test]
+fn conv2d_backward_across_tiles() {
+    for (same, seed) in [(true, 1), (false, 2)] {
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let g = ConvGeometry::new(2, (37, 31, 2), (3, 2), (1, 1), padding).unwrap();
+        assert!(g.out_pixels() > 2048, "{g:?} should span three tiles");
+        let worst = check_conv_backward(&g, 3, true, seed);
+        println!("conv2d_backward across tiles (same: {same}): worst error {worst:.3e}");
+    }
+}
+
+/// The grouped (threaded) convolution backward pass agrees with the plain
+/// one, and gives the same bits on any number of threads.
+#[test]
+fn grouped_conv_backward_matches_plain_and_is_thread_invariant() {
+    // The last case is large enough (about 300 MFLOP) to be split among
+    // threads; the small ones run on one whatever they are allowed.
+    let cases = [
+        (1, (9, 7, 3), 4, Padding::Same),
+        (5, (9, 7, 3), 4, Padding::Valid),
+        (13, (9, 7, 3), 4, Padding::Same),
+        (16, (32, 32, 16), 32, Padding::Same),
+    ];
+    for (batch, hwc, out_c, padding) in cases {
+        let g = ConvGeometry::new(batch, hwc, (3, 2), (2, 1), padding).unwrap();
+        let value = |i: usize| ((i * 7919) % 1009) as f32 / 504.5 - 1.0;
+        let x: Vec<f32> = (0..g.input_len()).map(value).collect();
+        let w: Vec<f32> = (0..g.patch_len() * out_c).map(|i| value(i + 17)).collect();
+        let dy: Vec<f32> = (0..g.out_pixels() * out_c).map(|i| value(i + 91)).collect();
+        let run = |grouped: Option<usize>| {
+            let mut gk = vec![0.5f32; w.len()];
+            let mut gb = vec![0.25f32; out_c];
+            let mut gx = vec![f32::NAN; x.len()];
+            match grouped {
+                Some(threads) => conv2d_backward_grouped(
+                    &g,
+                    &x,
+                    &w,
+                    &dy,
+                    out_c,
+                    &mut gk,
+                    Some(&mut gb),
+                    &mut gx,
+                    threads,
+                ),
+                None => conv2d_backward(&g, &x, &w, &dy, out_c, &mut gk, Some(&mut gb), &mut gx),
             }
-            kernels::sgemm_strided(m, k, n, &a, lda, &b, ldb, beta, &mut c, ldc);
-            for i in 0..m {
-                for j in 0..n {
-                    let mut want = beta as f64 * c0[i * ldc + j] as f64;
-                    for p in 0..k {
-                        want += a[i * lda + p] as f64 * b[p * ldb + j] as f64;
-                    }
-                    let got = c[i * ldc + j] as f64;
-                    assert!((got - want).abs() < 1e-4, "({m},{k},{n}) beta {beta}");
-                }
-                // Past each row's n columns, c is untouched.
-                assert_eq!(
-                    c[i * ldc + n..(i + 1) * ldc],
-                    c0[i * ldc + n..(i + 1) * ldc]
+            (gk, gb, gx)
+        };
+        let plain = run(None);
+        let one = run(Some(1));
+        for (a, b) in [(&plain.0, &one.0), (&plain.1, &one.1), (&plain.2, &one.2)] {
+            let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let err = a
+                .iter()
+                .zip(b)
+                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err <= 1e-5 * scale,
+                "batch {batch}: grouped differs from plain by {err}"
+            );
+        }
+        for threads in [2, 3] {
+            assert_eq!(run(Some(threads)), one, "batch {batch}, {threads} threads");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hostile arguments (issue 9)
+// ---------------------------------------------------------------------------
+
+/// `k = (2^64 + 2) / 6` makes `m · k` wrap to 2 in release: the direct GEMM
+/// must panic rather than read past `a`.
+#[test]
+fn direct_gemm_rejects_sizes_that_overflow() {
+    let k = (((1u128 << 64) + 2) / 6) as usize;
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        if !isa.available() {
+            continue;
+        }
+        let result = std::panic::catch_unwind(|| {
+            direct::gemm(isa, 6, k, 18, &[1.0; 2], &[1.0; 6], &mut [0.0; 108]);
+        });
+        assert!(result.is_err(), "{isa:?}: no panic");
+        let m = 12;
+        let result = std::panic::catch_unwind(|| {
+            direct::gemm(isa, m, k, 32, &[1.0; 2], &[1.0; 6], &mut [0.0; 384]);
+        });
+        assert!(result.is_err(), "{isa:?}: no panic");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dilation and channel groups
+// ---------------------------------------------------------------------------
+
+/// A dilated and/or grouped convolution case.
+#[derive(Clone, Debug)]
+struct Dilated {
+    batch: usize,
+    h: usize,
+    w: usize,
+    per_group: usize,
+    groups: usize,
+    filters_per_group: usize,
+    k: (usize, usize),
+    s: (usize, usize),
+    d: (usize, usize),
+    same: bool,
+    bias: bool,
+    seed: u64,
+}
+
+impl Dilated {
+    fn geometry(&self) -> Option<ConvGeometry> {
+        let padding = if self.same {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        ConvGeometry::with_options(
+            self.batch,
+            (self.h, self.w, self.per_group * self.groups),
+            self.k,
+            self.s,
+            padding,
+            self.d,
+            self.groups,
+        )
+    }
+
+    fn out_c(&self) -> usize {
+        self.filters_per_group * self.groups
+    }
+}
+
+fn dilated_case() -> impl Strategy<Value = Dilated> {
+    (
+        (1usize..=3, 1usize..=11, 1usize..=11),
+        (1usize..=3, 1usize..=3, 1usize..=3),
+        (1usize..=3, 1usize..=3, 1usize..=2, 1usize..=2),
+        (1usize..=3, 1usize..=3),
+        (any::<bool>(), any::<bool>(), any::<u64>()),
+    )
+        .prop_map(
+            |(
+                (batch, h, w),
+                (per_group, groups, filters_per_group),
+                (kh, kw, sh, sw),
+                (dh, dw),
+                (same, bias, seed),
+            )| Dilated {
+                batch,
+                h,
+                w,
+                per_group,
+                groups,
+                filters_per_group,
+                k: (kh, kw),
+                s: (sh, sw),
+                d: (dh, dw),
+                same,
+                bias,
+                seed,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        max_global_rejects: 4096,
+        ..ProptestConfig::default()
+    })]
+
+    /// im2col (the only general path), what `conv2d` picks and the naive
+    /// convolution all agree with the f64 reference on dilated and grouped
+    /// windows; only the paths that support them are ever chosen.
+    #[test]
+    fn dilated_and_grouped_conv_match_reference(case in dilated_case()) {
+        let Some(g) = case.geometry() else {
+            return Err(TestCaseError::reject("no window fits"));
+        };
+        let co = case.out_c();
+        let mut rng = rng(case.seed);
+        let x = uniform_f32(&mut rng, g.input_len(), -1.0, 1.0);
+        let w = uniform_f32(&mut rng, g.patch_len() * co, -1.0, 1.0);
+        let b = uniform_f32(&mut rng, co, -1.0, 1.0);
+        let bias = case.bias.then_some(b.as_slice());
+        let b64 = to_f64(&b);
+        let reference: Vec<f32> = conv_ref(&g, &to_f64(&x), &to_f64(&w), case.bias.then_some(b64.as_slice()), co)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let ax: Vec<f64> = x.iter().map(|v| v.abs() as f64).collect();
+        let aw: Vec<f64> = w.iter().map(|v| v.abs() as f64).collect();
+        let magnitude: Vec<f32> = conv_ref(&g, &ax, &aw, None, co).into_iter().map(|v| v as f32).collect();
+
+        assert_close("naive vs reference", &naive::conv2d(&g, &x, &w, bias, co), &reference, &magnitude)?;
+        let chosen = choose_path(&g, co);
+        prop_assert!(chosen.supports(&g, co));
+        if !g.is_plain() {
+            prop_assert!(matches!(chosen, ConvPath::Im2col | ConvPath::Pointwise), "{:?}", chosen);
+            for isa in [Isa::Avx512, Isa::Avx2] {
+                prop_assert!(!ConvPath::Direct(isa).supports(&g, co));
+            }
+            prop_assert!(!ConvPath::Winograd.supports(&g, co) && !ConvPath::Winograd4.supports(&g, co));
+        }
+        let mut out = vec![f32::NAN; g.out_pixels() * co];
+        let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g, 2)];
+        conv2d(&g, &x, &w, bias, co, &mut out, &mut scratch, 2);
+        assert_close("conv2d vs reference", &out, &reference, &magnitude)?;
+        for path in [ConvPath::Im2col, ConvPath::Pointwise] {
+            if !path.supports(&g, co) {
+                continue;
+            }
+            let one = path_conv(path, &g, &x, &w, bias, co, 1);
+            assert_close(&format!("{path:?} vs reference"), &one, &reference, &magnitude)?;
+            let three = path_conv(path, &g, &x, &w, bias, co, 3);
+            prop_assert!(one.iter().zip(&three).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+}
+
+/// The backward pass on dilated and grouped windows, against finite
+/// differences of the f64 reference (grouped by images as well: bitwise
+/// the same on 1 and 3 threads).
+#[test]
+fn dilated_and_grouped_conv_backward_matches_finite_differences() {
+    run(
+        "dilated/grouped conv2d_backward",
+        128,
+        dilated_case(),
+        |c| {
+            let g = c.geometry()?;
+            let worst = check_conv_backward(&g, c.out_c(), c.bias, c.seed);
+            let mut rng = rng(c.seed ^ 1);
+            let co = c.out_c();
+            let x = uniform_f32(&mut rng, g.input_len(), -1.0, 1.0);
+            let w = uniform_f32(&mut rng, g.patch_len() * co, -1.0, 1.0);
+            let dy = uniform_f32(&mut rng, g.out_pixels() * co, -1.0, 1.0);
+            let grouped = |threads: usize| {
+                let (mut gk, mut gb, mut gx) = (
+                    vec![0.0f32; w.len()],
+                    vec![0.0f32; co],
+                    vec![f32::NAN; x.len()],
                 );
-            }
+                conv2d_backward_grouped(
+                    &g,
+                    &x,
+                    &w,
+                    &dy,
+                    co,
+                    &mut gk,
+                    Some(&mut gb),
+                    &mut gx,
+                    threads,
+                );
+                (gk, gb, gx)
+            };
+            assert_eq!(grouped(1), grouped(3), "{g:?}");
+            Some(worst)
+        },
+    );
+}
+
+/// The scratch twins give the same bits as the allocating functions, with
+/// exactly their scratch length filled with NaN (stale scratch must never
+/// be read), and the grouped one on any thread count.
+#[test]
+fn backward_scratch_twins_match_and_ignore_stale_scratch() {
+    let cases = [
+        (
+            ConvGeometry::new(3, (9, 7, 3), (3, 2), (2, 1), Padding::Same).unwrap(),
+            4,
+        ),
+        (
+            ConvGeometry::new(16, (16, 16, 8), (3, 3), (1, 1), Padding::Valid).unwrap(),
+            8,
+        ),
+        (
+            ConvGeometry::with_options(5, (12, 10, 6), (3, 3), (1, 2), Padding::Same, (2, 1), 3)
+                .unwrap(),
+            6,
+        ),
+    ];
+    for (g, co) in cases {
+        let value = |i: usize| ((i * 7919) % 1009) as f32 / 504.5 - 1.0;
+        let x: Vec<f32> = (0..g.input_len()).map(value).collect();
+        let w: Vec<f32> = (0..g.patch_len() * co).map(|i| value(i + 17)).collect();
+        let dy: Vec<f32> = (0..g.out_pixels() * co).map(|i| value(i + 91)).collect();
+        let fresh = || {
+            (
+                vec![0.5f32; w.len()],
+                vec![0.25f32; co],
+                vec![f32::NAN; x.len()],
+            )
+        };
+
+        let mut plain = fresh();
+        conv2d_backward(
+            &g,
+            &x,
+            &w,
+            &dy,
+            co,
+            &mut plain.0,
+            Some(&mut plain.1),
+            &mut plain.2,
+        );
+        let mut twin = fresh();
+        let mut scratch = vec![f32::NAN; conv2d_backward_scratch_len(&g)];
+        conv2d_backward_scratch(
+            &g,
+            &x,
+            &w,
+            &dy,
+            co,
+            &mut twin.0,
+            Some(&mut twin.1),
+            &mut twin.2,
+            &mut scratch,
+        );
+        assert_eq!(plain, twin, "{g:?}");
+
+        let mut grouped = fresh();
+        conv2d_backward_grouped(
+            &g,
+            &x,
+            &w,
+            &dy,
+            co,
+            &mut grouped.0,
+            Some(&mut grouped.1),
+            &mut grouped.2,
+            1,
+        );
+        for threads in [1, 2, 5] {
+            let mut twin = fresh();
+            let mut scratch = vec![f32::NAN; conv2d_backward_grouped_scratch_len(&g, co, threads)];
+            conv2d_backward_grouped_scratch(
+                &g,
+                &x,
+                &w,
+                &dy,
+                co,
+                &mut twin.0,
+                Some(&mut twin.1),
+                &mut twin.2,
+                &mut scratch,
+                threads,
+            );
+            assert_eq!(grouped, twin, "{g:?} on {threads} threads");
         }
     }
 }

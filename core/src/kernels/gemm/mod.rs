@@ -6,7 +6,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::direct::Isa;
+use super::isa::{dispatch, Isa, Kernel, Simd};
+
+#[cfg(test)]
+mod tests;
 
 /// Calls that reached `matrixmultiply::sgemm`, each of which allocates
 /// (and frees) one packing buffer.
@@ -61,11 +64,15 @@ pub fn sgemm_strided(
         "sgemm: leading dimension below row length"
     );
     // The last row of each matrix need not be padded to its full stride.
+    // A span that overflows is longer than any slice.
     let span = |rows: usize, ld: usize, cols: usize| {
         if rows == 0 || cols == 0 {
             0
         } else {
-            (rows - 1) * ld + cols
+            (rows - 1)
+                .checked_mul(ld)
+                .and_then(|v| v.checked_add(cols))
+                .unwrap_or(usize::MAX)
         }
     };
     assert!(
@@ -102,15 +109,7 @@ pub fn sgemm_strided(
             ldb,
             beta,
         };
-        match Isa::detect() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` found AVX-512F on this CPU.
-            Isa::Avx512 => unsafe { p.run_avx512(c, ldc) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` found AVX2 and FMA on this CPU.
-            Isa::Avx2 => unsafe { p.run_avx2(c, ldc) },
-            _ => p.run(c, ldc),
-        }
+        dispatch(Isa::detect(), SmallMJob { p, c, ldc });
         return;
     }
     sgemm_general((m, k, n), a, (lda, 1), b, (ldb, 1), beta, c, (ldc, 1));
@@ -168,21 +167,22 @@ impl SmallM<'_> {
             i0 += rows;
         }
     }
+}
 
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512(&self, c: &mut [f32], ldc: usize) {
-        self.run(c, ldc)
-    }
+/// A small-`m` product and its output, run by [`dispatch`]: plain code the
+/// compiler vectorises for the instruction set it is compiled for.
+struct SmallMJob<'a, 'c> {
+    p: SmallM<'a>,
+    c: &'c mut [f32],
+    ldc: usize,
+}
 
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, c: &mut [f32], ldc: usize) {
-        self.run(c, ldc)
+impl Kernel for SmallMJob<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, _: S) {
+        self.p.run(self.c, self.ldc)
     }
 }
 
@@ -192,7 +192,8 @@ impl SmallM<'_> {
 /// place. This is the one place strata calls `matrixmultiply`.
 ///
 /// # Panics
-/// When a slice is too short for its dimensions and strides (a caller bug).
+/// When a slice is too short for its dimensions and strides (a caller bug),
+/// or a stride is above `isize::MAX` (a negative stride cast to `usize`).
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_general(
     (m, k, n): (usize, usize, usize),
@@ -207,7 +208,22 @@ pub fn sgemm_general(
     if m == 0 || n == 0 {
         return;
     }
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    // matrixmultiply takes strides as isize: one above isize::MAX would
+    // turn negative there.
+    let strides = [a_rs, a_cs, b_rs, b_cs, c_rs, c_cs];
+    assert!(
+        strides.iter().all(|&s| isize::try_from(s).is_ok()),
+        "sgemm_general: stride above isize::MAX in {strides:?}"
+    );
+    // The largest offset a `rows × cols` operand reaches; one that
+    // overflows is past the end of any slice.
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        (rows - 1)
+            .checked_mul(rs)
+            .zip((cols - 1).checked_mul(cs))
+            .and_then(|(r, c)| r.checked_add(c))
+            .unwrap_or(usize::MAX)
+    };
     assert!(
         c.len() > last(m, n, c_rs, c_cs),
         "sgemm_general: c too short"
@@ -231,8 +247,9 @@ pub fn sgemm_general(
         "sgemm_general: b too short"
     );
     SGEMM_CALLS.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: the asserts above bound the largest offset each operand's
-    // strides reach (all strides are non-negative), so every element
+    // SAFETY: the asserts above bound, without wrapping, the largest offset
+    // each operand's strides reach (all strides are non-negative and fit
+    // isize, so the casts below keep them), so every element
     // matrixmultiply reads or writes lies inside its slice; `c` is a unique
     // borrow, so it overlaps neither `a` nor `b`.
     unsafe {
@@ -252,22 +269,5 @@ pub fn sgemm_general(
             c_rs as isize,
             c_cs as isize,
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_product_by_hand() {
-        // [1 2 3; 4 5 6] · [1 0; 0 1; 1 1] = [4 5; 10 11]
-        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-        let mut c = [1.0; 4];
-        sgemm(2, 3, 2, &a, &b, 1.0, &mut c);
-        assert_eq!(c, [5.0, 6.0, 11.0, 12.0]);
-        sgemm(2, 3, 2, &a, &b, 0.0, &mut c);
-        assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
     }
 }

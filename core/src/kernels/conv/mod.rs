@@ -16,9 +16,9 @@
 //!
 //! [`conv2d`] picks one of five paths by the geometry ([`choose_path`]):
 //! - [`ConvPath::Winograd4`] / [`ConvPath::Winograd`]: 3×3 stride 1 with
-//!   enough channels, F(4×4, 3×3) or F(2×2, 3×3) (see [`super::winograd`]);
+//!   enough channels, F(4×4, 3×3) or F(2×2, 3×3) (see the `winograd` module);
 //! - [`ConvPath::Direct`]: short patches (few input channels), a SIMD
-//!   kernel reading the input in place (see [`super::direct`]);
+//!   kernel reading the input in place (see the `direct` module);
 //! - [`ConvPath::Pointwise`]: 1×1 stride 1, where the input already is the
 //!   im2col matrix: tiled GEMM straight on it;
 //! - [`ConvPath::Im2col`]: everything else, tiled im2col + GEMM.
@@ -27,107 +27,38 @@
 //! on up to `threads` scoped threads (see the `parallel` module): the result is
 //! bitwise identical whatever the thread count.
 
-use super::direct::{self, Isa};
+pub(crate) mod backward;
+pub(crate) mod direct;
+#[cfg(test)]
+mod tests;
+pub(crate) mod winograd;
+
 use super::gemm::sgemm_strided;
+pub use super::geometry::ConvGeometry;
+use super::isa::{self, Isa};
 use super::parallel;
-use super::winograd;
-use crate::shape::{conv_output_len, same_padding, Padding};
-
-/// Everything about a 2-D sliding window over an NHWC batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeometry {
-    /// Batch size.
-    pub batch: usize,
-    /// Input height, width, channels.
-    pub in_h: usize,
-    /// Input width.
-    pub in_w: usize,
-    /// Input channels.
-    pub in_c: usize,
-    /// Kernel (window) height.
-    pub k_h: usize,
-    /// Kernel (window) width.
-    pub k_w: usize,
-    /// Vertical stride.
-    pub s_h: usize,
-    /// Horizontal stride.
-    pub s_w: usize,
-    /// Rows of padding above (Keras: half the total, rounded down).
-    pub pad_top: usize,
-    /// Columns of padding on the left.
-    pub pad_left: usize,
-    /// Output height.
-    pub out_h: usize,
-    /// Output width.
-    pub out_w: usize,
-}
-
-impl ConvGeometry {
-    /// The geometry of a `k_h × k_w` window at strides `(s_h, s_w)` under
-    /// `padding`, or `None` if no window fits (see [`conv_output_len`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        batch: usize,
-        (in_h, in_w, in_c): (usize, usize, usize),
-        (k_h, k_w): (usize, usize),
-        (s_h, s_w): (usize, usize),
-        padding: Padding,
-    ) -> Option<Self> {
-        let out_h = conv_output_len(in_h, k_h, s_h, padding)?;
-        let out_w = conv_output_len(in_w, k_w, s_w, padding)?;
-        Some(ConvGeometry {
-            batch,
-            in_h,
-            in_w,
-            in_c,
-            k_h,
-            k_w,
-            s_h,
-            s_w,
-            pad_top: same_padding(in_h, k_h, s_h, padding).0,
-            pad_left: same_padding(in_w, k_w, s_w, padding).0,
-            out_h,
-            out_w,
-        })
-    }
-
-    /// Number of output pixels over the batch: the GEMM's M.
-    pub fn out_pixels(&self) -> usize {
-        self.batch * self.out_h * self.out_w
-    }
-
-    /// Length of one im2col row: the GEMM's K.
-    pub fn patch_len(&self) -> usize {
-        self.k_h * self.k_w * self.in_c
-    }
-
-    /// Number of input values.
-    pub fn input_len(&self) -> usize {
-        self.batch * self.in_h * self.in_w * self.in_c
-    }
-
-    /// A 1×1 stride-1 window reads each input pixel once, in order: the
-    /// input already is the im2col matrix.
-    pub fn is_pointwise(&self) -> bool {
-        self.k_h == 1 && self.k_w == 1 && self.s_h == 1 && self.s_w == 1
-    }
-}
 
 /// Patch columns per GEMM call: `matrixmultiply` works through `k` in
 /// blocks of 256, so a chunk of at most that is one pass over the tile.
 pub const K_CHUNK: usize = 256;
 
-/// Values of im2col chunk plus output tile a tile may take: about 1 MiB,
-/// which stays in L2 between the copy and the GEMM.
-const TILE_BUDGET: usize = 256 * 1024;
+/// Values of im2col chunk plus output tile a tile may take: the L2 cache
+/// (1 MiB where this was measured), so the chunk stays there between the
+/// copy and the GEMM. The same for every thread count, so results do not
+/// depend on it.
+fn tile_budget() -> usize {
+    isa::l2_bytes() / 4
+}
 
 /// Most output rows in one tile.
 const MAX_TILE_ROWS: usize = 1024;
 
 /// The direct kernel reads its kernel block (`patch_len × 32` values) from
 /// cache for every pixel block: it beats GEMM while the whole kernel stays
-/// within about 1 MiB (L2), measured on c1-c8.
-const DIRECT_MAX_WEIGHTS: usize = 256 * 1024;
+/// within L2 (measured on c1-c8 with 1 MiB), so this many values.
+fn direct_max_weights() -> usize {
+    isa::l2_bytes() / 4
+}
 
 /// Winograd needs at least this many input and output channels to beat
 /// the other paths (its 16 GEMMs have `k = Cin`, `n = Cout`).
@@ -189,7 +120,7 @@ impl ConvPath {
 /// measured rule; see BENCHMARKS.md).
 pub fn choose_path(g: &ConvGeometry, out_c: usize) -> ConvPath {
     let isa = Isa::detect();
-    let direct = direct::fits(g, out_c, isa) && g.patch_len() * out_c <= DIRECT_MAX_WEIGHTS;
+    let direct = direct::fits(g, out_c, isa) && g.patch_len() * out_c <= direct_max_weights();
     if let Some(winograd) = winograd_path(g) {
         if out_c >= WINOGRAD_MIN_C {
             return winograd;
@@ -252,7 +183,7 @@ fn k_chunk(k: usize) -> usize {
 }
 
 /// The most output rows a tile may have for `out_c` channels: im2col chunk
-/// and output tile within [`TILE_BUDGET`], a multiple of 16 (the
+/// and output tile within [`tile_budget`], a multiple of 16 (the
 /// `matrixmultiply` micro-kernel's rows).
 fn max_tile_rows(g: &ConvGeometry, out_c: usize) -> usize {
     let per_row = if g.is_pointwise() {
@@ -260,7 +191,7 @@ fn max_tile_rows(g: &ConvGeometry, out_c: usize) -> usize {
     } else {
         k_chunk(g.patch_len())
     } + out_c;
-    (TILE_BUDGET / per_row.max(1)).clamp(64, MAX_TILE_ROWS) / 16 * 16
+    (tile_budget() / per_row.max(1)).clamp(64, MAX_TILE_ROWS) / 16 * 16
 }
 
 /// Output rows per tile: tiles of equal size (multiples of 16) no taller
@@ -275,16 +206,55 @@ fn tile_rows(g: &ConvGeometry, out_c: usize) -> usize {
     }
     m.div_ceil(tiles.max(1)).next_multiple_of(16).min(max)
 }
-/// Writes the im2col rows of output pixels `first .. first + rows` into
-/// `patches` (`rows × patch_len`), zeros where the window hangs over the
-/// padding.
-pub fn im2col(g: &ConvGeometry, input: &[f32], first: usize, rows: usize, patches: &mut [f32]) {
-    im2col_columns(g, input, first, rows, 0, g.patch_len(), patches);
+/// Columns `k0 .. k0 + width` of channel group `group`'s im2col rows of
+/// output pixels `first .. first + rows`, into `patches` (`rows × width`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn im2col_columns(
+    g: &ConvGeometry,
+    group: usize,
+    input: &[f32],
+    first: usize,
+    rows: usize,
+    k0: usize,
+    width: usize,
+    patches: &mut [f32],
+) {
+    let k1 = k0 + width;
+    assert!(k1 <= g.patch_len(), "im2col: columns past the patch");
+    assert!(group < g.groups.max(1), "im2col: no group {group}");
+    if width == 0 {
+        return;
+    }
+    if g.d_w == 1 && g.groups == 1 {
+        im2col_rows(g, input, first, rows, k0, width, patches);
+    } else {
+        im2col_cells(g, group, input, first, rows, k0, width, patches);
+    }
 }
 
-/// Columns `k0 .. k0 + width` of the im2col rows of output pixels
-/// `first .. first + rows`, into `patches` (`rows × width`).
-pub fn im2col_columns(
+/// The output pixel after `(b, oy, ox)`, in NHWC order.
+fn next_pixel(g: &ConvGeometry, (b, oy, ox): (usize, usize, usize)) -> (usize, usize, usize) {
+    if ox + 1 < g.out_w {
+        (b, oy, ox + 1)
+    } else if oy + 1 < g.out_h {
+        (b, oy + 1, 0)
+    } else {
+        (b + 1, 0, 0)
+    }
+}
+
+/// `(image, row, column)` of output pixel `p`.
+fn pixel(g: &ConvGeometry, p: usize) -> (usize, usize, usize) {
+    (
+        p / (g.out_w * g.out_h),
+        (p / g.out_w) % g.out_h,
+        p % g.out_w,
+    )
+}
+
+/// [`im2col_columns`] for windows whose rows are contiguous runs of the
+/// input line (no horizontal dilation, one group): one copy per window row.
+fn im2col_rows(
     g: &ConvGeometry,
     input: &[f32],
     first: usize,
@@ -297,19 +267,12 @@ pub fn im2col_columns(
     let row_span = g.k_w * c;
     let line_len = (g.in_w * c) as isize;
     let k1 = k0 + width;
-    assert!(k1 <= g.patch_len(), "im2col: columns past the patch");
-    if width == 0 {
-        return;
-    }
     // Window rows the columns touch.
     let ky_first = k0 / row_span;
     let ky_last = (k1 - 1) / row_span;
-    let (mut b, mut oy, mut ox) = (
-        first / (g.out_w * g.out_h),
-        (first / g.out_w) % g.out_h,
-        first % g.out_w,
-    );
+    let mut at = pixel(g, first);
     for patch in patches[..rows * width].chunks_exact_mut(width) {
+        let (b, oy, ox) = at;
         let image = &input[b * g.in_h * g.in_w * c..(b + 1) * g.in_h * g.in_w * c];
         // Offset in the image line of the window's first column: the
         // window row is one run of `row_span` values in NHWC, possibly
@@ -320,7 +283,7 @@ pub fn im2col_columns(
             let lo = k0.max(ky * row_span) - ky * row_span;
             let hi = k1.min((ky + 1) * row_span) - ky * row_span;
             let dst = &mut patch[ky * row_span + lo - k0..ky * row_span + hi - k0];
-            let iy = (oy * g.s_h + ky) as isize - g.pad_top as isize;
+            let iy = (oy * g.s_h + ky * g.d_h) as isize - g.pad_top as isize;
             if iy < 0 || iy >= g.in_h as isize {
                 dst.fill(0.0);
                 continue;
@@ -336,15 +299,46 @@ pub fn im2col_columns(
             dst[before..before + inside].copy_from_slice(&line[start as usize..end as usize]);
             dst[before + inside..].fill(0.0);
         }
-        ox += 1;
-        if ox == g.out_w {
-            ox = 0;
-            oy += 1;
-            if oy == g.out_h {
-                oy = 0;
-                b += 1;
+        at = next_pixel(g, at);
+    }
+}
+
+/// [`im2col_columns`] in general (dilated windows, channel groups): one
+/// copy per window cell, of the group's channels.
+#[allow(clippy::too_many_arguments)]
+fn im2col_cells(
+    g: &ConvGeometry,
+    group: usize,
+    input: &[f32],
+    first: usize,
+    rows: usize,
+    k0: usize,
+    width: usize,
+    patches: &mut [f32],
+) {
+    let cg = g.group_in_c();
+    let k1 = k0 + width;
+    let mut at = pixel(g, first);
+    for patch in patches[..rows * width].chunks_exact_mut(width) {
+        let (b, oy, ox) = at;
+        let mut col = k0;
+        while col < k1 {
+            let cell = col / cg;
+            let (ky, kx) = (cell / g.k_w, cell % g.k_w);
+            let end = ((cell + 1) * cg).min(k1);
+            let dst = &mut patch[col - k0..end - k0];
+            let iy = (oy * g.s_h + ky * g.d_h) as isize - g.pad_top as isize;
+            let ix = (ox * g.s_w + kx * g.d_w) as isize - g.pad_left as isize;
+            if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
+                dst.fill(0.0);
+            } else {
+                let px = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                let ch = group * cg + col - cell * cg;
+                dst.copy_from_slice(&input[px + ch..px + ch + dst.len()]);
             }
+            col = end;
         }
+        at = next_pixel(g, at);
     }
 }
 
@@ -395,6 +389,11 @@ pub fn conv2d_with(
     let m = g.out_pixels();
     let k = g.patch_len();
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
+    assert!(
+        out_c.is_multiple_of(g.groups.max(1)),
+        "conv2d: {out_c} output channels in {} groups",
+        g.groups
+    );
     assert!(kernel.len() >= k * out_c, "conv2d: kernel too short");
     assert!(output.len() >= m * out_c, "conv2d: output too short");
     if let Some(b) = bias {
@@ -424,7 +423,8 @@ pub fn conv2d_with(
 }
 
 /// The im2col and pointwise paths: output rows in tiles of [`tile_rows`],
-/// each tile's patches in chunks of [`k_chunk`] columns.
+/// each tile's patches in chunks of [`k_chunk`] columns, one GEMM per
+/// channel group and chunk.
 #[allow(clippy::too_many_arguments)]
 fn tiled_gemm(
     path: ConvPath,
@@ -439,6 +439,9 @@ fn tiled_gemm(
 ) {
     let m = g.out_pixels();
     let k = g.patch_len();
+    let groups = g.groups.max(1);
+    // Channels of one group: the input's (a 1x1 patch), the output's.
+    let (cg, og) = (g.group_in_c(), out_c / groups);
     let pointwise = path == ConvPath::Pointwise;
     let tile = tile_rows(g, out_c);
     let kc = k_chunk(k);
@@ -453,31 +456,33 @@ fn tiled_gemm(
         |(t, out_tile), patches| {
             let first = t * tile;
             let rows = out_tile.len() / out_c;
-            let mut beta = 0.0;
+            let mut beta0 = 0.0;
             if let Some(bias) = bias {
                 // Bias goes in first so the GEMM accumulates onto it (beta = 1)
                 // while the tile is still in cache.
                 for row in out_tile.chunks_exact_mut(out_c) {
                     row.copy_from_slice(&bias[..out_c]);
                 }
-                beta = 1.0;
+                beta0 = 1.0;
             }
-            let mut k0 = 0;
-            while k0 < k {
-                let width = kc.min(k - k0);
-                let b = &kernel[k0 * out_c..(k0 + width) * out_c];
-                if pointwise {
-                    let a = &input[first * k + k0..(first + rows) * k];
-                    sgemm_strided(rows, width, out_c, a, k, b, out_c, beta, out_tile, out_c);
-                } else {
-                    let a = &mut patches[..rows * width];
-                    im2col_columns(g, input, first, rows, k0, width, a);
-                    sgemm_strided(
-                        rows, width, out_c, a, width, b, out_c, beta, out_tile, out_c,
-                    );
+            for group in 0..groups {
+                let c_tile = &mut out_tile[group * og..];
+                let mut beta = beta0;
+                let mut k0 = 0;
+                while k0 < k {
+                    let width = kc.min(k - k0);
+                    let b = &kernel[k0 * out_c + group * og..(k0 + width) * out_c];
+                    if pointwise {
+                        let a = &input[first * g.in_c + group * cg + k0..(first + rows) * g.in_c];
+                        sgemm_strided(rows, width, og, a, g.in_c, b, out_c, beta, c_tile, out_c);
+                    } else {
+                        let a = &mut patches[..rows * width];
+                        im2col_columns(g, group, input, first, rows, k0, width, a);
+                        sgemm_strided(rows, width, og, a, width, b, out_c, beta, c_tile, out_c);
+                    }
+                    beta = 1.0;
+                    k0 += width;
                 }
-                beta = 1.0;
-                k0 += width;
             }
         },
     );

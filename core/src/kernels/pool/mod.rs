@@ -1,6 +1,14 @@
-//! Max and average pooling over NHWC batches.
+//! Max and average pooling over NHWC batches, forward and backward, and
+//! global pooling ([`global`]).
+//!
+//! Pooling windows use [`ConvGeometry`] with `in_c` the channels, no
+//! dilation and one group. The backward passes need no work space.
 
-use super::conv::ConvGeometry;
+pub mod global;
+#[cfg(test)]
+mod tests;
+
+use super::ConvGeometry;
 
 /// Max pooling: each output is the largest input cell in its window.
 /// Padding cells never win (they act as -inf, as in Keras's 'same').
@@ -36,7 +44,7 @@ pub fn pool2d_threaded(
     let items = input[..g.batch * image_in]
         .chunks(image_in.max(1))
         .zip(output[..g.batch * image_out].chunks_mut(image_out.max(1)));
-    super::parallel::run(workers, items, &mut [], 0, |(x, y), _| {
+    crate::kernels::parallel::run(workers, items, &mut [], 0, |(x, y), _| {
         if max {
             max_pool2d(&one, x, y);
         } else {
@@ -54,6 +62,7 @@ fn pool(
     finish: impl Fn(f32, usize) -> f32,
 ) {
     let c = g.in_c;
+    assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
     assert!(input.len() >= g.input_len(), "pool: input too short");
     assert!(output.len() >= g.out_pixels() * c, "pool: output too short");
     for b in 0..g.batch {
@@ -85,77 +94,76 @@ fn pool(
     }
 }
 
-/// Global pooling (temporary home until the kernels restructure lands).
-pub mod global {
-    /// The sizes of a global pooling: images, positions (`H·W`) per image,
-    /// channels per position.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Dims {
-        /// Images in the batch.
-        pub images: usize,
-        /// `H·W`.
-        pub positions: usize,
-        /// `C`.
-        pub channels: usize,
-    }
+/// The window of output `(oy, ox)` clipped to the input: `(y0, y1, x0, x1)`.
+fn window(g: &ConvGeometry, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+    let y0 = (oy * g.s_h).saturating_sub(g.pad_top);
+    let y1 = (oy * g.s_h + g.k_h).saturating_sub(g.pad_top).min(g.in_h);
+    let x0 = (ox * g.s_w).saturating_sub(g.pad_left);
+    let x1 = (ox * g.s_w + g.k_w).saturating_sub(g.pad_left).min(g.in_w);
+    (y0, y1, x0, x1)
+}
 
-    /// Mean of each channel.
-    pub fn avg_forward(d: Dims, input: &[f32], output: &mut [f32], _threads: usize) {
-        let scale = 1.0 / d.positions.max(1) as f32;
-        for (x, y) in input.chunks(d.positions * d.channels).zip(output.chunks_mut(d.channels)) {
-            y.fill(0.0);
-            for p in x.chunks(d.channels) {
-                for (y, v) in y.iter_mut().zip(p) {
-                    *y += v;
-                }
-            }
-            y.iter_mut().for_each(|v| *v *= scale);
-        }
-    }
-
-    /// Max of each channel.
-    pub fn max_forward(d: Dims, input: &[f32], output: &mut [f32], _threads: usize) {
-        for (x, y) in input.chunks(d.positions * d.channels).zip(output.chunks_mut(d.channels)) {
-            y.fill(f32::NEG_INFINITY);
-            for p in x.chunks(d.channels) {
-                for (y, v) in y.iter_mut().zip(p) {
-                    if *v > *y || v.is_nan() {
-                        *y = *v;
+/// Max pooling's input gradient: each output's gradient goes to the input
+/// cell that won its window (the first maximum in row-major order, padding
+/// never winning); overlapping windows add up.
+pub fn max_pool2d_backward(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+) {
+    let c = g.in_c;
+    assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
+    grad_input[..g.input_len()].fill(0.0);
+    for b in 0..g.batch {
+        let base = b * g.in_h * g.in_w * c;
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (y0, y1, x0, x1) = window(g, oy, ox);
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                for ch in 0..c {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = usize::MAX;
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            let i = base + (iy * g.in_w + ix) * c + ch;
+                            if at == usize::MAX || input[i] > best {
+                                best = input[i];
+                                at = i;
+                            }
+                        }
+                    }
+                    if at != usize::MAX {
+                        grad_input[at] += grad_output[o + ch];
                     }
                 }
             }
         }
     }
+}
 
-    /// Gradient of [`avg_forward`].
-    pub fn avg_backward(d: Dims, grad_output: &[f32], grad_input: &mut [f32]) {
-        let scale = 1.0 / d.positions.max(1) as f32;
-        for (gx, gy) in grad_input.chunks_mut(d.positions * d.channels).zip(grad_output.chunks(d.channels)) {
-            for p in gx.chunks_mut(d.channels) {
-                for (x, y) in p.iter_mut().zip(gy) {
-                    *x = y * scale;
-                }
-            }
-        }
-    }
-
-    /// Gradient of [`max_forward`]: to the first arg-max.
-    pub fn max_backward(d: Dims, input: &[f32], grad_output: &[f32], grad_input: &mut [f32]) {
-        let n = d.positions * d.channels;
-        for b in 0..d.images {
-            let x = &input[b * n..(b + 1) * n];
-            let gx = &mut grad_input[b * n..(b + 1) * n];
-            gx.fill(0.0);
-            for c in 0..d.channels {
-                let mut best = 0;
-                for p in 0..d.positions {
-                    let v = x[p * d.channels + c];
-                    let cur = x[best * d.channels + c];
-                    if (v > cur || v.is_nan()) && !cur.is_nan() {
-                        best = p;
+/// Average pooling's input gradient: each output's gradient is shared
+/// equally by the input cells of its window (only real cells count, as in
+/// the forward pass).
+pub fn avg_pool2d_backward(g: &ConvGeometry, grad_output: &[f32], grad_input: &mut [f32]) {
+    let c = g.in_c;
+    assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
+    grad_input[..g.input_len()].fill(0.0);
+    for b in 0..g.batch {
+        let base = b * g.in_h * g.in_w * c;
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let (y0, y1, x0, x1) = window(g, oy, ox);
+                let share = 1.0 / ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let i = base + (iy * g.in_w + ix) * c;
+                        for ch in 0..c {
+                            grad_input[i + ch] += grad_output[o + ch] * share;
+                        }
                     }
                 }
-                gx[best * d.channels + c] = grad_output[b * d.channels + c];
             }
         }
     }

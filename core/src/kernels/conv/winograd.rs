@@ -23,10 +23,11 @@
 //! shared part of the scratch; caching them in the layer would save that
 //! (a pass over the kernel writing `(T+2)² · Cin · Cout` values per call).
 
-use super::conv::ConvGeometry;
-use super::direct::{self, Isa};
-use super::gemm::sgemm;
-use super::parallel;
+use super::direct;
+use super::ConvGeometry;
+use crate::kernels::gemm::sgemm;
+use crate::kernels::isa::{dispatch, Isa, Kernel, Simd};
+use crate::kernels::parallel;
 
 /// Output channels per block: the transformed weights of one block,
 /// `(T+2)² × Cin × COUT_BLOCK`, are the shared scratch.
@@ -44,7 +45,13 @@ const MAX_POS: usize = 36;
 /// Whether the geometry is one Winograd computes: a 3×3 window at
 /// stride 1 (any padding).
 pub fn fits(g: &ConvGeometry) -> bool {
-    g.k_h == 3 && g.k_w == 3 && g.s_h == 1 && g.s_w == 1 && g.out_pixels() > 0 && g.in_c > 0
+    g.k_h == 3
+        && g.k_w == 3
+        && g.s_h == 1
+        && g.s_w == 1
+        && g.is_plain()
+        && g.out_pixels() > 0
+        && g.in_c > 0
 }
 
 /// Positions of a transformed tile for output tiles of `t × t`.
@@ -186,52 +193,52 @@ fn transform_kernel(
     cb: usize,
     u: &mut [f32],
 ) {
-    match (Isa::detect(), t) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` found AVX-512F on this CPU.
-        (Isa::Avx512, 2) => unsafe { transform_kernel_avx512::<2>(kernel, cin, cout, co0, cb, u) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        (Isa::Avx512, _) => unsafe { transform_kernel_avx512::<4>(kernel, cin, cout, co0, cb, u) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` found AVX2 and FMA on this CPU.
-        (Isa::Avx2, 2) => unsafe { transform_kernel_avx2::<2>(kernel, cin, cout, co0, cb, u) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        (Isa::Avx2, _) => unsafe { transform_kernel_avx2::<4>(kernel, cin, cout, co0, cb, u) },
-        (_, 2) => transform_kernel_impl::<2>(kernel, cin, cout, co0, cb, u),
-        _ => transform_kernel_impl::<4>(kernel, cin, cout, co0, cb, u),
+    dispatch(
+        Isa::detect(),
+        KernelTransform {
+            t,
+            kernel,
+            cin,
+            cout,
+            co0,
+            cb,
+            u,
+        },
+    );
+}
+
+/// The arguments of [`transform_kernel`], run by [`dispatch`]: plain code
+/// the compiler vectorises for the instruction set it is compiled for.
+struct KernelTransform<'a> {
+    t: usize,
+    kernel: &'a [f32],
+    cin: usize,
+    cout: usize,
+    co0: usize,
+    cb: usize,
+    u: &'a mut [f32],
+}
+
+impl Kernel for KernelTransform<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, _: S) {
+        let KernelTransform {
+            t,
+            kernel,
+            cin,
+            cout,
+            co0,
+            cb,
+            u,
+        } = self;
+        if t == 2 {
+            transform_kernel_impl::<2>(kernel, cin, cout, co0, cb, u)
+        } else {
+            transform_kernel_impl::<4>(kernel, cin, cout, co0, cb, u)
+        }
     }
-}
-
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_kernel_avx512<const T: usize>(
-    kernel: &[f32],
-    cin: usize,
-    cout: usize,
-    co0: usize,
-    cb: usize,
-    u: &mut [f32],
-) {
-    transform_kernel_impl::<T>(kernel, cin, cout, co0, cb, u)
-}
-
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transform_kernel_avx2<const T: usize>(
-    kernel: &[f32],
-    cin: usize,
-    cout: usize,
-    co0: usize,
-    cb: usize,
-    u: &mut [f32],
-) {
-    transform_kernel_impl::<T>(kernel, cin, cout, co0, cb, u)
 }
 
 #[inline(always)]
@@ -343,50 +350,45 @@ impl Unit<'_> {
     /// channels), with `buf` as scratch. The transforms are compiled for
     /// the widest vector unit the CPU has.
     fn run(&self, tr0: usize, tr1: usize, out: &mut [f32], buf: &mut [f32]) {
-        match (self.isa, self.t) {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::detect` found AVX-512F on this CPU.
-            (Isa::Avx512, 2) => unsafe { self.run_avx512::<2, 16, 4>(tr0, tr1, out, buf) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            (Isa::Avx512, _) => unsafe { self.run_avx512::<4, 36, 16>(tr0, tr1, out, buf) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
-            (Isa::Avx2, 2) => unsafe { self.run_avx2::<2, 16, 4>(tr0, tr1, out, buf) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            (Isa::Avx2, _) => unsafe { self.run_avx2::<4, 36, 16>(tr0, tr1, out, buf) },
-            (_, 2) => unit::<2, 16, 4>(self, tr0, tr1, out, buf),
-            _ => unit::<4, 36, 16>(self, tr0, tr1, out, buf),
+        dispatch(
+            self.isa,
+            UnitJob {
+                job: self,
+                tr0,
+                tr1,
+                out,
+                buf,
+            },
+        );
+    }
+}
+
+/// One call of [`unit`], run by [`dispatch`].
+struct UnitJob<'a, 'b> {
+    job: &'b Unit<'a>,
+    tr0: usize,
+    tr1: usize,
+    out: &'b mut [f32],
+    buf: &'b mut [f32],
+}
+
+impl Kernel for UnitJob<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, _: S) {
+        let UnitJob {
+            job,
+            tr0,
+            tr1,
+            out,
+            buf,
+        } = self;
+        if job.t == 2 {
+            unit::<2, 16, 4>(job, tr0, tr1, out, buf)
+        } else {
+            unit::<4, 36, 16>(job, tr0, tr1, out, buf)
         }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512<const T: usize, const P: usize, const Q: usize>(
-        &self,
-        tr0: usize,
-        tr1: usize,
-        out: &mut [f32],
-        buf: &mut [f32],
-    ) {
-        unit::<T, P, Q>(self, tr0, tr1, out, buf)
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2<const T: usize, const P: usize, const Q: usize>(
-        &self,
-        tr0: usize,
-        tr1: usize,
-        out: &mut [f32],
-        buf: &mut [f32],
-    ) {
-        unit::<T, P, Q>(self, tr0, tr1, out, buf)
     }
 }
 

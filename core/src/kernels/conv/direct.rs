@@ -1,0 +1,344 @@
+//! Direct NHWC convolution for short patches (few input channels: c1's
+//! 3×3×3, c8's 7×7×3), where building im2col rows costs as much as the
+//! GEMM they feed.
+//!
+//! It is a GEMM micro-kernel whose A operand is read straight from the
+//! input: a block of `P` output pixels × `NB` output channels lives in
+//! registers; for each patch element `t`, one row of the HWIO kernel
+//! (`NB` contiguous values, read in place) is multiplied by each pixel's
+//! input value, broadcast. Nothing is packed. The input rows a window row
+//! needs are first copied, zero-padded, into a small per-thread buffer, so
+//! the inner loop has no bounds to test.
+//!
+//! Pixel blocks that would pass the end of an output row start earlier
+//! instead and recompute a few pixels: the same arithmetic, so the same
+//! values. Likewise for a last, partial block of channels.
+
+use super::ConvGeometry;
+use crate::kernels::isa::{dispatch, Isa, Kernel, Simd};
+use crate::kernels::parallel;
+
+/// Whether the direct kernel can run `g` with `out_c` channels on `isa`.
+pub fn fits(g: &ConvGeometry, out_c: usize, isa: Isa) -> bool {
+    let (p, nb) = isa.block();
+    isa.available() && g.is_plain() && g.out_w >= p && out_c >= nb && g.patch_len() > 0
+}
+
+/// Columns of zero-padded input one output row's windows cover.
+fn span_w(g: &ConvGeometry) -> usize {
+    (g.out_w - 1) * g.s_w + g.k_w
+}
+
+/// Scratch values per thread: one padded input row per window row.
+pub fn scratch_len(g: &ConvGeometry) -> usize {
+    if g.out_w == 0 {
+        return 0;
+    }
+    g.k_h * span_w(g) * g.in_c
+}
+
+/// Output rows per work unit: at least about 1 MFLOP each, and at least
+/// eight units when there is enough work, so threads stay balanced.
+fn rows_per_unit(g: &ConvGeometry, out_c: usize) -> usize {
+    let rows = g.batch * g.out_h;
+    let row_flops = 2 * g.out_w * g.patch_len() * out_c;
+    let by_work = (1 << 20) / row_flops.max(1) + 1;
+    by_work.min(rows.div_ceil(8)).max(1)
+}
+
+/// Direct convolution (see the module doc). `g`, `out_c` and `isa` must
+/// satisfy [`fits`]; `scratch` holds what
+/// [`ConvPath::scratch_len`](super::ConvPath::scratch_len) says: a
+/// cache-line-padded slice of [`scratch_len`] values per thread.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out_c: usize,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+    isa: Isa,
+) {
+    assert!(fits(g, out_c, isa), "direct conv2d: unsupported geometry");
+    assert!(input.len() >= g.input_len(), "conv2d: input too short");
+    assert!(
+        kernel.len() >= g.patch_len() * out_c,
+        "conv2d: kernel too short"
+    );
+    assert!(
+        output.len() >= g.out_pixels() * out_c,
+        "conv2d: output too short"
+    );
+    if let Some(b) = bias {
+        assert!(b.len() >= out_c, "conv2d: bias too short");
+    }
+    let rows = g.batch * g.out_h;
+    let unit = rows_per_unit(g, out_c);
+    let row_len = g.out_w * out_c;
+    let flops = 2 * g.out_pixels() * g.patch_len() * out_c;
+    let workers = parallel::workers(threads, rows.div_ceil(unit), flops);
+    let units = output[..rows * row_len]
+        .chunks_mut(unit * row_len)
+        .enumerate();
+    parallel::run(workers, units, scratch, scratch_len(g), |(u, out), buf| {
+        for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
+            let row = u * unit + r;
+            output_row(g, input, kernel, bias, out_c, row, out_row, buf, isa);
+        }
+    });
+}
+
+/// Computes output row `row` (`b · out_h + oy`) into `out` (`out_w × out_c`).
+#[allow(clippy::too_many_arguments)]
+fn output_row(
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    row: usize,
+    out: &mut [f32],
+    buf: &mut [f32],
+    isa: Isa,
+) {
+    let (b, oy) = (row / g.out_h, row % g.out_h);
+    let c = g.in_c;
+    let span = span_w(g);
+    let line_len = span * c;
+    // Window rows that fall inside the input: [ky0, ky1). The others only
+    // add zeros, so they are skipped.
+    let top = oy * g.s_h;
+    let ky0 = g.pad_top.saturating_sub(top).min(g.k_h);
+    let ky1 = (g.in_h + g.pad_top).saturating_sub(top).min(g.k_h).max(ky0);
+    let image = &input[b * g.in_h * g.in_w * c..(b + 1) * g.in_h * g.in_w * c];
+    // Columns of the padded line that hold input: [x0, x1).
+    let x0 = g.pad_left.min(span);
+    let x1 = (g.pad_left + g.in_w).min(span);
+    for ky in ky0..ky1 {
+        let iy = top + ky - g.pad_top;
+        let line = &mut buf[(ky - ky0) * line_len..(ky - ky0 + 1) * line_len];
+        line[..x0 * c].fill(0.0);
+        line[x0 * c..x1 * c].copy_from_slice(&image[iy * g.in_w * c..(iy * g.in_w + x1 - x0) * c]);
+        line[x1 * c..].fill(0.0);
+    }
+    let used_rows = ky1 - ky0;
+    if used_rows == 0 {
+        for px in out.chunks_exact_mut(n) {
+            match bias {
+                Some(bias) => px.copy_from_slice(&bias[..n]),
+                None => px.fill(0.0),
+            }
+        }
+        return;
+    }
+    let kwc = g.k_w * c;
+    let operands = Operands {
+        lines: &buf[..used_rows * line_len],
+        line_len,
+        rows: used_rows,
+        pix_stride: g.s_w * c,
+        pixels: g.out_w,
+        kwc,
+        w: &kernel[ky0 * kwc * n..ky1 * kwc * n],
+        n,
+        bias,
+    };
+    dispatch(isa, Blocks { operands, out });
+}
+
+/// Whether [`gemm`] can multiply with `m` rows and `n` columns on `isa`.
+pub fn gemm_fits(m: usize, n: usize, isa: Isa) -> bool {
+    let (p, nb) = isa.block();
+    isa.available() && m >= p && n >= nb
+}
+
+/// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`), `c` (`m × n`)
+/// on the direct kernel's register blocks: nothing is packed, which pays
+/// when `k` and `n` are small (Winograd's 16 products). Blocks at the
+/// ends overlap their neighbours rather than run short.
+///
+/// # Panics
+/// When [`gemm_fits`] is false or a slice is too short (sizes whose
+/// product overflows are too large for any slice).
+pub fn gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(gemm_fits(m, n, isa), "direct gemm: unsupported size");
+    let fits =
+        |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|v| len >= v);
+    assert!(
+        fits(a.len(), m, k) && fits(b.len(), k, n) && fits(c.len(), m, n),
+        "direct gemm: a slice is shorter than {m}x{k} · {k}x{n}"
+    );
+    // `a` is one "line" whose pixels are its rows.
+    let operands = Operands {
+        lines: &a[..m * k],
+        line_len: m * k,
+        rows: 1,
+        pix_stride: k,
+        pixels: m,
+        kwc: k,
+        w: &b[..k * n],
+        n,
+        bias: None,
+    };
+    dispatch(isa, Blocks { operands, out: c });
+}
+
+/// What every register block of one output row (or one product) reads.
+struct Operands<'a> {
+    /// `rows` zero-padded input lines of `line_len` values.
+    lines: &'a [f32],
+    line_len: usize,
+    rows: usize,
+    /// Distance between the windows of neighbouring output pixels.
+    pix_stride: usize,
+    /// Output pixels.
+    pixels: usize,
+    /// Patch values per window row: `k_w · in_c`.
+    kwc: usize,
+    /// The kernel rows of the used window rows: `rows · kwc × n`.
+    w: &'a [f32],
+    /// Output channels.
+    n: usize,
+    bias: Option<&'a [f32]>,
+}
+
+/// All the register blocks of one output row (or product), run by
+/// [`dispatch`]: one call into code compiled for the instruction set per
+/// row, the blocks inlined there.
+struct Blocks<'a, 'b> {
+    operands: Operands<'a>,
+    out: &'b mut [f32],
+}
+
+impl Kernel for Blocks<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        // The block's pixel count must be a constant for its accumulators
+        // to live in registers: one instance per vector width.
+        match S::PIXELS {
+            12 => blocks::<S, 12>(s, &self.operands, self.out),
+            6 => blocks::<S, 6>(s, &self.operands, self.out),
+            _ => blocks::<S, 1>(s, &self.operands, self.out),
+        }
+    }
+}
+
+/// Covers the `pixels × n` outputs with blocks of `P` pixels × two
+/// registers of channels. Blocks that would pass the end start earlier
+/// instead and recompute a few outputs: the same arithmetic, so the same
+/// values.
+#[inline(always)]
+fn blocks<S: Simd, const P: usize>(s: S, o: &Operands<'_>, out: &mut [f32]) {
+    let nb = 2 * S::LANES;
+    assert!(
+        o.pixels >= P && o.n >= nb,
+        "direct kernel: {} pixels x {} channels is less than one block",
+        o.pixels,
+        o.n
+    );
+    // The last block reaches furthest into every slice: checking it once
+    // covers all the others (every bound grows with the pixel and channel).
+    check(o, o.pixels - P, o.n - nb, P, nb, out);
+    let mut ox = 0;
+    while ox < o.pixels {
+        let first_pixel = ox.min(o.pixels - P);
+        let mut j = 0;
+        while j < o.n {
+            let j0 = j.min(o.n - nb);
+            // SAFETY: `first_pixel <= pixels - P` and `j0 <= n - nb`, so
+            // this block stays within the one `check` proved in bounds.
+            unsafe { block::<S, P>(s, o, first_pixel, j0, out) };
+            j += nb;
+        }
+        ox += P;
+    }
+}
+
+/// Checks that the block of `p` pixels from `first_pixel` and `nb`
+/// channels from `j0` reads and writes inside its slices (the SIMD code
+/// relies on it), in arithmetic that cannot wrap.
+#[inline(always)]
+fn check(o: &Operands<'_>, first_pixel: usize, j0: usize, p: usize, nb: usize, out: &[f32]) {
+    let ok = || -> Option<bool> {
+        let last_pixel = first_pixel.checked_add(p.checked_sub(1)?)?;
+        let reach = last_pixel.checked_mul(o.pix_stride)?.checked_add(o.kwc)?;
+        let weights = o.rows.checked_mul(o.kwc)?.checked_mul(o.n)?;
+        let channels = j0.checked_add(nb)?;
+        let written = last_pixel.checked_add(1)?.checked_mul(o.n)?;
+        Some(
+            o.lines.len() >= o.rows.checked_mul(o.line_len)?
+                && reach <= o.line_len
+                && o.w.len() >= weights
+                && channels <= o.n
+                && out.len() >= written
+                && o.bias.is_none_or(|b| b.len() >= channels),
+        )
+    };
+    assert!(
+        ok() == Some(true),
+        "direct kernel: a {p}x{nb} block reaches outside its slices"
+    );
+}
+
+/// One block: `P` pixels × two registers of channels of accumulators,
+/// starting from the bias (or zero); one kernel row (two registers) is
+/// loaded per patch element and multiplied by each pixel's input value,
+/// broadcast.
+///
+/// # Safety
+/// [`check`] must hold for this block (or for one with a larger
+/// `first_pixel` and `j0` on the same operands and output).
+#[inline(always)]
+unsafe fn block<S: Simd, const P: usize>(
+    s: S,
+    o: &Operands<'_>,
+    first_pixel: usize,
+    j0: usize,
+    out: &mut [f32],
+) {
+    let lanes = S::LANES;
+    let mut acc = [[s.zero(); 2]; P];
+    // SAFETY: for every pointer access below, `check`, which the caller
+    // guarantees holds, proved that pixel
+    // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel + p)
+    // * pix_stride + t] for t < kwc inside `lines`, that kernel row
+    // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + 2 * LANES] inside `w`,
+    // that the bias reads bias[j0 .. + 2 * LANES], and that the stores hit
+    // out[(first_pixel + p) * n + j0 .. + 2 * LANES] inside `out`. Loads and
+    // stores are unaligned.
+    unsafe {
+        if let Some(bias) = o.bias {
+            let b0 = s.load(bias.as_ptr().add(j0));
+            let b1 = s.load(bias.as_ptr().add(j0 + lanes));
+            for a in acc.iter_mut() {
+                *a = [b0, b1];
+            }
+        }
+        let x_base = o.lines.as_ptr().add(first_pixel * o.pix_stride);
+        for r in 0..o.rows {
+            let x = x_base.add(r * o.line_len);
+            let w = o.w.as_ptr().add(r * o.kwc * o.n + j0);
+            for t in 0..o.kwc {
+                let wt = w.add(t * o.n);
+                let w0 = s.load(wt);
+                let w1 = s.load(wt.add(lanes));
+                let xt = x.add(t);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let v = s.splat(*xt.add(p * o.pix_stride));
+                    a[0] = s.fmadd(v, w0, a[0]);
+                    a[1] = s.fmadd(v, w1, a[1]);
+                }
+            }
+        }
+        let out = out.as_mut_ptr().add(first_pixel * o.n + j0);
+        for (p, a) in acc.iter().enumerate() {
+            s.store(out.add(p * o.n), a[0]);
+            s.store(out.add(p * o.n + lanes), a[1]);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! A dense layer's products: `Y = X · W + bias` and its gradients, with
+//! `X` `rows × k`, `W` `k × units` (Keras's layout), all row-major.
+
+#[cfg(test)]
+mod tests;
+
+use crate::kernels::conv::backward::add_column_sums;
+use crate::kernels::gemm::{self, sgemm, sgemm_general};
+use crate::kernels::parallel;
+
+/// Output columns per block of a large product's GEMM.
+pub const COLUMN_BLOCK: usize = 128;
+
+/// Whether [`forward`] splits the product into column blocks: enough rows
+/// to go to `matrixmultiply` and at least two blocks to share.
+fn in_column_blocks(rows: usize, units: usize) -> bool {
+    rows > gemm::SMALL_M && units >= 2 * COLUMN_BLOCK
+}
+
+/// Scratch values [`forward`] needs for `rows × units` outputs on `threads`
+/// threads: the column blocks, when it uses them (independent of
+/// `threads`).
+pub fn forward_scratch_len(rows: usize, units: usize, _threads: usize) -> usize {
+    if in_column_blocks(rows, units) {
+        rows * units
+    } else {
+        0
+    }
+}
+
+/// `out = input · kernel + bias` (`out` is `rows × units`).
+///
+/// Large products go in fixed blocks of [`COLUMN_BLOCK`] output columns,
+/// shared among up to `threads` threads: each block packs only its own part
+/// of the kernel into its own part of `scratch`, and the bias is added as
+/// each block is copied out. Small ones (few rows or few units) start from
+/// the bias and accumulate onto it. The blocks do not depend on the thread
+/// count, so neither does the result. `scratch` holds at least
+/// [`forward_scratch_len`] values.
+///
+/// # Panics
+/// When a slice is shorter than the sizes say.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    rows: usize,
+    k: usize,
+    units: usize,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
+    let len = rows
+        .checked_mul(units)
+        .expect("dense: output size overflows");
+    assert!(out.len() >= len, "dense: output too short");
+    if let Some(b) = bias {
+        assert!(b.len() >= units, "dense: bias too short");
+    }
+    let out = &mut out[..len];
+    if !in_column_blocks(rows, units) {
+        let mut beta = 0.0;
+        if let Some(bias) = bias {
+            for row in out.chunks_exact_mut(units.max(1)) {
+                row.copy_from_slice(&bias[..units]);
+            }
+            beta = 1.0;
+        }
+        sgemm(rows, k, units, input, kernel, beta, out);
+        return;
+    }
+    assert!(scratch.len() >= len, "dense: scratch too short");
+    let workers = parallel::workers(threads, units.div_ceil(COLUMN_BLOCK), 2 * rows * k * units);
+    let blocks = &mut scratch[..len];
+    let items = blocks.chunks_mut(rows * COLUMN_BLOCK).enumerate();
+    parallel::run(workers, items, &mut [], 0, |(j, block), _| {
+        let first = j * COLUMN_BLOCK;
+        let width = (units - first).min(COLUMN_BLOCK);
+        gemm::sgemm_strided(
+            rows,
+            k,
+            width,
+            input,
+            k,
+            &kernel[first..],
+            units,
+            0.0,
+            block,
+            width,
+        );
+    });
+    for (j, block) in blocks.chunks(rows * COLUMN_BLOCK).enumerate() {
+        let first = j * COLUMN_BLOCK;
+        let width = (units - first).min(COLUMN_BLOCK);
+        for (r, src) in block.chunks_exact(width).enumerate() {
+            let dst = &mut out[r * units + first..r * units + first + width];
+            match bias {
+                Some(b) => {
+                    for ((d, s), b) in dst.iter_mut().zip(src).zip(&b[first..first + width]) {
+                        *d = s + b;
+                    }
+                }
+                None => dst.copy_from_slice(src),
+            }
+        }
+    }
+}
+
+/// The gradients of a dense layer `Y = X · W + bias` (`X` is `rows × n_in`,
+/// `W` is `n_in × units`): adds `Xᵀ · dY` to `grad_kernel` and `Σ dY` to
+/// `grad_bias`, and writes `dY · Wᵀ` to `grad_input`. Two GEMMs reading the
+/// transposed operands in place: it needs no work space.
+///
+/// # Panics
+/// When a slice is shorter than the sizes say.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    (rows, n_in, units): (usize, usize, usize),
+    input: &[f32],
+    kernel: &[f32],
+    grad_output: &[f32],
+    grad_kernel: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+    grad_input: &mut [f32],
+) {
+    if let Some(gb) = grad_bias {
+        let len = rows
+            .checked_mul(units)
+            .expect("dense: output size overflows");
+        add_column_sums(&grad_output[..len], gb);
+    }
+    sgemm_general(
+        (n_in, rows, units),
+        input,
+        (1, n_in),
+        grad_output,
+        (units, 1),
+        1.0,
+        grad_kernel,
+        (units, 1),
+    );
+    sgemm_general(
+        (rows, units, n_in),
+        grad_output,
+        (units, 1),
+        kernel,
+        (1, units),
+        0.0,
+        grad_input,
+        (n_in, 1),
+    );
+}

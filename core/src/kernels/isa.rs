@@ -1,0 +1,356 @@
+//! The instruction set and cache sizes of this machine, detected once, and
+//! the one place that turns the detected instruction set into compiled code.
+//!
+//! A kernel that wants SIMD implements [`Kernel`]: its `run::<S>` is written
+//! once, generic over a [`Simd`] vector type, and [`dispatch`] instantiates
+//! it inside a function compiled for that instruction set (as
+//! `#[target_feature]` requires). The vector types are proof tokens: only
+//! `dispatch` creates one, after checking the CPU has the features, so the
+//! generic code stays safe to call.
+
+use std::sync::OnceLock;
+
+/// The SIMD instruction set the kernels use on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// 16-lane registers, 32 of them: direct-kernel blocks of 12 pixels ×
+    /// 32 channels.
+    Avx512,
+    /// 8-lane registers with FMA, 16 of them: blocks of 6 pixels × 16
+    /// channels.
+    Avx2,
+    /// No SIMD kernel for this machine: portable code only.
+    None,
+}
+
+impl Isa {
+    /// What this CPU supports, detected once per process. The environment
+    /// variable `STRATA_ISA` (`avx2` or `none`) caps it, to measure or test
+    /// the narrower kernels on a wider machine.
+    pub fn detect() -> Isa {
+        static DETECTED: OnceLock<Isa> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            let cpu = Isa::cpu();
+            match std::env::var("STRATA_ISA").as_deref() {
+                Ok("none") => Isa::None,
+                Ok("avx2") if cpu == Isa::Avx512 => Isa::Avx2,
+                _ => cpu,
+            }
+        })
+    }
+
+    /// What this CPU supports.
+    fn cpu() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::None
+    }
+
+    /// Whether `self` can run here (within the `STRATA_ISA` cap).
+    pub fn available(self) -> bool {
+        match self {
+            Isa::None => false,
+            Isa::Avx2 => matches!(Isa::detect(), Isa::Avx2 | Isa::Avx512),
+            Isa::Avx512 => Isa::detect() == Isa::Avx512,
+        }
+    }
+
+    /// `(pixels, channels)` of one register block of the direct kernel.
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            Isa::Avx512 => (12, 32),
+            Isa::Avx2 => (6, 16),
+            Isa::None => (1, 1),
+        }
+    }
+}
+
+/// One vector register type of an instruction set, and the operations the
+/// micro-kernels need. A value of the type is the proof that the CPU has
+/// the instruction set: only [`dispatch`] makes one.
+pub(crate) trait Simd: Copy {
+    /// A register of `LANES` floats.
+    type V: Copy;
+    /// Floats per register.
+    const LANES: usize;
+    /// Pixels per register block of the direct kernel (two registers of
+    /// output channels each): as many as leave registers for the kernel
+    /// row and the broadcast value.
+    const PIXELS: usize;
+    /// A register of zeros.
+    fn zero(self) -> Self::V;
+    /// `x` in every lane.
+    fn splat(self, x: f32) -> Self::V;
+    /// `a · b + c`, rounded once.
+    fn fmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// Loads `LANES` floats from `p`, unaligned.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be readable.
+    unsafe fn load(self, p: *const f32) -> Self::V;
+    /// Stores `LANES` floats at `p`, unaligned.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be writable.
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+}
+
+/// Portable code: one lane, no feature required.
+#[derive(Clone, Copy)]
+pub(crate) struct Scalar;
+
+impl Simd for Scalar {
+    type V = f32;
+    const LANES: usize = 1;
+    const PIXELS: usize = 1;
+    #[inline(always)]
+    fn zero(self) -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn fmadd(self, a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> f32 {
+        // SAFETY: the caller guarantees `p` is readable.
+        unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: f32) {
+        // SAFETY: the caller guarantees `p` is writable.
+        unsafe { *p = v }
+    }
+}
+
+/// A computation written once over the vector width (see the module doc).
+pub(crate) trait Kernel {
+    /// What the computation returns.
+    type Output;
+    /// The computation with vectors `S`; implementations should be
+    /// `#[inline(always)]` so that they are compiled inside the
+    /// instruction set's entry point.
+    fn run<S: Simd>(self, simd: S) -> Self::Output;
+}
+
+/// Runs `kernel` compiled for `isa`: the one place the kernels match on
+/// the instruction set.
+///
+/// # Panics
+/// When `isa` is not [`Isa::None`] and not [available](Isa::available).
+pub(crate) fn dispatch<K: Kernel>(isa: Isa, kernel: K) -> K::Output {
+    assert!(
+        isa == Isa::None || isa.available(),
+        "{isa:?} is not available on this CPU"
+    );
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` checked that the CPU has AVX-512F.
+        Isa::Avx512 => unsafe { x86::avx512(kernel) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` checked that the CPU has AVX2 and FMA.
+        Isa::Avx2 => unsafe { x86::avx2(kernel) },
+        _ => kernel.run(Scalar),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Kernel, Simd};
+    use std::arch::x86_64::*;
+
+    /// AVX-512F vectors; the private field keeps construction here.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx512(());
+
+    /// AVX2 + FMA vectors; the private field keeps construction here.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx2(());
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn avx512<K: Kernel>(kernel: K) -> K::Output {
+        kernel.run(Avx512(()))
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<K: Kernel>(kernel: K) -> K::Output {
+        kernel.run(Avx2(()))
+    }
+
+    impl Simd for Avx512 {
+        type V = __m512;
+        const LANES: usize = 16;
+        const PIXELS: usize = 12;
+        #[inline(always)]
+        fn zero(self) -> __m512 {
+            // SAFETY: an `Avx512` exists only where the CPU has AVX-512F.
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> __m512 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn fmadd(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn load(self, p: *const f32) -> __m512 {
+            // SAFETY: the CPU has AVX-512F (as in `zero`) and the caller
+            // guarantees 16 readable floats at `p`.
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: __m512) {
+            // SAFETY: the CPU has AVX-512F and the caller guarantees 16
+            // writable floats at `p`.
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+    }
+
+    impl Simd for Avx2 {
+        type V = __m256;
+        const LANES: usize = 8;
+        const PIXELS: usize = 6;
+        #[inline(always)]
+        fn zero(self) -> __m256 {
+            // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> __m256 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn fmadd(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn load(self, p: *const f32) -> __m256 {
+            // SAFETY: the CPU has AVX2 (as in `zero`) and the caller
+            // guarantees 8 readable floats at `p`.
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: __m256) {
+            // SAFETY: the CPU has AVX2 and the caller guarantees 8 writable
+            // floats at `p`.
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+    }
+}
+
+/// Bytes of L2 cache assumed when detection fails: small enough for any
+/// current core, so tiles sized by it stay in cache everywhere.
+const DEFAULT_L2: usize = 512 * 1024;
+
+/// The per-core L2 cache size in bytes, detected once (CPUID on x86_64;
+/// [`DEFAULT_L2`] where that fails or elsewhere). Tile sizes that must stay
+/// in L2 derive from it; it is the same for every thread of the process, so
+/// results stay independent of the thread count.
+pub(crate) fn l2_bytes() -> usize {
+    static L2: OnceLock<usize> = OnceLock::new();
+    *L2.get_or_init(|| {
+        detect_l2()
+            .filter(|&b| (64 * 1024..=64 * 1024 * 1024).contains(&b))
+            .unwrap_or(DEFAULT_L2)
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_l2() -> Option<usize> {
+    use std::arch::x86_64::__cpuid_count;
+    let max_leaf = __cpuid_count(0, 0).eax;
+    if max_leaf >= 4 {
+        // Intel's deterministic cache parameters: subleaf i describes one
+        // cache until a subleaf of type 0.
+        for sub in 0..16 {
+            let r = __cpuid_count(4, sub);
+            let kind = r.eax & 0x1f;
+            if kind == 0 {
+                break;
+            }
+            let level = (r.eax >> 5) & 0x7;
+            // Data (1) or unified (3) cache of level 2.
+            if level == 2 && (kind == 1 || kind == 3) {
+                let ways = ((r.ebx >> 22) & 0x3ff) as usize + 1;
+                let partitions = ((r.ebx >> 12) & 0x3ff) as usize + 1;
+                let line = (r.ebx & 0xfff) as usize + 1;
+                let sets = r.ecx as usize + 1;
+                return Some(ways * partitions * line * sets);
+            }
+        }
+    }
+    // AMD reports leaf 4 as reserved (zeros); its extended leaf 0x80000006
+    // gives the L2 size in KiB in ECX[31:16].
+    let max_ext = __cpuid_count(0x8000_0000, 0).eax;
+    if max_ext >= 0x8000_0006 {
+        let kib = (__cpuid_count(0x8000_0006, 0).ecx >> 16) as usize;
+        if kib > 0 {
+            return Some(kib * 1024);
+        }
+    }
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect_l2() -> Option<usize> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l2_is_detected_within_bounds() {
+        let l2 = l2_bytes();
+        assert!((64 * 1024..=64 * 1024 * 1024).contains(&l2), "{l2}");
+        println!("L2: {} KiB", l2 / 1024);
+    }
+
+    /// Every instruction set the CPU has computes the same fused
+    /// multiply-add through [`dispatch`].
+    #[test]
+    fn dispatch_runs_each_available_isa() {
+        struct Fma;
+        impl Kernel for Fma {
+            type Output = (usize, f32);
+            fn run<S: Simd>(self, s: S) -> (usize, f32) {
+                let mut out = [0.0f32; 16];
+                let v = s.fmadd(s.splat(1.5), s.splat(2.0), s.splat(0.25));
+                // SAFETY: `out` holds 16 floats, at least `S::LANES`.
+                unsafe { s.store(out.as_mut_ptr(), v) };
+                (S::LANES, out[S::LANES - 1])
+            }
+        }
+        assert_eq!(dispatch(Isa::None, Fma), (1, 3.25));
+        if Isa::Avx2.available() {
+            assert_eq!(dispatch(Isa::Avx2, Fma), (8, 3.25));
+        }
+        if Isa::Avx512.available() {
+            assert_eq!(dispatch(Isa::Avx512, Fma), (16, 3.25));
+        }
+    }
+}
