@@ -41,6 +41,7 @@ pub mod prelude {
 /// What `sequential!` expansions refer to. Not a public API.
 #[doc(hidden)]
 pub mod __macro_support {
+    pub use strata_core::activation::*;
     pub use strata_core::layers::*;
     pub use strata_core::rand::RngCore;
     pub use strata_core::tensor::{VisitPath, Visitor, VisitorMut};

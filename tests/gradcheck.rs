@@ -35,6 +35,10 @@ struct Check {
     /// elements checked in a tensor may need this (one near-tie of a max
     /// pooling window moves with every weight of its channel).
     kinks: bool,
+    /// Whether to differentiate a training-mode pass
+    /// (`loss_and_gradients_training`: batch statistics) instead of an
+    /// inference one (`loss_and_gradients`).
+    training: bool,
 }
 
 /// For smooth models: a step of 1% of the values' scale.
@@ -43,6 +47,7 @@ const SMOOTH: Check = Check {
     rtol: 1e-2,
     atol: 2e-4,
     kinks: false,
+    training: false,
 };
 
 /// For models with relu or max pooling: a smaller step, so that it rarely
@@ -52,6 +57,7 @@ const KINKED: Check = Check {
     rtol: 1e-2,
     atol: 3e-4,
     kinks: true,
+    training: false,
 };
 
 /// Sets every bias to small random values (they start at zero), so that
@@ -104,8 +110,24 @@ fn loss_of<M: Model>(
     x: &Batch<M::Input>,
     y: Targets<'_, M::Output>,
     loss: Loss,
+    training: bool,
 ) -> f32 {
-    net.loss_and_gradients(x, y, loss).unwrap().loss
+    gradients(net, x, y, loss, training).loss
+}
+
+/// The loss and gradients of an inference-mode or a training-mode pass.
+fn gradients<M: Model>(
+    net: &mut M,
+    x: &Batch<M::Input>,
+    y: Targets<'_, M::Output>,
+    loss: Loss,
+    training: bool,
+) -> Gradients {
+    if training {
+        net.loss_and_gradients_training(x, y, loss, 0).unwrap()
+    } else {
+        net.loss_and_gradients(x, y, loss).unwrap()
+    }
 }
 
 /// Compares every parameter's gradient from `loss_and_gradients` (up to
@@ -120,7 +142,7 @@ fn gradcheck<M: Model>(
     check: Check,
 ) -> f32 {
     let before = net.to_safetensors().unwrap();
-    let g = net.loss_and_gradients(x, y, loss).unwrap();
+    let g = gradients(net, x, y, loss, check.training);
     assert!(
         g.loss.is_finite() && g.loss > 0.0,
         "{name}: loss {}",
@@ -131,7 +153,12 @@ fn gradcheck<M: Model>(
         before,
         "{name}: parameters changed"
     );
-    let params = net.params();
+    // Buffers (running statistics) have no gradient.
+    let params: Vec<_> = net
+        .params()
+        .into_iter()
+        .filter(|p| p.role == strata::Role::Parameter)
+        .collect();
     assert_eq!(
         g.tensors.iter().map(|t| (&t.0, &t.1)).collect::<Vec<_>>(),
         params
@@ -143,7 +170,7 @@ fn gradcheck<M: Model>(
     // The same call gives the same result: gradients are not accumulated
     // across calls.
     assert_eq!(
-        net.loss_and_gradients(x, y, loss).unwrap(),
+        gradients(net, x, y, loss, check.training),
         g,
         "{name}: second call differs"
     );
@@ -183,11 +210,11 @@ fn gradcheck<M: Model>(
             v[i] = values[i] + h;
             let up_step = v[i] - values[i];
             assert!(Layer::import_param(net, &p.name, &v));
-            let up = loss_of(net, x, y, loss);
+            let up = loss_of(net, x, y, loss, check.training);
             v[i] = values[i] - h;
             let down_step = values[i] - v[i];
             assert!(Layer::import_param(net, &p.name, &v));
-            let down = loss_of(net, x, y, loss);
+            let down = loss_of(net, x, y, loss, check.training);
             let fd = (up - down) / (up_step + down_step);
             let tol = check.rtol * g_max + check.atol;
             let err = (fd - grad[i]).abs();
@@ -472,6 +499,107 @@ fn global_pooling_heads() {
     );
 }
 
+/// The convolution family in one model: a dilated grouped Conv2D,
+/// asymmetric zero padding, a depthwise convolution with a multiplier, a
+/// separable one, reshapes to a map and to a vector (with a grouped,
+/// strided Conv2D between them) and a Dense after the last reshape.
+#[test]
+fn convolution_family() {
+    let mut net = sequential![
+        Input(7, 7, 4)
+        => Conv2D(4, (3, 3), dilation_rate = 2, groups = 2, activation = tanh)
+        => ZeroPadding2D(((0, 1), (1, 0)))
+        => DepthwiseConv2D((2, 2), depth_multiplier = 2, activation = tanh)
+        => SeparableConv2D(4, (2, 2), padding = same, activation = tanh)
+        => Reshape((1, 9, 4))
+        => Conv2D(4, (1, 3), strides = (1, 2), groups = 2, activation = tanh)
+        => Reshape((16,)) => Dense(3) => softmax
+    ]
+    .with_seed(16);
+    randomize_biases(&mut net, 16);
+    let x = random_batch(3, -1.0, 1.0, 160);
+    let y = labels::<Shape1<U3>>(3, 161);
+    gradcheck(
+        "dilated/grouped conv, padding, depthwise, separable, reshape",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::categorical_crossentropy(),
+        SMOOTH,
+    );
+}
+
+/// The smooth Keras 3 activations, fused into Conv2D and Dense and standalone
+/// (gelu, mish, swish, silu; elu, selu, softplus, softsign), and a final
+/// log_softmax under a mean squared error. gelu, mish and silu keep their
+/// input for the backward pass, the others their output. Two short models,
+/// so that the gradients stay large against the loss's rounding.
+#[test]
+fn keras3_smooth_activations() {
+    let mut net = sequential![
+        Input(4, 4, 2)
+        => Conv2D(4, (3, 3), padding = same, activation = gelu) => mish
+        => Conv2D(3, (3, 3), activation = swish)
+        => Flatten => Dense(4, activation = silu) => Dense(3) => softmax
+    ]
+    .with_seed(30);
+    randomize_biases(&mut net, 30);
+    let x = random_batch(3, -2.0, 2.0, 300);
+    let y = labels::<Shape1<U3>>(3, 301);
+    gradcheck(
+        "gelu, mish, swish, silu; CCE(softmax)",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::categorical_crossentropy(),
+        SMOOTH,
+    );
+
+    let mut net = sequential![
+        Input(4, 4, 2)
+        => Conv2D(4, (3, 3), activation = elu) => selu
+        => Flatten => Dense(5, activation = softplus) => softsign => Dense(3) => log_softmax
+    ]
+    .with_seed(32);
+    randomize_biases(&mut net, 32);
+    let x = random_batch(3, -2.0, 2.0, 320);
+    let y = random_batch::<Shape1<U3>>(3, -3.0, 0.0, 321);
+    gradcheck(
+        "elu, selu, softplus, softsign, log_softmax; MSE",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::mean_squared_error(),
+        SMOOTH,
+    );
+}
+
+/// The piecewise Keras 3 activations (relu6, hard_sigmoid, hard_swish,
+/// leaky_relu) and the LeakyReLU layer with its default and a given slope,
+/// whose kinks the step may cross.
+#[test]
+fn keras3_piecewise_activations() {
+    let mut net = sequential![
+        Input(4, 4, 2)
+        => Conv2D(4, (3, 3), padding = same, activation = hard_swish) => relu6
+        => Conv2D(3, (3, 3), activation = leaky_relu) => LeakyReLU
+        => Flatten => Dense(4) => LeakyReLU(alpha = 0.05) => hard_sigmoid
+        => Dense(3, activation = relu6) => Dense(3) => softmax
+    ]
+    .with_seed(31);
+    randomize_biases(&mut net, 31);
+    let x = random_batch(3, -2.0, 2.0, 310);
+    let y = labels::<Shape1<U3>>(3, 311);
+    gradcheck(
+        "hard_swish, relu6, leaky_relu, LeakyReLU, hard_sigmoid; CCE(softmax)",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::categorical_crossentropy(),
+        KINKED,
+    );
+}
+
 /// A softmax that is not the model's last layer is not fused: the loss's
 /// own gradient goes through the softmax's backward pass.
 #[test]
@@ -548,6 +676,80 @@ fn nested_block() {
         Loss::categorical_crossentropy(),
         SMOOTH,
     );
+}
+
+/// Gives every BatchNormalization random affine parameters and running
+/// statistics (they start at 1, 0, 0, 1), so that inference-mode passes are
+/// not the identity and every gradient is exercised in general position.
+fn randomize_batch_norms<M: Model>(net: &mut M, seed: u64) {
+    let mut r = rng(seed);
+    for p in net.params() {
+        let range = match p.name.rsplit('.').next() {
+            Some("running_var") => 0.5..2.0,
+            Some("running_mean") => -0.5..0.5,
+            Some("weight") if p.shape.len() == 1 => 0.5..1.5,
+            _ => continue,
+        };
+        let v: Vec<f32> = (0..p.numel())
+            .map(|_| r.random_range(range.clone()))
+            .collect();
+        assert!(Layer::import_param(net, &p.name, &v), "{}", p.name);
+    }
+}
+
+/// BatchNormalization and residuals (identity, projection, nested) in a
+/// smooth model; batch normalisation right after a convolution without a
+/// bias, as in ResNets (a bias there has no gradient in training mode).
+fn batch_norm_residual_net() -> impl Model<Input = Shape3<U6, U6, U2>, Output = Shape1<U3>> {
+    let mut net = sequential![
+        Input(6, 6, 2) => Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization => tanh
+        => Residual({ Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization(momentum = 0.9) => tanh
+            => Residual({ Conv2D(4, (1, 1), activation = tanh) }) },
+            shortcut = { Conv2D(4, (1, 1), use_bias = false) => BatchNormalization(center = false) })
+        => Residual({ BatchNormalization(scale = false) => Conv2D(4, (3, 3), same, strides = (2, 2)) },
+            shortcut = { Conv2D(4, (1, 1), strides = (2, 2)) })
+        => GlobalAveragePooling2D => Dense(3) => softmax
+    ]
+    .with_seed(12);
+    randomize_biases(&mut net, 12);
+    randomize_batch_norms(&mut net, 13);
+    net
+}
+
+#[test]
+fn batch_norm_and_residuals_in_inference_mode() {
+    let mut net = batch_norm_residual_net();
+    let x = random_batch(3, -1.0, 1.0, 120);
+    let y = labels::<Shape1<U3>>(3, 121);
+    gradcheck(
+        "batch norm + residuals (inference)",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::categorical_crossentropy(),
+        SMOOTH,
+    );
+}
+
+#[test]
+fn batch_norm_and_residuals_in_training_mode() {
+    let mut net = batch_norm_residual_net();
+    let before = net.to_safetensors().unwrap();
+    let x = random_batch(3, -1.0, 1.0, 130);
+    let y = labels::<Shape1<U3>>(3, 131);
+    gradcheck(
+        "batch norm + residuals (training)",
+        &mut net,
+        &x,
+        Targets::from(&y),
+        Loss::categorical_crossentropy(),
+        Check {
+            training: true,
+            ..SMOOTH
+        },
+    );
+    // Not even the running statistics moved.
+    assert_eq!(net.to_safetensors().unwrap(), before);
 }
 
 // ---------------------------------------------------------------------------

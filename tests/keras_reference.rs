@@ -36,13 +36,8 @@ fn case(name: &str) -> serde_json::Value {
 
 fn tensor(file: &[u8], key: &str) -> (Vec<usize>, Vec<f32>) {
     let st = SafeTensors::deserialize(file).expect("valid safetensors");
-    let t = st.tensor(key).expect("tensor present");
-    let values = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (t.shape().to_vec(), values)
+    let (shape, _, values) = tensor_of(&st, key);
+    (shape, values)
 }
 
 /// Runs one case on `net`: load weights, predict the case's input, compare.
@@ -82,26 +77,53 @@ fn run_case<M: Model>(name: &str, dsl: &str, mut net: M) -> f32 {
 
     // Saving gives back the very tensors that were loaded.
     let saved = net.to_safetensors().expect("save");
+    let saved = SafeTensors::deserialize(&saved).unwrap();
     let original = std::fs::read(dir.join(format!("{stem}.weights.safetensors"))).unwrap();
     let original = SafeTensors::deserialize(&original).unwrap();
+    let (mut saved_keys, mut original_keys) = (saved.names(), original.names());
+    saved_keys.sort_unstable();
+    original_keys.sort_unstable();
+    assert_eq!(saved_keys, original_keys, "{name}: saved keys");
     for key in original.names() {
         assert_eq!(
-            tensor(&saved, key),
+            tensor_of(&saved, key),
             tensor_of(&original, key),
             "{name}: {key} round trip"
         );
     }
+    check_param_counts(&case, &net);
     err
 }
 
-fn tensor_of(st: &SafeTensors<'_>, key: &str) -> (Vec<usize>, Vec<f32>) {
+/// A tensor's shape, dtype and values: F32, or I64 (BatchNormalization's
+/// `num_batches_tracked`) as exact small integers.
+fn tensor_of(st: &SafeTensors<'_>, key: &str) -> (Vec<usize>, safetensors::Dtype, Vec<f32>) {
     let t = st.tensor(key).unwrap();
-    let values = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (t.shape().to_vec(), values)
+    let values = match t.dtype() {
+        safetensors::Dtype::I64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+            .collect(),
+        _ => t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    };
+    (t.shape().to_vec(), t.dtype(), values)
+}
+
+/// The summary's totals are the case's: every float (BatchNormalization's
+/// moving statistics included) and the trainable ones.
+fn check_param_counts<M: Model>(case: &serde_json::Value, net: &M) {
+    let summary = net.summary();
+    if let Some(total) = case["param_count"].as_u64() {
+        assert_eq!(summary.total_params() as u64, total);
+    }
+    if let Some(trainable) = case["trainable_param_count"].as_u64() {
+        assert_eq!(summary.trainable_params() as u64, trainable);
+    }
 }
 
 /// `reference_case!(test_name, "case", chain...)`: the chain is both compiled
@@ -135,6 +157,48 @@ reference_case!(global_average_pooling, "layers2/p2_gap",
     Input(7, 7, 3) => Conv2D(6, (3, 3)) => relu => GlobalAveragePooling2D => Dense(3) => softmax);
 reference_case!(global_max_pooling, "layers2/p2_gmp",
     Input(7, 7, 3) => Conv2D(6, (3, 3), same) => GlobalMaxPooling2D => Dense(3) => softmax);
+reference_case!(activations, "layers2/p2_acts",
+    Input(5, 5, 4) => Conv2D(8, (3, 3), same) => relu6 => Conv2D(8, (1, 1)) => elu => selu
+    => Conv2D(8, (1, 1)) => gelu => silu => Conv2D(8, (1, 1)) => swish => hard_sigmoid
+    => Conv2D(8, (1, 1)) => hard_silu => hard_swish => Conv2D(8, (1, 1)) => softplus => softsign
+    => Conv2D(8, (1, 1)) => mish => leaky_relu => Conv2D(8, (1, 1)) => LeakyReLU
+    => LeakyReLU(negative_slope = 0.1) => Flatten => Dense(6) => log_softmax);
+reference_case!(batch_normalization, "layers2/p2_bn",
+    Input(8, 8, 3) => Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization => relu);
+reference_case!(residual_identity, "layers2/p2_residual_identity",
+    Input(8, 8, 4) => Residual({ Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization => relu
+    => Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization }) => relu);
+reference_case!(residual_projection, "layers2/p2_residual_projection",
+    Input(8, 8, 4) => Residual({ Conv2D(8, (3, 3), same, strides = (2, 2), use_bias = false)
+    => BatchNormalization => relu => Conv2D(8, (3, 3), same, use_bias = false) => BatchNormalization },
+    shortcut = { Conv2D(8, (1, 1), strides = (2, 2), use_bias = false) => BatchNormalization }) => relu);
+reference_case!(resnet20, "layers2/p2_resnet20",
+    Input(32, 32, 3) => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
+    => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(32, (3, 3), same, strides = (2, 2), use_bias = false) => BatchNormalization => relu => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization },
+        shortcut = { Conv2D(32, (1, 1), strides = (2, 2), use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(64, (3, 3), same, strides = (2, 2), use_bias = false) => BatchNormalization => relu => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization },
+        shortcut = { Conv2D(64, (1, 1), strides = (2, 2), use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
+    => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
+    => GlobalAveragePooling2D => Dense(10) => softmax);
+
+reference_case!(depthwise, "layers2/p2_depthwise",
+    Input(9, 9, 3) => DepthwiseConv2D((3, 3), strides = 2, padding = same, depth_multiplier = 2) => relu6);
+reference_case!(separable, "layers2/p2_separable",
+    Input(8, 8, 4) => SeparableConv2D(6, (3, 3), padding = same) => relu);
+reference_case!(dilated_grouped, "layers2/p2_dilated_grouped",
+    Input(11, 11, 4) => Conv2D(8, (3, 3), dilation_rate = 2, groups = 2));
+reference_case!(reshape, "layers2/p2_reshape",
+    Input(6, 6, 3) => Conv2D(8, (3, 3), same) => relu => GlobalAveragePooling2D => Reshape((1, 1, 8))
+    => Conv2D(4, (1, 1)) => Reshape((4,)) => softmax);
+reference_case!(zero_padding_asymmetric, "layers2/p2_zeropad_asym",
+    Input(8, 8, 3) => ZeroPadding2D(((0, 1), (0, 1))) => DepthwiseConv2D((3, 3), strides = 2)
+    => BatchNormalization => relu6);
 
 #[test]
 fn every_case_in_cases_json_has_a_test() {

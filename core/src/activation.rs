@@ -1,7 +1,9 @@
 //! Activation functions, as types, and the `Activation` layer.
 //!
 //! Keras's `Activation('relu')` is [`Activation<S, Relu>`]; Conv2D and Dense
-//! take the same types as their `activation = ...` argument.
+//! take the same types as their `activation = ...` argument. The classic
+//! five are here; the ones Keras 3 adds (gelu, silu, mish...) are in
+//! `keras3.rs` beside this file, re-exported here.
 
 use core::fmt::Debug;
 use core::marker::PhantomData;
@@ -11,10 +13,33 @@ use crate::kernels::parallel::{for_chunks, map_chunks};
 use crate::layer::{Context, Layer};
 use crate::shape::Shape;
 
-/// An element-wise (or, for softmax, last-axis) activation function.
+mod keras3;
+pub use keras3::*;
+
+/// What an activation's backward pass needs from its forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keeps {
+    /// Nothing: the derivative is a constant (the identity).
+    Nothing,
+    /// The output, when the derivative is a function of it (relu, sigmoid,
+    /// tanh, softmax...): the cheapest to keep after an in-place forward.
+    Output,
+    /// The input, when the output does not determine the derivative (gelu,
+    /// silu, mish: not monotonic; hard_silu, leaky_relu: kinks an output
+    /// test would misplace).
+    Input,
+}
+
+/// An element-wise (or, for softmax and log_softmax, last-axis) activation
+/// function.
 pub trait ActivationFn: Copy + Default + Debug + Send + Sync + 'static {
     /// Keras's name: `relu`, `softmax`, ...
     const NAME: &'static str;
+
+    /// What [`ActivationFn::backward`] gets: the forward pass's output, its
+    /// input, or nothing.
+    const KEEPS: Keeps = Keeps::Output;
+
     /// Applies the function in place to `values`, whose last axis has
     /// length `last` (softmax normalises over it; the rest ignore it).
     fn apply(values: &mut [f32], last: usize);
@@ -26,16 +51,22 @@ pub trait ActivationFn: Copy + Default + Debug + Send + Sync + 'static {
         Self::apply(output, last);
     }
 
-    /// Turns `grad`, the gradient with respect to this function's output
-    /// `output`, into the gradient with respect to its input, in place. Every
-    /// derivative here is a function of the output alone.
-    fn backward(output: &[f32], grad: &mut [f32], last: usize);
+    /// Turns `grad`, the gradient with respect to this function's output,
+    /// into the gradient with respect to its input, in place. `kept` is what
+    /// [`ActivationFn::KEEPS`] says (the output or the input of the forward
+    /// pass; empty for [`Keeps::Nothing`]).
+    fn backward(kept: &[f32], grad: &mut [f32], last: usize);
 
     /// Whether this is softmax (whose gradient cross-entropy can fuse).
     const IS_SOFTMAX: bool = false;
 
     /// Whether this is the identity (nothing to save for backward).
     const IS_LINEAR: bool = false;
+
+    /// Whether each value's result depends on that value alone, so that any
+    /// split of a tensor among threads gives the same result (false for the
+    /// functions normalising over the last axis).
+    const ELEMENTWISE: bool = true;
 }
 
 /// `max(x, 0)`.
@@ -90,7 +121,8 @@ impl ActivationFn for Sigmoid {
     }
 }
 
-fn sigmoid(x: f32) -> f32 {
+/// The logistic function, for sigmoid and the functions built on it.
+pub(crate) fn sigmoid(x: f32) -> f32 {
     // Written so that neither branch overflows: e^-|x| is at most 1.
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -137,13 +169,79 @@ impl ActivationFn for Softmax {
         }
     }
     const IS_SOFTMAX: bool = true;
+    const ELEMENTWISE: bool = false;
 }
 
 impl ActivationFn for Linear {
     const NAME: &'static str = "linear";
+    const KEEPS: Keeps = Keeps::Nothing;
     fn apply(_: &mut [f32], _: usize) {}
     fn backward(_: &[f32], _: &mut [f32], _: usize) {}
     const IS_LINEAR: bool = true;
+}
+
+/// Applies `A` to `values` in place, element-wise work shared among the
+/// context's threads.
+pub(crate) fn apply_activation<A: ActivationFn, S: Shape>(
+    values: &mut Batch<S>,
+    ctx: &Context<'_>,
+) {
+    if A::IS_LINEAR {
+        return;
+    }
+    if A::ELEMENTWISE {
+        for_chunks(ctx.threads(), values.as_mut_slice(), |v| {
+            A::apply(v, S::LAST)
+        });
+    } else {
+        A::apply(values.as_mut_slice(), S::LAST);
+    }
+}
+
+/// `out = A(input)`, resizing `out` to the input's batch size; element-wise
+/// work shared among the context's threads.
+pub(crate) fn map_activation<A: ActivationFn, S: Shape>(
+    input: &Batch<S>,
+    out: &mut Batch<S>,
+    ctx: &Context<'_>,
+) {
+    out.resize(input.batch_size());
+    if A::ELEMENTWISE {
+        // Element-wise: any split of the values gives the same result.
+        map_chunks(
+            ctx.threads(),
+            input.as_slice(),
+            out.as_mut_slice(),
+            |i, o| A::map(i, o, S::LAST),
+        );
+    } else {
+        A::map(input.as_slice(), out.as_mut_slice(), S::LAST);
+    }
+}
+
+/// The taped forward pass of `A` on `values`: the output, and what `A`'s
+/// backward pass needs (the input moved, not copied, when it keeps the input).
+pub(crate) fn activation_taped<A: ActivationFn, S: Shape>(
+    mut values: Batch<S>,
+    ctx: &mut Context<'_>,
+) -> (Batch<S>, Option<Batch<S>>) {
+    match A::KEEPS {
+        Keeps::Nothing => {
+            apply_activation::<A, S>(&mut values, ctx);
+            (values, None)
+        }
+        Keeps::Input => {
+            let mut out = ctx.take_batch(values.batch_size());
+            map_activation::<A, S>(&values, &mut out, ctx);
+            (out, Some(values))
+        }
+        Keeps::Output => {
+            apply_activation::<A, S>(&mut values, ctx);
+            let mut copy = ctx.take_batch(values.batch_size());
+            copy.copy_from(&values);
+            (values, Some(copy))
+        }
+    }
 }
 
 /// The `Activation` layer: applies `A` to an input of shape `S`, keeping the
@@ -163,24 +261,11 @@ impl<S, A> Default for Activation<S, A> {
     }
 }
 
-impl<S: Shape, A: ActivationFn> Activation<S, A> {
-    /// Applies `A` in place, element-wise work shared among the threads.
-    fn apply(values: &mut Batch<S>, ctx: &Context<'_>) {
-        if A::IS_SOFTMAX {
-            A::apply(values.as_mut_slice(), S::LAST);
-        } else {
-            for_chunks(ctx.threads(), values.as_mut_slice(), |v| {
-                A::apply(v, S::LAST)
-            });
-        }
-    }
-}
-
 impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
     type Input = S;
     type Output = S;
-    /// The output, which every derivative here is a function of (none for
-    /// linear).
+    /// What `A`'s derivative needs ([`ActivationFn::KEEPS`]): the output or
+    /// the input; none for linear.
     type Tape = Option<Batch<S>>;
 
     fn kind(&self) -> &'static str {
@@ -188,64 +273,43 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
     }
 
     fn forward_into(&self, input: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
-        out.resize(input.batch_size());
-        if A::IS_SOFTMAX {
-            A::map(input.as_slice(), out.as_mut_slice(), S::LAST);
-        } else {
-            // Element-wise: any split of the values gives the same result.
-            map_chunks(
-                ctx.threads(),
-                input.as_slice(),
-                out.as_mut_slice(),
-                |i, o| A::map(i, o, S::LAST),
-            );
-        }
+        map_activation::<A, S>(input, out, ctx);
     }
 
     fn forward_owned(&self, mut values: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        Self::apply(&mut values, ctx);
+        apply_activation::<A, S>(&mut values, ctx);
         values
     }
 
-    fn forward_taped(
-        &mut self,
-        mut values: Batch<S>,
-        ctx: &mut Context<'_>,
-    ) -> (Batch<S>, Self::Tape) {
-        Self::apply(&mut values, ctx);
-        let tape = (!A::IS_LINEAR).then(|| {
-            let mut copy = ctx.take_batch(values.batch_size());
-            copy.copy_from(&values);
-            copy
-        });
-        (values, tape)
+    fn forward_taped(&mut self, values: Batch<S>, ctx: &mut Context<'_>) -> (Batch<S>, Self::Tape) {
+        activation_taped::<A, S>(values, ctx)
     }
 
     fn backward(
         &mut self,
-        output: Self::Tape,
+        kept: Self::Tape,
         mut grad: Batch<S>,
         ctx: &mut Context<'_>,
     ) -> Batch<S> {
         activation_backward::<A>(
-            output.as_ref().map(Batch::as_slice),
+            kept.as_ref().map(Batch::as_slice),
             grad.as_mut_slice(),
             S::LAST,
             ctx,
         );
-        if let Some(output) = output {
-            ctx.recycle(output);
+        if let Some(kept) = kept {
+            ctx.recycle(kept);
         }
         grad
     }
 }
 
-/// The backward pass of activation `A` on `grad`, in place, from the
-/// output the forward pass kept (`None` for linear). A softmax takes the
-/// loss's logit gradient instead when one is offered (see
+/// The backward pass of activation `A` on `grad`, in place, from what the
+/// forward pass kept ([`ActivationFn::KEEPS`]; `None` for linear). A softmax
+/// takes the loss's logit gradient instead when one is offered (see
 /// [`Context::offer_logit_gradient`]).
 pub fn activation_backward<A: ActivationFn>(
-    output: Option<&[f32]>,
+    kept: Option<&[f32]>,
     grad: &mut [f32],
     last: usize,
     ctx: &mut Context<'_>,
@@ -259,8 +323,11 @@ pub fn activation_backward<A: ActivationFn>(
             return;
         }
     }
-    let output = output.expect("a non-linear activation keeps its output");
-    A::backward(output, grad, last);
+    match (A::KEEPS, kept) {
+        (Keeps::Nothing, _) => A::backward(&[], grad, last),
+        (_, Some(kept)) => A::backward(kept, grad, last),
+        (keeps, None) => panic!("{} keeps its {keeps:?} for backward", A::NAME),
+    }
 }
 
 #[cfg(test)]
@@ -288,5 +355,44 @@ mod tests {
         let mut v = [0.5f32];
         Tanh::apply(&mut v, 1);
         assert!((v[0] - 0.5f32.tanh()).abs() < 1e-7);
+    }
+
+    /// The taped forward pass keeps what each function says: the input
+    /// for gelu (moved: the very values given), the output for relu.
+    #[test]
+    fn taped_forward_keeps_what_backward_needs() {
+        type S = crate::shape::Shape1<typenum::U3>;
+        let x = Batch::<S>::from_vec(1, vec![-1.0, 0.5, 2.0]).unwrap();
+        let mut ctx = Context::inference();
+        let (y, kept) = activation_taped::<Gelu, S>(x.clone(), &mut ctx);
+        assert_eq!(kept.unwrap().as_slice(), x.as_slice());
+        assert_ne!(y.as_slice(), x.as_slice());
+        let (y, kept) = activation_taped::<Relu, S>(x.clone(), &mut ctx);
+        assert_eq!(kept.unwrap().as_slice(), y.as_slice());
+        let (y, kept) = activation_taped::<Linear, S>(x.clone(), &mut ctx);
+        assert!(kept.is_none());
+        assert_eq!(y.as_slice(), x.as_slice());
+    }
+
+    /// Through the layer, forward and backward on a batch large enough to
+    /// be split among threads: the same as one call on the whole slice.
+    #[test]
+    fn layer_matches_the_function_on_many_threads() {
+        type S = crate::shape::Shape1<typenum::U1000>;
+        let n = 300;
+        let x: Vec<f32> = (0..n * 1000)
+            .map(|i| ((i * 37 % 1001) as f32 - 500.0) / 50.0)
+            .collect();
+        let x = Batch::<S>::from_vec(n, x).unwrap();
+        let mut layer = Activation::<S, Mish>::new();
+        let mut ctx = Context::inference().with_threads(4);
+        let (y, tape) = layer.forward_taped(x.clone(), &mut ctx);
+        let mut expected = x.as_slice().to_vec();
+        Mish::apply(&mut expected, 1000);
+        assert_eq!(y.as_slice(), expected.as_slice());
+        let grad = layer.backward(tape, Batch::filled(n, 1.0), &mut ctx);
+        let mut g = vec![1.0; n * 1000];
+        Mish::backward(x.as_slice(), &mut g, 1000);
+        assert_eq!(grad.as_slice(), g.as_slice());
     }
 }

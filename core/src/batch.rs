@@ -37,23 +37,73 @@ pub struct ShapeError {
 
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "a batch of {} needs {} values, but {} were given",
-            self.shape, self.expected, self.found
-        )
+        if self.expected == usize::MAX {
+            // The count overflowed: there is no number of values to quote.
+            write!(
+                f,
+                "a batch of {} would hold more values than memory can address \
+                 (at most {} f32 values)",
+                self.shape, MAX_VALUES
+            )
+        } else {
+            write!(
+                f,
+                "a batch of {} needs {} values, but {} were given",
+                self.shape, self.expected, self.found
+            )
+        }
     }
 }
+
+/// The most `f32` values one batch can hold: a `Vec<f32>` may not exceed
+/// `isize::MAX` bytes.
+pub const MAX_VALUES: usize = isize::MAX as usize / core::mem::size_of::<f32>();
 
 impl std::error::Error for ShapeError {}
 
 impl<S: Shape> Batch<S> {
+    /// The number of values `len` samples hold, or `None` when that is more
+    /// than a batch can hold ([`MAX_VALUES`]). Every size is computed here,
+    /// so that a huge `len` can never wrap around to a small buffer.
+    fn values_for(len: usize) -> Option<usize> {
+        len.checked_mul(S::NUMEL).filter(|&n| n <= MAX_VALUES)
+    }
+
+    /// The error for `found` values given for `len` samples: `expected`
+    /// is `usize::MAX` when the count cannot be addressed at all.
+    fn size_error(len: usize, found: usize) -> ShapeError {
+        ShapeError {
+            expected: Self::values_for(len).unwrap_or(usize::MAX),
+            found,
+            shape: format!("{len} x {}", format_dims(S::DIMS)),
+        }
+    }
+
+    /// The number of values `len` samples hold; panics, naming the shape,
+    /// when that overflows (the documented panic of the infallible
+    /// constructors).
+    #[track_caller]
+    fn values_or_panic(len: usize) -> usize {
+        match Self::values_for(len) {
+            Some(n) => n,
+            None => panic!("{}", Self::size_error(len, 0)),
+        }
+    }
+
     /// A batch of `len` samples in `buffer`'s allocation: how workspaces
     /// reuse memory. The values are whatever the buffer held (zeros past
     /// its old length): the caller overwrites them.
+    ///
+    /// # Panics
+    ///
+    /// When `len` samples of `S` hold more than [`MAX_VALUES`] values (as
+    /// `Vec` panics on a capacity overflow); [`Batch::try_zeros`] is the
+    /// fallible way to size a batch from untrusted numbers.
+    #[track_caller]
     pub fn from_buffer(len: usize, mut buffer: Vec<f32>) -> Self {
+        let values = Self::values_or_panic(len);
         // Not clear() + resize(): that would write every value each time.
-        buffer.resize(len * S::NUMEL, 0.0);
+        buffer.resize(values, 0.0);
         Batch {
             len,
             data: buffer,
@@ -64,47 +114,101 @@ impl<S: Shape> Batch<S> {
     /// Wraps `data` (NHWC) as `len` samples of shape `S`.
     ///
     /// Fails, giving the vector back untouched inside the error's numbers,
-    /// when `data.len() != len * S::NUMEL`.
+    /// when `data.len() != len * S::NUMEL` (with `expected` set to
+    /// `usize::MAX` when that product overflows).
     pub fn from_vec(len: usize, data: Vec<f32>) -> Result<Self, ShapeError> {
-        match len.checked_mul(S::NUMEL) {
+        match Self::values_for(len) {
             Some(expected) if expected == data.len() => Ok(Batch {
                 len,
                 data,
                 shape: PhantomData,
             }),
-            expected => Err(ShapeError {
-                expected: expected.unwrap_or(usize::MAX),
-                found: data.len(),
-                shape: format!("{len} x {}", format_dims(S::DIMS)),
-            }),
+            _ => Err(Self::size_error(len, data.len())),
         }
     }
 
     /// Copies `data` into a new batch: see [`Batch::from_vec`].
     pub fn from_slice(len: usize, data: &[f32]) -> Result<Self, ShapeError> {
+        // Checked before copying, so a bad size costs no allocation.
+        if Self::values_for(len) != Some(data.len()) {
+            return Err(Self::size_error(len, data.len()));
+        }
         Self::from_vec(len, data.to_vec())
     }
 
     /// `len` samples of zeros.
+    ///
+    /// # Panics
+    ///
+    /// When `len` samples of `S` hold more than [`MAX_VALUES`] values;
+    /// see [`Batch::try_zeros`].
+    #[track_caller]
     pub fn zeros(len: usize) -> Self {
         Self::filled(len, 0.0)
     }
 
     /// `len` samples with every value `value`.
+    ///
+    /// # Panics
+    ///
+    /// When `len` samples of `S` hold more than [`MAX_VALUES`] values;
+    /// see [`Batch::try_filled`].
+    #[track_caller]
     pub fn filled(len: usize, value: f32) -> Self {
         Batch {
             len,
-            data: vec![value; len * S::NUMEL],
+            data: vec![value; Self::values_or_panic(len)],
             shape: PhantomData,
         }
+    }
+
+    /// `len` samples of zeros, or a [`ShapeError`] (with `expected` set to
+    /// `usize::MAX`) when `len` samples of `S` hold more values than a
+    /// batch can ([`MAX_VALUES`]).
+    ///
+    /// ```
+    /// use strata_core::{Batch, Shape3};
+    /// use strata_core::typenum::{U3, U32};
+    ///
+    /// assert!(Batch::<Shape3<U32, U32, U3>>::try_zeros(1 << 54).is_err());
+    /// assert_eq!(Batch::<Shape3<U32, U32, U3>>::try_zeros(2).unwrap().batch_size(), 2);
+    /// ```
+    pub fn try_zeros(len: usize) -> Result<Self, ShapeError> {
+        Self::try_filled(len, 0.0)
+    }
+
+    /// `len` samples with every value `value`; fails as [`Batch::try_zeros`].
+    pub fn try_filled(len: usize, value: f32) -> Result<Self, ShapeError> {
+        let values = Self::values_for(len).ok_or_else(|| Self::size_error(len, 0))?;
+        Ok(Batch {
+            len,
+            data: vec![value; values],
+            shape: PhantomData,
+        })
     }
 
     /// Makes this a batch of `len` samples, reusing the allocation when it
     /// is large enough. Values that were there keep their place; new ones
     /// are zero.
+    ///
+    /// # Panics
+    ///
+    /// When `len` samples of `S` hold more than [`MAX_VALUES`] values (the
+    /// batch is then unchanged); see [`Batch::try_resize`].
+    #[track_caller]
     pub fn resize(&mut self, len: usize) {
+        let values = Self::values_or_panic(len);
+        self.data.resize(values, 0.0);
         self.len = len;
-        self.data.resize(len * S::NUMEL, 0.0);
+    }
+
+    /// [`Batch::resize`], or a [`ShapeError`] leaving the batch unchanged
+    /// when `len` samples of `S` hold more values than a batch can.
+    pub fn try_resize(&mut self, len: usize) -> Result<(), ShapeError> {
+        let values = Self::values_for(len).ok_or_else(|| Self::size_error(len, self.data.len()))?;
+        self.data.resize(values, 0.0);
+        self.len = len;
+        Ok(())
     }
 
     /// Makes this a copy of `other`, reusing the allocation.
@@ -129,9 +233,14 @@ impl<S: Shape> Batch<S> {
         &mut self.data
     }
 
-    /// The values of sample `i`, or `None` past the end.
+    /// The values of sample `i`, or `None` past the end (for any `i`: the
+    /// offsets are computed without wrapping).
     pub fn sample(&self, i: usize) -> Option<&[f32]> {
-        self.data.get(i * S::NUMEL..(i + 1) * S::NUMEL)
+        if i >= self.len {
+            return None;
+        }
+        let start = i.checked_mul(S::NUMEL)?;
+        self.data.get(start..start.checked_add(S::NUMEL)?)
     }
 
     /// Takes the values out.
@@ -153,20 +262,52 @@ impl<S: Shape> Batch<S> {
 
     /// Index of the largest value of each sample's last axis (the predicted
     /// class, for a classifier's output). One entry per sample and position.
+    ///
+    /// NaN is never passed over in silence: a row that holds a NaN yields
+    /// the index of its first NaN, as NumPy's `argmax` does, so a broken
+    /// output does not read as a confident class 0 (or as the largest of
+    /// the finite values beside it). Use [`Batch::argmax_checked`] to get
+    /// `None` for those rows instead. Ties go to the first index.
     pub fn argmax(&self) -> Vec<usize> {
-        self.data
-            .chunks_exact(S::LAST.max(1))
-            .map(|row| {
-                let mut best = 0;
-                for (i, v) in row.iter().enumerate() {
-                    if *v > row[best] {
-                        best = i;
-                    }
-                }
-                best
-            })
+        self.rows()
+            .map(|row| row_argmax(row).unwrap_or_else(|nan| nan))
             .collect()
     }
+
+    /// [`Batch::argmax`], with `None` for every row that holds a NaN (and
+    /// so has no largest value).
+    ///
+    /// ```
+    /// use strata_core::{Batch, Shape1};
+    /// use strata_core::typenum::U3;
+    ///
+    /// let y = Batch::<Shape1<U3>>::from_vec(2, vec![0.1, 0.7, 0.2, 0.9, f32::NAN, 0.1]).unwrap();
+    /// assert_eq!(y.argmax_checked(), vec![Some(1), None]);
+    /// assert_eq!(y.argmax(), vec![1, 1]); // the NaN's index, not 0
+    /// ```
+    pub fn argmax_checked(&self) -> Vec<Option<usize>> {
+        self.rows().map(|row| row_argmax(row).ok()).collect()
+    }
+
+    /// The rows of the last axis.
+    fn rows(&self) -> core::slice::ChunksExact<'_, f32> {
+        self.data.chunks_exact(S::LAST.max(1))
+    }
+}
+
+/// The index of `row`'s largest value (the first of equal ones), or
+/// `Err(i)` with the index of its first NaN. An empty row gives `Ok(0)`.
+fn row_argmax(row: &[f32]) -> Result<usize, usize> {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if v.is_nan() {
+            return Err(i);
+        }
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    Ok(best)
 }
 
 impl<S> Clone for Batch<S> {

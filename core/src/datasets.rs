@@ -14,9 +14,8 @@
 //! assert_eq!((y_train.len(), y_test.len()), (1438, 359));
 //! ```
 
-use std::borrow::Cow;
 use std::fmt;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
@@ -110,6 +109,17 @@ pub enum DatasetError {
         expected: usize,
         /// Actual length, in bytes.
         found: usize,
+    },
+    /// A stream (a gzip file, a pipe) goes on further past the end the
+    /// header describes than the loader reads to count: it stopped reading
+    /// there. Decompression never runs further than the header promises
+    /// plus [`TRAILING_PROBE`] bytes, so a small file that inflates to
+    /// gigabytes fails early and cheaply.
+    TooLong {
+        /// Total length the header describes, in bytes.
+        expected: usize,
+        /// Bytes read before stopping; there are more.
+        read: usize,
     },
     /// The header's dimensions multiply to more bytes than can be addressed.
     TooLarge {
@@ -240,7 +250,13 @@ impl fmt::Display for DatasetError {
             DatasetError::TrailingBytes { expected, found } => write!(
                 f,
                 "the header describes {expected} bytes but there are {found}: {} unexpected trailing byte(s)",
-                found - expected
+                found.saturating_sub(*expected)
+            ),
+            DatasetError::TooLong { expected, read } => write!(
+                f,
+                "the header describes {expected} bytes but the data goes on past {read}; \
+                 reading stopped there (a stream is never read further than its header \
+                 promises plus {TRAILING_PROBE} bytes)"
             ),
             DatasetError::TooLarge { dims } => write!(
                 f,
@@ -254,9 +270,9 @@ impl fmt::Display for DatasetError {
                 f,
                 "the images are {} ({} values) but the requested sample shape {} holds {}",
                 format_dims(found),
-                found.iter().product::<usize>(),
+                Product(found),
                 format_dims(expected),
-                expected.iter().product::<usize>()
+                Product(expected)
             ),
             DatasetError::Batch(e) => write!(f, "{e}"),
             DatasetError::LabelCount { samples, labels } => write!(
@@ -292,6 +308,28 @@ impl fmt::Display for DatasetError {
     }
 }
 
+/// The product of some dimensions, for messages: written out in full even
+/// when it does not fit a `usize` (the dimensions come from files).
+struct Product<'a>(&'a [usize]);
+
+impl fmt::Display for Product<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) {
+            Some(n) => write!(f, "{n}"),
+            // u128 holds the product of up to two usizes exactly; past that
+            // the size only needs to read as enormous.
+            None => match self
+                .0
+                .iter()
+                .try_fold(1u128, |acc, &d| acc.checked_mul(d as u128))
+            {
+                Some(n) => write!(f, "{n}"),
+                None => write!(f, "more than {}", u128::MAX),
+            },
+        }
+    }
+}
+
 impl std::error::Error for DatasetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -309,25 +347,13 @@ impl From<ShapeError> for DatasetError {
     }
 }
 
-/// The bytes, gunzipped when they start with the gzip magic `1f 8b`.
-fn gunzip_if_needed(bytes: &[u8]) -> Result<Cow<'_, [u8]>, DatasetError> {
-    if !bytes.starts_with(&GZIP_MAGIC) {
-        return Ok(Cow::Borrowed(bytes));
-    }
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|source| DatasetError::Gzip { source })?;
-    Ok(Cow::Owned(out))
-}
+/// How far past the end an IDX header describes a stream (gzip data, a
+/// pipe) is read, to count trailing bytes exactly. Reading stops there:
+/// a decompression bomb costs at most this much more than the header
+/// promises.
+pub const TRAILING_PROBE: usize = 64 * 1024;
 
-fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    std::fs::read(path).map_err(|source| DatasetError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
+/// Wraps an error about a file's contents with the file's path.
 fn in_file(path: &Path) -> impl FnOnce(DatasetError) -> DatasetError + '_ {
     move |error| DatasetError::File {
         path: path.to_path_buf(),
@@ -335,46 +361,73 @@ fn in_file(path: &Path) -> impl FnOnce(DatasetError) -> DatasetError + '_ {
     }
 }
 
-/// Parses an IDX file of unsigned bytes with `ndims` dimensions: returns
-/// the dimensions and the data.
-fn parse_idx(bytes: &[u8], ndims: u8) -> Result<(Vec<usize>, Vec<u8>), DatasetError> {
-    let bytes = gunzip_if_needed(bytes)?;
+/// Reads into `buf` until it is full or the data ends; the number of bytes
+/// read.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// IDX bytes read from a stream, no further than the header says they go.
+struct Stream<'a> {
+    reader: &'a mut dyn Read,
+    /// What a failed read becomes: [`DatasetError::Gzip`] for a
+    /// decompressor, [`DatasetError::Io`] for a file.
+    fail: &'a dyn Fn(std::io::Error) -> DatasetError,
+    /// The stream's total length, when known (a plain file's size): then
+    /// a short or long file is measured instead of read.
+    len: Option<usize>,
+}
+
+/// Checks the first bytes of an IDX file of unsigned bytes with `ndims`
+/// dimensions (`prefix` holds at most the header; fewer bytes when the
+/// data is shorter): returns the dimensions and the length of the data
+/// after the header.
+fn parse_idx_header(prefix: &[u8], ndims: u8) -> Result<(Vec<usize>, usize), DatasetError> {
     let header_len = 4 + 4 * ndims as usize;
-    if bytes.len() < 4 {
+    if prefix.len() < 4 {
         return Err(DatasetError::Truncated {
             part: "IDX header",
             expected: header_len,
-            found: bytes.len(),
+            found: prefix.len(),
         });
     }
     let expected_magic = u32::from_be_bytes([0, 0, IDX_U8, ndims]);
-    let found_magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if bytes[0] != 0 || bytes[1] != 0 {
+    let found_magic = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+    if prefix[0] != 0 || prefix[1] != 0 {
         return Err(DatasetError::BadMagic {
             expected: expected_magic,
             found: found_magic,
         });
     }
-    if bytes[2] != IDX_U8 {
+    if prefix[2] != IDX_U8 {
         return Err(DatasetError::WrongDtype {
             expected: IDX_U8,
-            found: bytes[2],
+            found: prefix[2],
         });
     }
-    if bytes[3] != ndims {
+    if prefix[3] != ndims {
         return Err(DatasetError::WrongDims {
             expected: ndims,
-            found: bytes[3],
+            found: prefix[3],
         });
     }
-    if bytes.len() < header_len {
+    if prefix.len() < header_len {
         return Err(DatasetError::Truncated {
             part: "IDX header",
             expected: header_len,
-            found: bytes.len(),
+            found: prefix.len(),
         });
     }
-    let dims: Vec<usize> = bytes[4..header_len]
+    let dims: Vec<usize> = prefix[4..header_len]
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
@@ -383,6 +436,26 @@ fn parse_idx(bytes: &[u8], ndims: u8) -> Result<(Vec<usize>, Vec<u8>), DatasetEr
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|n| n.checked_add(header_len).is_some())
         .ok_or_else(|| DatasetError::TooLarge { dims: dims.clone() })?;
+    Ok((dims, data_len))
+}
+
+/// Parses an IDX file of unsigned bytes with `ndims` dimensions, gunzipping
+/// it first if it starts with the gzip magic: returns the dimensions and
+/// the data.
+fn parse_idx(bytes: &[u8], ndims: u8) -> Result<(Vec<usize>, Vec<u8>), DatasetError> {
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
+        return parse_idx_stream(
+            Stream {
+                reader: &mut decoder,
+                fail: &|source| DatasetError::Gzip { source },
+                len: None,
+            },
+            ndims,
+        );
+    }
+    let header_len = 4 + 4 * ndims as usize;
+    let (dims, data_len) = parse_idx_header(&bytes[..bytes.len().min(header_len)], ndims)?;
     let total = header_len + data_len;
     if bytes.len() < total {
         return Err(DatasetError::Truncated {
@@ -400,6 +473,116 @@ fn parse_idx(bytes: &[u8], ndims: u8) -> Result<(Vec<usize>, Vec<u8>), DatasetEr
     Ok((dims, bytes[header_len..].to_vec()))
 }
 
+/// [`parse_idx`] on a stream: the header first, then exactly the data it
+/// describes (memory grows with the bytes that arrive, never with the
+/// header's promise alone), then at most [`TRAILING_PROBE`] bytes more.
+fn parse_idx_stream(s: Stream<'_>, ndims: u8) -> Result<(Vec<usize>, Vec<u8>), DatasetError> {
+    let header_len = 4 + 4 * ndims as usize;
+    let mut header = vec![0u8; header_len];
+    let got = read_full(s.reader, &mut header).map_err(s.fail)?;
+    let (dims, data_len) = parse_idx_header(&header[..got], ndims)?;
+    let total = header_len + data_len;
+    if let Some(len) = s.len {
+        // A plain file: its size settles it before any data is read.
+        if len < total {
+            return Err(DatasetError::Truncated {
+                part: "IDX data",
+                expected: data_len,
+                found: len.saturating_sub(header_len),
+            });
+        }
+        if len > total {
+            return Err(DatasetError::TrailingBytes {
+                expected: total,
+                found: len,
+            });
+        }
+    }
+    let mut data = Vec::new();
+    // Reserve only what is known to exist; a decompressor's output grows
+    // the buffer as it arrives.
+    data.reserve_exact(s.len.map_or(0, |len| len.saturating_sub(header_len)));
+    s.reader
+        .take(data_len as u64)
+        .read_to_end(&mut data)
+        .map_err(s.fail)?;
+    if data.len() < data_len {
+        return Err(DatasetError::Truncated {
+            part: "IDX data",
+            expected: data_len,
+            found: data.len(),
+        });
+    }
+    // Counting (not keeping) what follows also makes a decompressor check
+    // the stream's CRC, which it does on reaching the end.
+    let extra = std::io::copy(
+        &mut s.reader.take(TRAILING_PROBE as u64 + 1),
+        &mut std::io::sink(),
+    )
+    .map_err(s.fail)? as usize;
+    if extra > TRAILING_PROBE {
+        return Err(DatasetError::TooLong {
+            expected: total,
+            read: total + extra,
+        });
+    }
+    if extra > 0 {
+        return Err(DatasetError::TrailingBytes {
+            expected: total,
+            found: total + extra,
+        });
+    }
+    Ok((dims, data))
+}
+
+/// Reads the IDX file at `path` (plain or gzipped) without reading more
+/// than its header describes: a read failure is [`DatasetError::Io`], bad
+/// contents are [`DatasetError::File`].
+fn read_idx(path: &Path, ndims: u8) -> Result<(Vec<usize>, Vec<u8>), DatasetError> {
+    let io = |source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    // The size of a regular file is known; a pipe or a device (/dev/zero)
+    // has none and is read as a stream, as far as the header says.
+    let len = meta
+        .is_file()
+        .then(|| usize::try_from(meta.len()).ok())
+        .flatten();
+    let mut magic = [0u8; 2];
+    let got = read_full(&mut file, &mut magic).map_err(io)?;
+    let mut reader = (&magic[..got]).chain(file);
+    let result = if magic[..got] == GZIP_MAGIC {
+        // A failing read of the file itself also surfaces here, through the
+        // decompressor: it is reported as a gzip error carrying the
+        // system's message.
+        let mut decoder = flate2::read::MultiGzDecoder::new(reader);
+        parse_idx_stream(
+            Stream {
+                reader: &mut decoder,
+                fail: &|source| DatasetError::Gzip { source },
+                len: None,
+            },
+            ndims,
+        )
+    } else {
+        parse_idx_stream(
+            Stream {
+                reader: &mut reader,
+                fail: &io,
+                len,
+            },
+            ndims,
+        )
+    };
+    result.map_err(|e| match e {
+        e @ DatasetError::Io { .. } => e,
+        e => in_file(path)(e),
+    })
+}
+
 /// Images read from an IDX file (magic `0x00000803`): `count` images of
 /// `rows` x `cols` unsigned-byte pixels, row-major, one image after another.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -415,8 +598,12 @@ pub struct IdxImages {
 }
 
 impl IdxImages {
-    /// The pixels of image `i`, or `None` past the end.
+    /// The pixels of image `i`, or `None` past the end (also for images of
+    /// no pixels, whose offsets alone would not tell).
     pub fn image(&self, i: usize) -> Option<&[u8]> {
+        if i >= self.count {
+            return None;
+        }
         let n = self.rows.checked_mul(self.cols)?;
         self.pixels
             .get(i.checked_mul(n)?..i.checked_add(1)?.checked_mul(n)?)
@@ -483,16 +670,20 @@ pub fn parse_idx_labels(bytes: &[u8]) -> Result<Vec<u8>, DatasetError> {
 /// A file that cannot be read gives [`DatasetError::Io`]; one with bad
 /// contents gives [`DatasetError::File`] wrapping what is wrong with it.
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<IdxImages, DatasetError> {
-    let path = path.as_ref();
-    parse_idx_images(&read_file(path)?).map_err(in_file(path))
+    let (dims, pixels) = read_idx(path.as_ref(), 3)?;
+    Ok(IdxImages {
+        count: dims[0],
+        rows: dims[1],
+        cols: dims[2],
+        pixels,
+    })
 }
 
 /// Reads IDX labels from a file, plain or gzipped (`train-labels-idx1-ubyte`
 /// or `train-labels-idx1-ubyte.gz`): see [`parse_idx_labels`] and, for the
 /// errors, [`read_idx_images`].
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, DatasetError> {
-    let path = path.as_ref();
-    parse_idx_labels(&read_file(path)?).map_err(in_file(path))
+    read_idx(path.as_ref(), 1).map(|(_, labels)| labels)
 }
 
 /// The first of `dir/stem`, `dir/stem.gz` and the same with the `-idx`
@@ -557,14 +748,25 @@ pub fn mnist(dir: impl AsRef<Path>) -> Result<TrainTest<MnistImage>, DatasetErro
 /// Values on a line of the digits CSV: 64 pixels, then the label.
 const DIGITS_FIELDS: usize = 65;
 
+/// The most bytes the digits CSV reader reads without finding an image: a
+/// line longer than this, or a run of blank lines this long, is an error.
+/// A real line is under 200 bytes; the limit is what keeps a stream of
+/// garbage (a decompression bomb of zeros or newlines) from being read to
+/// its end.
+pub const DIGITS_MAX_GAP: usize = 64 * 1024;
+
 /// Parses the UCI digits CSV, plain or gzipped: one image a line, 65
 /// comma-separated integers, the 64 pixels of an 8x8 image row by row
 /// (each 0..=16) and then the label (0..=9).
 ///
 /// Returns the images with pixels divided by 16, so values lie in [0, 1],
 /// and the labels. Blank lines are skipped; any other line that is not
-/// exactly that gives [`DatasetError::BadLine`] with its number, and data
-/// without a single image gives [`DatasetError::NoSamples`].
+/// exactly that gives [`DatasetError::BadLine`] with its number, as does
+/// more than [`DIGITS_MAX_GAP`] bytes without an image (one huge line, or
+/// a long run of blank lines), and data without a single image gives
+/// [`DatasetError::NoSamples`]. Gzipped data is decompressed a line at a
+/// time as it is parsed, so memory follows the images found, not the size
+/// the stream inflates to.
 ///
 /// ```
 /// use strata_core::datasets::{parse_digits_csv, DatasetError};
@@ -581,27 +783,63 @@ const DIGITS_FIELDS: usize = 65;
 /// assert!(matches!(err, DatasetError::BadLine { line: 2, .. }));
 /// ```
 pub fn parse_digits_csv(bytes: &[u8]) -> Result<(Batch<DigitsImage>, Vec<usize>), DatasetError> {
-    let bytes = gunzip_if_needed(bytes)?;
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let mut reader = BufReader::new(flate2::read::MultiGzDecoder::new(bytes));
+        parse_digits_lines(&mut reader, &|source| DatasetError::Gzip { source })
+    } else {
+        // Reading a slice cannot fail: the mapping is never used.
+        parse_digits_lines(&mut &bytes[..], &|source| DatasetError::Io {
+            path: PathBuf::new(),
+            source,
+        })
+    }
+}
+
+/// [`parse_digits_csv`] on a stream of lines; `fail` maps a read error.
+fn parse_digits_lines(
+    reader: &mut dyn BufRead,
+    fail: &dyn Fn(std::io::Error) -> DatasetError,
+) -> Result<(Batch<DigitsImage>, Vec<usize>), DatasetError> {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = i + 1;
+    let mut raw = Vec::new();
+    // Bytes read since the last image (blank lines included).
+    let mut gap = 0usize;
+    for line in 1usize.. {
+        raw.clear();
+        // One byte over the limit tells a line that reaches it from one
+        // that stops there.
+        let budget = (DIGITS_MAX_GAP - gap) as u64 + 1;
+        let n = (&mut *reader)
+            .take(budget)
+            .read_until(b'\n', &mut raw)
+            .map_err(fail)?;
+        if n == 0 {
+            break;
+        }
+        gap += n;
         let bad = |reason: String| DatasetError::BadLine { line, reason };
-        let text = std::str::from_utf8(raw)
+        if gap > DIGITS_MAX_GAP {
+            return Err(bad(format!(
+                "more than {DIGITS_MAX_GAP} bytes without an image (a line this long, or a run \
+                 of blank lines); a line is 65 short integers"
+            )));
+        }
+        let text = std::str::from_utf8(&raw)
             .map_err(|e| bad(format!("not UTF-8 text ({e})")))?
             .trim();
         if text.is_empty() {
             continue;
         }
-        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
-        if fields.len() != DIGITS_FIELDS {
+        let fields = text.split(',').map(str::trim);
+        let count = fields.clone().count();
+        if count != DIGITS_FIELDS {
             return Err(bad(format!(
                 "expected {DIGITS_FIELDS} comma-separated integers (64 pixels, then the label), \
-                 found {} values",
-                fields.len()
+                 found {count} values"
             )));
         }
-        for (col, field) in fields.iter().enumerate() {
+        for (col, field) in fields.enumerate() {
             let (what, max) = if col < DIGITS_FIELDS - 1 {
                 ("pixel", 16)
             } else {
@@ -619,6 +857,7 @@ pub fn parse_digits_csv(bytes: &[u8]) -> Result<(Batch<DigitsImage>, Vec<usize>)
                 labels.push(usize::from(value));
             }
         }
+        gap = 0;
     }
     if labels.is_empty() {
         return Err(DatasetError::NoSamples);

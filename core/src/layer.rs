@@ -6,7 +6,7 @@ use rand::RngCore;
 
 use crate::batch::Batch;
 use crate::shape::Shape;
-use crate::tensor::{Role, Tensor, TensorKey, VisitPath, Visitor, VisitorMut};
+use crate::tensor::{Dtype, Role, Tensor, TensorKey, VisitPath, Visitor, VisitorMut};
 
 /// Inference or training: what a forward pass is for.
 pub enum Mode<'a> {
@@ -154,6 +154,9 @@ pub struct ParamInfo {
     pub shape: Vec<usize>,
     /// Trained parameter or buffer.
     pub role: Role,
+    /// The element type in weights files (I64 for a count such as
+    /// `num_batches_tracked`).
+    pub dtype: Dtype,
 }
 
 impl ParamInfo {
@@ -170,8 +173,11 @@ pub struct SummaryRow {
     pub kind: String,
     /// The output shape of one sample.
     pub output: Vec<usize>,
-    /// Number of parameters.
+    /// Number of parameters (Keras's "Param #").
     pub params: usize,
+    /// How many of them are trained (the rest, such as BatchNormalization's
+    /// moving statistics, are Keras's non-trainable parameters).
+    pub trainable: usize,
 }
 
 /// A layer: a function from a batch of `Input`-shaped samples to a batch of
@@ -274,6 +280,7 @@ pub trait Layer {
             kind: self.kind().to_string(),
             output: Self::Output::DIMS.to_vec(),
             params: self.param_count(),
+            trainable: self.trainable_param_count(),
         });
     }
 
@@ -286,16 +293,34 @@ pub trait Layer {
                 name: key.to_string(),
                 shape: t.shape().to_vec(),
                 role: t.role(),
+                dtype: t.dtype(),
             })
         });
         out
     }
 
-    /// Total number of values in the layer's tensors (Keras's "Total
-    /// params": trainable and not).
+    /// Total number of values in the layer's float tensors (Keras's
+    /// "Total params": trainable and not; counts such as
+    /// `num_batches_tracked`, which Keras does not have, are left out).
     fn param_count(&self) -> usize {
         let mut n = 0;
-        each_tensor(self, &mut |_, t| n += t.numel());
+        each_tensor(self, &mut |_, t| {
+            if t.dtype() == Dtype::F32 {
+                n += t.numel();
+            }
+        });
+        n
+    }
+
+    /// Number of values in the trained parameters (Keras's "Trainable
+    /// params").
+    fn trainable_param_count(&self) -> usize {
+        let mut n = 0;
+        each_tensor(self, &mut |_, t| {
+            if t.role() == Role::Parameter {
+                n += t.numel();
+            }
+        });
         n
     }
 

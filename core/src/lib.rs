@@ -21,7 +21,10 @@ pub mod tensor;
 pub mod train;
 pub mod weights;
 
-pub use activation::{Activation, ActivationFn, Linear, Relu, Sigmoid, Softmax, Tanh};
+pub use activation::{
+    Activation, ActivationFn, Elu, Gelu, HardSigmoid, HardSilu, Keeps, LeakyRelu, Linear,
+    LogSoftmax, Mish, Relu, Relu6, Selu, Sigmoid, Silu, Softmax, Softplus, Softsign, Tanh,
+};
 pub use batch::{Batch, ShapeError};
 pub use datasets::{DatasetError, DigitsImage, IdxImages, MnistImage, TrainTest};
 pub use init::{seeded_rng, SeededRng, DEFAULT_SEED};

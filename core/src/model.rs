@@ -108,6 +108,21 @@ pub trait Model: Layer + Sized {
         crate::train::loss_and_gradients(self, x, y, loss)
     }
 
+    /// The loss on `x` and `y`, and the gradient of every parameter, of a
+    /// training-mode forward pass (Keras's `training=True`):
+    /// BatchNormalization normalises with the batch's statistics and
+    /// dropout draws its masks from `seed`. Nothing changes, not even the
+    /// running statistics a training step would update.
+    fn loss_and_gradients_training<'t>(
+        &mut self,
+        x: &Batch<Self::Input>,
+        y: impl Into<Targets<'t, Self::Output>>,
+        loss: Loss,
+        seed: u64,
+    ) -> Result<Gradients, TrainError> {
+        crate::train::loss_and_gradients_training(self, x, y, loss, seed)
+    }
+
     /// Writes the parameters to `path` as safetensors, PyTorch
     /// `nn.Sequential` convention.
     fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), SaveError> {

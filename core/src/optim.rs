@@ -5,7 +5,10 @@ use core::fmt;
 
 /// An update rule: given each parameter tensor and its gradient, changes
 /// the parameters.
-pub trait Optimizer {
+///
+/// Optimizers are `Send`, so that a compiled model ([`Trainer`](crate::Trainer))
+/// can move to a training thread.
+pub trait Optimizer: Send {
     /// The current learning rate.
     fn learning_rate(&self) -> f32;
 
@@ -95,6 +98,36 @@ fn decay(param: &mut [f32], weight_decay: f32, lr: f32) {
     }
 }
 
+/// What every optimizer here has alike: a `weight_decay` builder, `Default`
+/// at Keras's learning rate, and the learning-rate accessors of
+/// [`Optimizer`] over its `learning_rate` field.
+macro_rules! common_hyperparameters {
+    ($name:ident, default_learning_rate = $lr:expr) => {
+        impl $name {
+            /// With decoupled weight decay.
+            pub fn weight_decay(mut self, weight_decay: f32) -> $name {
+                self.weight_decay = weight_decay;
+                self
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> $name {
+                $name::new($lr)
+            }
+        }
+    };
+    (accessors) => {
+        fn learning_rate(&self) -> f32 {
+            self.learning_rate
+        }
+
+        fn set_learning_rate(&mut self, lr: f32) {
+            self.learning_rate = lr;
+        }
+    };
+}
+
 /// Stochastic gradient descent, with optional momentum (classic or
 /// Nesterov) and weight decay. Keras's defaults: learning rate 0.01, no
 /// momentum.
@@ -138,27 +171,12 @@ impl Sgd {
         self
     }
 
-    /// With decoupled weight decay.
-    pub fn weight_decay(mut self, weight_decay: f32) -> Sgd {
-        self.weight_decay = weight_decay;
-        self
-    }
 }
 
-impl Default for Sgd {
-    fn default() -> Sgd {
-        Sgd::new(0.01)
-    }
-}
+common_hyperparameters!(Sgd, default_learning_rate = 0.01);
 
 impl Optimizer for Sgd {
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
+    common_hyperparameters!(accessors);
 
     fn check(&self) -> Result<(), HyperparameterError> {
         require_non_negative("learning_rate", self.learning_rate)?;
@@ -226,27 +244,12 @@ impl Adam {
         }
     }
 
-    /// With decoupled weight decay.
-    pub fn weight_decay(mut self, weight_decay: f32) -> Adam {
-        self.weight_decay = weight_decay;
-        self
-    }
 }
 
-impl Default for Adam {
-    fn default() -> Adam {
-        Adam::new(0.001)
-    }
-}
+common_hyperparameters!(Adam, default_learning_rate = 0.001);
 
 impl Optimizer for Adam {
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.learning_rate = lr;
-    }
+    common_hyperparameters!(accessors);
 
     fn check(&self) -> Result<(), HyperparameterError> {
         require_non_negative("learning_rate", self.learning_rate)?;
@@ -292,14 +295,19 @@ impl Optimizer for Adam {
 }
 
 /// A learning-rate schedule: the rate to use in `epoch` (0-based), given
-/// the current one. Any `FnMut(usize, f32) -> f32` is one (Keras's
+/// the current one. Any `FnMut(usize, f32) -> f32 + Send` is one (Keras's
 /// `LearningRateScheduler` callback).
-pub trait LearningRateSchedule {
+///
+/// The rate is checked each epoch before it is used: one that is NaN,
+/// infinite or negative stops [`Trainer::fit`](crate::Trainer::fit) with
+/// [`TrainError::LearningRate`](crate::TrainError::LearningRate). Schedules
+/// are `Send` for the same reason optimizers are.
+pub trait LearningRateSchedule: Send {
     /// The learning rate for `epoch`.
     fn rate(&mut self, epoch: usize, current: f32) -> f32;
 }
 
-impl<F: FnMut(usize, f32) -> f32> LearningRateSchedule for F {
+impl<F: FnMut(usize, f32) -> f32 + Send> LearningRateSchedule for F {
     fn rate(&mut self, epoch: usize, current: f32) -> f32 {
         self(epoch, current)
     }

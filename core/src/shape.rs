@@ -13,11 +13,11 @@
 
 use core::fmt::Debug;
 use core::marker::PhantomData;
-use core::ops::{Add, Div, Mul, Sub};
+use core::ops::{Add, Div, Mul, Rem, Sub};
 
 use typenum::{
-    Add1, Cmp, Compare, Diff, Equal, Greater, Max, Maximum, NonZero, Prod, Quot, Sub1, Sum,
-    Unsigned, B1,
+    Add1, Cmp, Compare, Diff, Equal, Greater, Max, Maximum, Mod, NonZero, Prod, Quot, Sub1, Sum,
+    UTerm, Unsigned, B1,
 };
 
 /// The shape of one sample. Implemented by [`Shape1`] and [`Shape3`].
@@ -224,10 +224,103 @@ impl<H: Unsigned, W: Unsigned, C: Unsigned> Spatial for Shape3<H, W, C> {
     type Channels = C;
 }
 
+/// The span of a window of `Self` taps spaced `D` apart (Keras's
+/// `dilation_rate`): `(K - 1)·D + 1`, the effective kernel that the output
+/// length and 'same' padding follow. A dilation of 1 is the kernel itself.
+#[diagnostic::on_unimplemented(
+    message = "a kernel of `{Self}` taps cannot be dilated by `{D}`",
+    label = "no dilated window here",
+    note = "kernel sizes and dilation rates are at least 1"
+)]
+pub trait Dilate<D> {
+    /// The effective kernel size.
+    type Output: Unsigned;
+}
+
+impl<K, D> Dilate<D> for K
+where
+    K: Sub<B1>,
+    Sub1<K>: Mul<D>,
+    Prod<Sub1<K>, D>: Add<B1>,
+    Add1<Prod<Sub1<K>, D>>: Unsigned,
+{
+    type Output = Add1<Prod<Sub1<K>, D>>;
+}
+
+/// The effective size of a `K`-tap window dilated by `D`: see [`Dilate`].
+pub type DilatedKernel<K, D> = <K as Dilate<D>>::Output;
+
+/// A remainder of zero: what a channel count leaves when divided by the
+/// number of channel groups of a grouped convolution.
+///
+/// Its own trait, implemented for zero only, so that groups that do not
+/// divide the channels are reported in these words.
+#[diagnostic::on_unimplemented(
+    message = "the channel groups do not divide the channels evenly",
+    label = "channels left over after splitting into groups",
+    note = "with `groups = g`, both the input channels and the filters must be multiples of g"
+)]
+pub trait NoRemainder {}
+impl NoRemainder for UTerm {}
+
+/// `N` channels split evenly into `G` groups: `N mod G` is zero.
+pub trait DividesInto<G>: Rem<G> {}
+impl<N, G> DividesInto<G> for N
+where
+    N: Rem<G>,
+    Mod<N, G>: NoRemainder,
+{
+}
+
+/// A sample shape's number of values as a type: what [`Reshape`](crate::Reshape)
+/// compares between its input and its output.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a sample shape",
+    note = "sample shapes are Shape3<H, W, C> and Shape1<N>"
+)]
+pub trait ElementCount: Shape {
+    /// `H·W·C`, or `N`.
+    type Count: Unsigned;
+}
+impl<N: Unsigned> ElementCount for Shape1<N> {
+    type Count = N;
+}
+impl<H, W, C> ElementCount for Shape3<H, W, C>
+where
+    H: Unsigned + Mul<W>,
+    W: Unsigned,
+    C: Unsigned,
+    Prod<H, W>: Mul<C>,
+    Prod<Prod<H, W>, C>: Unsigned,
+{
+    type Count = Prod<Prod<H, W>, C>;
+}
+
+/// The outcome of comparing two element counts when they are the same.
+#[diagnostic::on_unimplemented(
+    message = "a Reshape must keep the number of values of a sample",
+    label = "the input and the target shape hold different numbers of values",
+    note = "Reshape((h, w, c)) or Reshape((n,)) takes exactly h·w·c or n values per sample"
+)]
+pub trait SameCount {}
+impl SameCount for Equal {}
+
+/// Shapes that hold as many values as `Out`: what a reshape from `Self` to
+/// `Out` needs.
+pub trait ReshapesTo<Out: ElementCount>: ElementCount {}
+impl<In, Out> ReshapesTo<Out> for In
+where
+    In: ElementCount,
+    Out: ElementCount,
+    In::Count: Cmp<Out::Count>,
+    Compare<In::Count, Out::Count>: SameCount,
+{
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use typenum::{U1, U2, U3, U32, U5, U7, U8, U9};
+    use typenum::{U1, U2, U3, U32, U42, U5, U7, U8, U9};
 
     #[test]
     fn runtime_rules_match_keras() {
@@ -265,5 +358,28 @@ mod tests {
             <<Shape3<U2, U3, U7> as Flattenable>::Flat as Shape>::DIMS,
             &[42]
         );
+    }
+
+    #[test]
+    fn dilated_windows_and_counts_match_runtime() {
+        fn len<L, K, S, D, P>() -> usize
+        where
+            K: Dilate<D>,
+            P: WindowOut<L, DilatedKernel<K, D>, S>,
+        {
+            <WindowLen<L, DilatedKernel<K, D>, S, P> as Unsigned>::USIZE
+        }
+        fn reshapes<A: ReshapesTo<B>, B: ElementCount>() -> usize {
+            <A::Count as Unsigned>::USIZE
+        }
+        fn divides<N: DividesInto<G>, G>() {}
+        assert_eq!(<DilatedKernel<U3, U1> as Unsigned>::USIZE, 3);
+        assert_eq!(<DilatedKernel<U3, U2> as Unsigned>::USIZE, 5);
+        assert_eq!(len::<U9, U3, U1, U2, Valid>(), 5);
+        assert_eq!(len::<U8, U3, U2, U2, Same>(), 4);
+        assert_eq!(reshapes::<Shape3<U2, U3, U7>, Shape1<U42>>(), 42);
+        assert_eq!(reshapes::<Shape1<U8>, Shape3<U1, U1, U8>>(), 8);
+        divides::<U8, U2>();
+        divides::<U9, U3>();
     }
 }

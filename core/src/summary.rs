@@ -20,6 +20,17 @@ impl Summary {
     pub fn total_params(&self) -> usize {
         self.rows.iter().map(|r| r.params).sum()
     }
+
+    /// Number of trained parameters.
+    pub fn trainable_params(&self) -> usize {
+        self.rows.iter().map(|r| r.trainable).sum()
+    }
+
+    /// Number of parameters that are kept but not trained (Keras counts
+    /// BatchNormalization's moving mean and variance here).
+    pub fn non_trainable_params(&self) -> usize {
+        self.total_params() - self.trainable_params()
+    }
 }
 
 /// Keras's automatic layer name: the kind in snake case (`MaxPooling2D` ->
@@ -128,14 +139,20 @@ impl fmt::Display for Summary {
         }
         writeln!(f, "{}", line("└", "┴", "┘", "─"))?;
         let total = self.total_params();
+        let (trainable, fixed) = (self.trainable_params(), self.non_trainable_params());
         writeln!(f, " Total params: {} ({})", thousands(total), bytes(total))?;
         writeln!(
             f,
             " Trainable params: {} ({})",
-            thousands(total),
-            bytes(total)
+            thousands(trainable),
+            bytes(trainable)
         )?;
-        write!(f, " Non-trainable params: 0 (0.00 B)")
+        write!(
+            f,
+            " Non-trainable params: {} ({})",
+            thousands(fixed),
+            bytes(fixed)
+        )
     }
 }
 
@@ -149,6 +166,7 @@ mod tests {
             kind: kind.into(),
             output: vec![2],
             params: 1234567,
+            trainable: 1234567,
         };
         let rows = [
             row("Conv2D"),
@@ -168,5 +186,35 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(896), "896");
         assert_eq!(thousands(0), "0");
+    }
+
+    #[test]
+    fn non_trainable_parameters_are_counted_apart() {
+        let summary = Summary {
+            input: vec![4],
+            rows: vec![
+                SummaryRow {
+                    kind: "Dense".into(),
+                    output: vec![4],
+                    params: 20,
+                    trainable: 20,
+                },
+                SummaryRow {
+                    kind: "BatchNormalization".into(),
+                    output: vec![4],
+                    params: 16,
+                    trainable: 8,
+                },
+            ],
+        };
+        assert_eq!(summary.trainable_params(), 28);
+        assert_eq!(summary.non_trainable_params(), 8);
+        let text = summary.to_string();
+        assert!(text.contains(" Total params: 36 (144.00 B)"), "{text}");
+        assert!(text.contains(" Trainable params: 28 (112.00 B)"), "{text}");
+        assert!(
+            text.ends_with(" Non-trainable params: 8 (32.00 B)"),
+            "{text}"
+        );
     }
 }

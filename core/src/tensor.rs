@@ -24,6 +24,18 @@ pub enum Role {
     Buffer,
 }
 
+/// The element type a tensor has in a weights file. Values are held as
+/// `f32` either way; an [`Dtype::I64`] tensor is a count (PyTorch's
+/// BatchNorm `num_batches_tracked`), which Keras does not count among the
+/// parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// A float: every parameter and every other buffer.
+    F32,
+    /// A 64-bit integer (held as an `f32`, exact up to 2^24).
+    I64,
+}
+
 /// How a tensor's stored values map to PyTorch's layout.
 ///
 /// Every layout is a permutation: [`Layout::stored_index`] gives, for each
@@ -95,6 +107,7 @@ impl Layout {
 #[derive(Clone, PartialEq)]
 pub struct Tensor {
     role: Role,
+    dtype: Dtype,
     /// The shape in PyTorch's layout, as in weight files.
     shape: Vec<usize>,
     layout: Layout,
@@ -108,6 +121,7 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tensor")
             .field("role", &self.role)
+            .field("dtype", &self.dtype)
             .field("shape", &self.shape)
             .field("layout", &self.layout)
             .finish_non_exhaustive()
@@ -126,10 +140,21 @@ impl Tensor {
         Tensor::new(Role::Buffer, shape, Layout::Plain, value)
     }
 
+    /// A count buffer: an integer scalar (shape `[]`) that weights files
+    /// hold as I64, starting at 0. Files may leave it out (it is loaded
+    /// when present), and it is not a parameter in Keras's counts.
+    pub fn counter() -> Self {
+        Tensor {
+            dtype: Dtype::I64,
+            ..Tensor::new(Role::Buffer, Vec::new(), Layout::Plain, 0.0)
+        }
+    }
+
     fn new(role: Role, shape: Vec<usize>, layout: Layout, value: f32) -> Self {
         let len = shape.iter().product();
         Tensor {
             role,
+            dtype: Dtype::F32,
             shape,
             layout,
             values: vec![value; len],
@@ -140,6 +165,11 @@ impl Tensor {
     /// Parameter or buffer.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The element type in weights files.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
     }
 
     /// The shape in PyTorch's layout.
@@ -300,8 +330,8 @@ impl fmt::Display for TensorKey<'_> {
     }
 }
 
-/// Visits a model's tensors, read-only. Models call [`Visitor::enter`] and
-/// [`Visitor::leave`] around each layer, so the visitor knows every
+/// Visits a model's tensors, read-only. Models pass a [`VisitPath`] down
+/// to their layers (see [`VisitPath::child`]), so the visitor knows every
 /// tensor's full key.
 pub trait Visitor {
     /// Called with each tensor in declaration order.

@@ -57,7 +57,8 @@ pub enum TrainError {
     Hyperparameter(HyperparameterError),
     /// A gradient became NaN or infinite while the loss stayed finite (a
     /// NaN input swallowed on the way, an overflow). The update of this
-    /// batch was not made; those of the batches before it stay applied.
+    /// batch was not made (nor its change to running statistics); those of
+    /// the batches before it stay applied.
     NonFiniteGradient {
         /// The epoch (1-based).
         epoch: usize,
@@ -65,7 +66,8 @@ pub enum TrainError {
         batch: usize,
     },
     /// The loss became NaN or infinite. The updates of the batches before
-    /// it stay applied; the one of this batch was not made.
+    /// it stay applied; the one of this batch was not made (nor its change
+    /// to running statistics).
     NonFiniteLoss {
         /// The epoch (1-based, as Keras prints it).
         epoch: usize,
@@ -73,6 +75,16 @@ pub enum TrainError {
         batch: usize,
         /// The value.
         loss: f32,
+    },
+    /// The learning-rate schedule gave a rate that is NaN, infinite or
+    /// negative. Training stopped before the first update of that epoch
+    /// (the epochs before it stay applied), and the optimizer keeps the
+    /// rate it had.
+    LearningRate {
+        /// The epoch the rate was for (1-based).
+        epoch: usize,
+        /// The rate the schedule returned.
+        rate: f32,
     },
 }
 
@@ -97,6 +109,11 @@ impl fmt::Display for TrainError {
                 f,
                 "the loss became {loss} at epoch {epoch}, batch {batch}; training stopped before applying that batch \
                  (try a lower learning rate, or check the inputs for NaN)"
+            ),
+            TrainError::LearningRate { epoch, rate } => write!(
+                f,
+                "the learning-rate schedule gave {rate} for epoch {epoch}; expected a finite rate >= 0. \
+                 Training stopped before that epoch's first update"
             ),
         }
     }
@@ -254,6 +271,34 @@ fn forward_backward<M: Layer>(
     (value.loss, value.correct, value.counted)
 }
 
+/// The values of every buffer (running statistics...), in visiting order:
+/// a taped training pass moves them before its loss and gradients can be
+/// checked, so a refused step puts them back with [`restore_buffers`].
+/// Nothing is allocated for a model without buffers.
+fn save_buffers<M: Layer>(model: &M) -> Vec<Vec<f32>> {
+    let mut saved = Vec::new();
+    crate::layer::each_tensor(model, &mut |_, t| {
+        if t.role() == Role::Buffer {
+            saved.push(t.values().to_vec());
+        }
+    });
+    saved
+}
+
+/// Puts back what [`save_buffers`] saved from the same model.
+fn restore_buffers<M: Layer>(model: &mut M, saved: Vec<Vec<f32>>) {
+    let mut saved = saved.into_iter();
+    crate::layer::each_tensor_mut(model, &mut |_, t| {
+        if t.role() == Role::Buffer {
+            // The same visit in the same order: one saved vector each, of
+            // the tensor's own length.
+            if let Some(values) = saved.next() {
+                t.values_mut().copy_from_slice(&values);
+            }
+        }
+    });
+}
+
 /// Whether every gradient in the model's buffers is finite.
 fn gradients_finite<M: Layer>(model: &mut M) -> bool {
     let mut finite = true;
@@ -299,8 +344,10 @@ fn evaluate_in_batches<M: Layer>(
 pub struct Trainer<M> {
     model: M,
     loss: Loss,
-    optimizer: Box<dyn Optimizer>,
-    schedule: Option<Box<dyn LearningRateSchedule>>,
+    // `+ Send` restates the traits' supertrait: it is what makes a
+    // Trainer (of a Send model) Send, so say it where it matters.
+    optimizer: Box<dyn Optimizer + Send>,
+    schedule: Option<Box<dyn LearningRateSchedule + Send>>,
     threads: usize,
 }
 
@@ -362,7 +409,11 @@ impl<M: Layer> Trainer<M> {
     /// progress per `verbose`. Returns the per-epoch history.
     ///
     /// Every argument is checked before the first step: on an error there
-    /// the model is unchanged.
+    /// the model is unchanged. During training, each batch's loss and
+    /// gradients are checked before they are applied
+    /// ([`TrainError::NonFiniteLoss`], [`TrainError::NonFiniteGradient`]),
+    /// and each epoch's scheduled learning rate before it is used
+    /// ([`TrainError::LearningRate`]).
     pub fn fit<'t>(
         &mut self,
         x: &Batch<M::Input>,
@@ -414,6 +465,16 @@ impl<M: Layer> Trainer<M> {
         for epoch in 0..options.epochs {
             if let Some(s) = &mut self.schedule {
                 let lr = s.rate(epoch, self.optimizer.learning_rate());
+                // Checked before the optimizer sees it: a NaN rate would
+                // poison every parameter (and be blamed on the loss), a
+                // negative one would train by gradient ascent.
+                if !(lr.is_finite() && lr >= 0.0) {
+                    progress.abandon();
+                    return Err(TrainError::LearningRate {
+                        epoch: epoch + 1,
+                        rate: lr,
+                    });
+                }
                 self.optimizer.set_learning_rate(lr);
             }
             if options.shuffle {
@@ -425,10 +486,12 @@ impl<M: Layer> Trainer<M> {
                 let xb = gather(x, chunk);
                 let targets = y.gather(chunk);
                 let mut ctx = Context::training(&mut dropout_rng).with_threads(self.threads);
+                let buffers = save_buffers(&self.model);
                 let (loss, c, k) =
                     forward_backward(&mut self.model, &xb, &targets, self.loss, &mut ctx);
                 if !loss.is_finite() {
                     progress.abandon();
+                    restore_buffers(&mut self.model, buffers);
                     return Err(TrainError::NonFiniteLoss {
                         epoch: epoch + 1,
                         batch: step + 1,
@@ -437,6 +500,7 @@ impl<M: Layer> Trainer<M> {
                 }
                 if !gradients_finite(&mut self.model) {
                     progress.abandon();
+                    restore_buffers(&mut self.model, buffers);
                     return Err(TrainError::NonFiniteGradient {
                         epoch: epoch + 1,
                         batch: step + 1,
@@ -525,6 +589,12 @@ impl<M: Layer> Trainer<M> {
     /// One gradient step on one batch (dropout on, from `seed`): Keras's
     /// `train_on_batch`. Returns the batch's loss and accuracy before the
     /// update.
+    ///
+    /// Checks as [`Trainer::fit`] does: a NaN or infinite loss
+    /// ([`TrainError::NonFiniteLoss`]) or gradient
+    /// ([`TrainError::NonFiniteGradient`], epoch and batch 1) is an error,
+    /// and the model is left unchanged: parameters, and buffers such as
+    /// running statistics, which the refused pass had moved.
     pub fn train_on_batch<'t>(
         &mut self,
         x: &Batch<M::Input>,
@@ -540,14 +610,23 @@ impl<M: Layer> Trainer<M> {
         let mut rng = seeded_rng(seed);
         let mut ctx = Context::training(&mut rng).with_threads(self.threads);
         let targets = y.to_owned_targets();
+        let buffers = save_buffers(&self.model);
         let (loss, correct, counted) =
             forward_backward(&mut self.model, x, &targets, self.loss, &mut ctx);
         if !loss.is_finite() {
+            restore_buffers(&mut self.model, buffers);
             return Err(TrainError::NonFiniteLoss {
                 epoch: 1,
                 batch: 1,
                 loss,
             });
+        }
+        // As in `fit`: a finite loss can still come with NaN gradients (an
+        // infinite input saturating a sigmoid), and applying them would
+        // make every later prediction NaN.
+        if !gradients_finite(&mut self.model) {
+            restore_buffers(&mut self.model, buffers);
+            return Err(TrainError::NonFiniteGradient { epoch: 1, batch: 1 });
         }
         self.apply_gradients();
         Ok(Evaluation {
@@ -580,6 +659,52 @@ pub fn loss_and_gradients<'t, M: Layer>(
     let (value, _, _) = forward_backward(model, x, &targets, loss, &mut ctx);
     // One pass over the tensors: every trained parameter's gradient under
     // its weight-file key (buffers have none).
+    let mut tensors = Vec::new();
+    crate::layer::each_tensor(model, &mut |key, t| {
+        if t.role() == Role::Parameter {
+            tensors.push((key.to_string(), t.shape().to_vec(), t.export_grad()));
+        }
+    });
+    Ok(Gradients {
+        loss: value,
+        tensors,
+    })
+}
+
+/// The loss and gradients of a training-mode forward pass (batch
+/// statistics, dropout drawn from `seed`), leaving the model as it was:
+/// parameters, and buffers such as the running statistics, which the
+/// taped pass moves and this puts back. See
+/// [`Model::loss_and_gradients_training`](crate::Model::loss_and_gradients_training).
+pub fn loss_and_gradients_training<'t, M: Layer>(
+    model: &mut M,
+    x: &Batch<M::Input>,
+    y: impl Into<Targets<'t, M::Output>>,
+    loss: Loss,
+    seed: u64,
+) -> Result<Gradients, TrainError> {
+    let y = y.into();
+    if x.batch_size() == 0 {
+        return Err(TrainError::EmptyDataset);
+    }
+    y.check(x.batch_size())?;
+    let mut buffers = Vec::new();
+    crate::layer::each_tensor(model, &mut |_, t| {
+        if t.role() == Role::Buffer {
+            buffers.push(t.values().to_vec());
+        }
+    });
+    let mut rng = seeded_rng(seed);
+    let mut ctx = Context::training(&mut rng);
+    let (value, _, _) = forward_backward(model, x, &y.to_owned_targets(), loss, &mut ctx);
+    // The same visit, in the same order, puts every buffer back.
+    let mut saved = buffers.into_iter();
+    crate::layer::each_tensor_mut(model, &mut |_, t| {
+        if t.role() == Role::Buffer {
+            let values = saved.next().expect("the same tensors as before");
+            t.values_mut().copy_from_slice(&values);
+        }
+    });
     let mut tensors = Vec::new();
     crate::layer::each_tensor(model, &mut |key, t| {
         if t.role() == Role::Parameter {

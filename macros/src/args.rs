@@ -211,6 +211,11 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// Where problems go, for a layer that parses a chain of its own.
+    pub fn errors(&mut self) -> &mut Errors {
+        self.errors
+    }
+
     pub fn error(&mut self, e: syn::Error) {
         self.errors.push(e);
     }

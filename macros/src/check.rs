@@ -33,6 +33,22 @@ pub fn check(mut chain: Vec<LayerSpec>, errors: &mut Errors) -> Option<Checked> 
     Some(Checked { layers, shapes })
 }
 
+/// A chain inside a layer (a residual's branch) whose input is `input`:
+/// every layer's shape by its own rule, problems reported to `errors`.
+pub fn branch(chain: Vec<LayerSpec>, input: Known, errors: &mut Errors) -> Checked {
+    let first = match input {
+        Known::Unknown => chain
+            .first()
+            .and_then(|l| l.def())
+            .and_then(|d| d.input_rank())
+            .map_or(Known::Unknown, Known::Rank),
+        known => known,
+    };
+    let shapes = flow(&chain, first, errors);
+    let layers = chain.into_iter().filter_map(into_layer).collect();
+    Checked { layers, shapes }
+}
+
 fn into_layer(spec: LayerSpec) -> Option<Layer> {
     match spec.element {
         Element::Layer(def) => Some(Layer {

@@ -15,6 +15,15 @@ impl Errors {
         self.0.is_empty()
     }
 
+    /// Every problem as one error (`None` if there is none), to report
+    /// through another collection.
+    pub fn combined(self) -> Option<syn::Error> {
+        self.0.into_iter().reduce(|mut all, e| {
+            all.combine(e);
+            all
+        })
+    }
+
     /// One `compile_error!` per problem.
     pub fn to_compile_errors(&self) -> TokenStream {
         self.0.iter().map(syn::Error::to_compile_error).collect()

@@ -3,10 +3,10 @@
 //! and handing the arguments to the layer. Every problem becomes a
 //! `syn::Error` on the offending tokens; all of them are reported together.
 
-use proc_macro2::{Spacing, Span, TokenStream, TokenTree};
-use syn::parse::{Parse, ParseStream};
+use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
+use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Expr, Ident};
+use syn::{Expr, Ident, Token};
 
 use crate::args::{Args, RawArgs};
 use crate::errors::Errors;
@@ -78,7 +78,7 @@ impl Parse for RawLayer {
         let args = if input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in input);
-            Some(Punctuated::parse_terminated(&content)?)
+            Some(arguments(content.parse()?)?)
         } else {
             None
         };
@@ -86,6 +86,67 @@ impl Parse for RawLayer {
             return Err(input.error("expected `=>` between layers"));
         }
         Ok(RawLayer::Named { name, args })
+    }
+}
+
+/// A layer's arguments: Rust expressions, except that an argument may be
+/// a chain in braces (`Residual({ Conv2D(8, (3, 3)) => relu })`, or
+/// `shortcut = { ... }`), which is no Rust expression and is kept as its
+/// tokens for the layer to parse.
+fn arguments(tokens: TokenStream) -> syn::Result<Punctuated<Expr, Token![,]>> {
+    let plain = Punctuated::parse_terminated.parse2(tokens.clone());
+    plain.or_else(|e| with_chains(tokens).ok_or(e))
+}
+
+/// The arguments split at top-level commas, a braced chain kept verbatim;
+/// `None` if anything else fails to parse (its error is the one to show).
+fn with_chains(tokens: TokenStream) -> Option<Punctuated<Expr, Token![,]>> {
+    let mut args = Punctuated::new();
+    let mut piece: Vec<TokenTree> = Vec::new();
+    let mut tokens = tokens.into_iter();
+    loop {
+        let next = tokens.next();
+        let comma = matches!(&next, Some(TokenTree::Punct(p)) if p.as_char() == ',');
+        if let (Some(tt), false) = (&next, comma) {
+            piece.push(tt.clone());
+            continue;
+        }
+        if piece.is_empty() && comma {
+            return None;
+        }
+        if !piece.is_empty() {
+            args.push(argument(std::mem::take(&mut piece))?);
+        }
+        if next.is_none() {
+            return Some(args);
+        }
+    }
+}
+
+fn argument(piece: Vec<TokenTree>) -> Option<Expr> {
+    let braced =
+        |tt: &TokenTree| matches!(tt, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace);
+    let stream: TokenStream = piece.iter().cloned().collect();
+    if let Ok(e) = syn::parse2::<Expr>(stream.clone()) {
+        return Some(e);
+    }
+    match piece.as_slice() {
+        [chain] if braced(chain) => Some(Expr::Verbatim(stream)),
+        [TokenTree::Ident(name), TokenTree::Punct(eq), chain]
+            if eq.as_char() == '=' && braced(chain) =>
+        {
+            Some(Expr::Assign(syn::ExprAssign {
+                attrs: Vec::new(),
+                left: Box::new(Expr::Path(syn::ExprPath {
+                    attrs: Vec::new(),
+                    qself: None,
+                    path: name.clone().into(),
+                })),
+                eq_token: Token![=](eq.span()),
+                right: Box::new(Expr::Verbatim(chain.clone().into())),
+            }))
+        }
+        _ => None,
     }
 }
 

@@ -154,10 +154,15 @@ fn misspelled_arguments_get_a_suggestion() {
         errors,
         ["unknown argument `paddding` for Conv2D; did you mean `padding`?"]
     );
-    let errors = errors_of(quote!(Input(8, 8, 3) => Conv2D(8, 3, dilation_rate = 2)));
+    let errors = errors_of(quote!(Input(8, 8, 3) => Conv2D(8, 3, data_format = "channels_last")));
     assert_eq!(
         errors,
-        ["unknown argument `dilation_rate` for Conv2D; it takes `filters`, `kernel_size`, `strides`, `padding`, `activation`, `use_bias`, `input_shape`"]
+        ["unknown argument `data_format` for Conv2D; it takes `filters`, `kernel_size`, `strides`, `padding`, `dilation_rate`, `groups`, `activation`, `use_bias`, `input_shape`"]
+    );
+    let errors = errors_of(quote!(Input(8, 8, 3) => DepthwiseConv2D(3, depth_multipler = 2)));
+    assert_eq!(
+        errors,
+        ["unknown argument `depth_multipler` for DepthwiseConv2D; did you mean `depth_multiplier`?"]
     );
 }
 
@@ -166,9 +171,11 @@ fn unknown_layers_list_the_registry() {
     let errors = errors_of(quote!(Input(8, 8, 3) => UpSampling2D(2)));
     assert_eq!(
         errors,
-        ["unknown layer `UpSampling2D`; strata knows Input, Conv2D, MaxPool, MaxPooling2D, AvgPool, AveragePooling2D, \
-          Dropout, Flatten, Dense, GlobalAveragePooling2D, GlobalMaxPooling2D, Activation and relu, sigmoid, tanh, \
-          softmax, linear (embed another block as `{ block }`)"]
+        ["unknown layer `UpSampling2D`; strata knows Input, Conv2D, DepthwiseConv2D, SeparableConv2D, \
+          BatchNormalization, Residual, MaxPool, MaxPooling2D, AvgPool, AveragePooling2D, Dropout, Flatten, Dense, \
+          GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D, Reshape, Activation, LeakyReLU and relu, \
+          sigmoid, tanh, softmax, linear, relu6, elu, selu, gelu, silu, swish, hard_sigmoid, hard_silu, \
+          hard_swish, softplus, softsign, mish, leaky_relu, log_softmax (embed another block as `{ block }`)"]
     );
     assert_eq!(
         errors_of(quote!(Input(64) => Dence(10))),

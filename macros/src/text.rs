@@ -1,7 +1,7 @@
 //! Words for messages: a layer as the user wrote it, and the closest name
 //! to a typo.
 
-use proc_macro2::{Delimiter, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
 /// `Conv2D (8 , (3 , 3))` -> `Conv2D(8, (3, 3))`: the layer as a person
 /// writes it.
@@ -26,6 +26,9 @@ fn write_tokens(tokens: TokenStream, out: &mut String) {
             TokenTree::Punct(p) => {
                 match p.as_char() {
                     ',' => out.push_str(", "),
+                    // `=>` between the layers of a chain in braces.
+                    '=' if p.spacing() == Spacing::Joint => out.push_str(" ="),
+                    '>' if out.ends_with(" =") => out.push_str("> "),
                     '=' => out.push_str(" = "),
                     c => out.push(c),
                 }

@@ -1,57 +1,99 @@
 //! `Conv2D`: 2-D convolution (Keras's `Conv2D` / `Convolution2D`).
 //!
 //! Arguments and defaults: `filters`, `kernel_size`, `strides = (1, 1)`,
-//! `padding = 'valid'`, `activation = None` (linear), `use_bias = True`.
-//! Kernels start Glorot-uniform, biases at zero.
+//! `padding = 'valid'`, `activation = None` (linear), `use_bias = True`,
+//! `dilation_rate = (1, 1)`, `groups = 1`. Kernels start Glorot-uniform
+//! (fan-in `kh·kw·in/groups`, fan-out `kh·kw·filters`), biases at zero.
 //!
-//! Shape: `(H, W, C) -> (Ho, Wo, filters)`, with `Ho = (H - KH) / SH + 1`
-//! under valid padding and `Ho = ceil(H / SH)` under same (likewise `Wo`).
+//! Shape: `(H, W, C) -> (Ho, Wo, filters)`, with `Ho = (H - KE) / SH + 1`
+//! under valid padding and `Ho = ceil(H / SH)` under same (likewise `Wo`),
+//! where `KE = (KH - 1)·DH + 1` is the dilated kernel's span.
 //!
 //! Computation: the convolution kernels (`kernels::conv`: direct SIMD,
-//! Winograd or im2col + GEMM, chosen per shape), the kernel held
-//! as HWIO `[kh, kw, in, out]`; weight files use PyTorch's `[out, in, kh, kw]`.
+//! Winograd or im2col + GEMM, chosen per shape; dilated and grouped windows
+//! always take im2col), the kernel held as HWIO `[kh, kw, in/groups, out]`;
+//! weight files use PyTorch's `[out, in/groups, kh, kw]`. With `groups = g`
+//! the filters are `g` contiguous groups, each seeing its contiguous slice
+//! of `in/g` input channels.
 
 use core::marker::PhantomData;
 
 use rand::RngCore;
-use typenum::Unsigned;
+use typenum::{Unsigned, U1};
 
-use super::{init_kernel_and_bias, window_geometry, KernelTape};
+use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::kernels::conv::backward::{
     conv2d_backward_grouped_scratch, conv2d_backward_grouped_scratch_len,
 };
-use crate::kernels::{conv2d, conv2d_scratch_len};
+use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
 use crate::layer::{Context, Layer};
-use crate::shape::{PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut};
+use crate::shape::{
+    Dilate, DilatedKernel, DividesInto, PaddingMode, Shape, Shape3, TypeMarker, WindowLen,
+    WindowOut,
+};
 use crate::tensor::{Layout, Tensor};
 
 /// A 2-D convolution over `In` (a [`Shape3`]) with `F` filters of `KH × KW`,
 /// strides `SH × SW`, padding `P` ([`Valid`](crate::Valid) or
-/// [`Same`](crate::Same)) and activation `A`.
-pub struct Conv2D<In, F, KH, KW, SH, SW, P, A = Linear> {
-    /// `weight`: stored HWIO, `[kh, kw, in, out]`.
+/// [`Same`](crate::Same)), activation `A`, dilation `DH × DW` and `G`
+/// channel groups.
+pub struct Conv2D<In, F, KH, KW, SH, SW, P, A = Linear, DH = U1, DW = U1, G = U1> {
+    /// `weight`: stored HWIO, `[kh, kw, in/groups, out]`.
     kernel: Tensor,
     /// `bias`: `[out]`, absent with `use_bias = false`.
     bias: Option<Tensor>,
-    // Eight type parameters are the layer's whole configuration; naming the
+    // The type parameters are the layer's whole configuration; naming the
     // tuple would only hide it.
     #[allow(clippy::type_complexity)]
-    types: TypeMarker<(In, F, KH, KW, SH, SW, P, A)>,
+    types: TypeMarker<(In, F, KH, KW, SH, SW, P, A, DH, DW, G)>,
 }
 
-impl<In, F, KH, KW, SH, SW, P, A> Conv2D<In, F, KH, KW, SH, SW, P, A>
+/// The geometry of a `KH × KW` window dilated by `DH × DW`, at strides
+/// `SH × SW` under padding `P`, over a batch of `H × W × C` images split
+/// into `groups` channel groups: what the convolution layers derive from
+/// their types.
+pub(crate) fn conv_geometry<H, W, C, KH, KW, SH, SW, P, DH, DW>(
+    batch: usize,
+    groups: usize,
+) -> ConvGeometry
+where
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    KH: Unsigned,
+    KW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+    DH: Unsigned,
+    DW: Unsigned,
+{
+    ConvGeometry::with_options(
+        batch,
+        (H::USIZE, W::USIZE, C::USIZE),
+        (KH::USIZE, KW::USIZE),
+        (SH::USIZE, SW::USIZE),
+        P::PADDING,
+        (DH::USIZE, DW::USIZE),
+        groups,
+    )
+    .expect("the type-level shape rule guarantees the window fits and the groups divide")
+}
+
+impl<In, F, KH, KW, SH, SW, P, A, DH, DW, G> Conv2D<In, F, KH, KW, SH, SW, P, A, DH, DW, G>
 where
     In: Shape,
     F: Unsigned,
     KH: Unsigned,
     KW: Unsigned,
+    G: Unsigned,
 {
     /// A layer with a Glorot-uniform kernel drawn from `rng` and a zero bias
     /// (none if `use_bias` is false). The input channels are `In`'s last axis.
     pub fn new(use_bias: bool, rng: &mut dyn RngCore) -> Self {
-        let (kh, kw, cin, cout) = (KH::USIZE, KW::USIZE, In::LAST, F::USIZE);
+        let (kh, kw, cin, cout) = (KH::USIZE, KW::USIZE, Self::group_in(), F::USIZE);
         let mut layer = Conv2D {
             kernel: Tensor::parameter(
                 vec![cout, cin, kh, kw],
@@ -65,13 +107,18 @@ where
         layer
     }
 
+    /// Input channels each filter sees: the input's, over the groups.
+    fn group_in() -> usize {
+        In::LAST / G::USIZE.max(1)
+    }
+
     fn init(&mut self, rng: &mut dyn RngCore) {
         let receptive = KH::USIZE * KW::USIZE;
-        let fans = (receptive * In::LAST, receptive * F::USIZE);
+        let fans = (receptive * Self::group_in(), receptive * F::USIZE);
         init_kernel_and_bias(&mut self.kernel, self.bias.as_mut(), fans, rng);
     }
 
-    /// The kernel, HWIO (`[kh, kw, in, out]`, Keras's layout).
+    /// The kernel, HWIO (`[kh, kw, in/groups, out]`, Keras's layout).
     pub fn kernel(&self) -> &[f32] {
         self.kernel.values()
     }
@@ -82,8 +129,11 @@ where
     }
 }
 
-impl<H, W, C, F, KH, KW, SH, SW, P, A> Layer for Conv2D<Shape3<H, W, C>, F, KH, KW, SH, SW, P, A>
+/// The convolution itself; the shape bounds are the [`Layer`] impl's.
+impl<H, W, C, F, KH, KW, SH, SW, P, A, DH, DW, G> Activated
+    for Conv2D<Shape3<H, W, C>, F, KH, KW, SH, SW, P, A, DH, DW, G>
 where
+    Self: Layer<Input = Shape3<H, W, C>>,
     H: Unsigned,
     W: Unsigned,
     C: Unsigned,
@@ -92,24 +142,21 @@ where
     KW: Unsigned,
     SH: Unsigned,
     SW: Unsigned,
-    P: PaddingMode + WindowOut<H, KH, SH> + WindowOut<W, KW, SW>,
+    P: PaddingMode,
     A: ActivationFn,
+    DH: Unsigned,
+    DW: Unsigned,
+    G: Unsigned,
 {
-    type Input = Shape3<H, W, C>;
-    type Output = Shape3<WindowLen<H, KH, SH, P>, WindowLen<W, KW, SW, P>, F>;
-    type Tape = KernelTape<Self::Input, Self::Output>;
+    type Activation = A;
 
-    fn kind(&self) -> &'static str {
-        "Conv2D"
-    }
-
-    fn forward_into(
+    fn forward_linear(
         &self,
         input: &Batch<Self::Input>,
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
-        let g = window_geometry::<H, W, C, KH, KW, SH, SW, P>(input.batch_size());
+        let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), G::USIZE);
         out.resize(input.batch_size());
         let threads = ctx.threads();
         let scratch = ctx.scratch(conv2d_scratch_len(&g, threads));
@@ -123,7 +170,47 @@ where
             scratch,
             threads,
         );
-        A::apply(out.as_mut_slice(), F::USIZE);
+    }
+}
+
+impl<H, W, C, F, KH, KW, SH, SW, P, A, DH, DW, G> Layer
+    for Conv2D<Shape3<H, W, C>, F, KH, KW, SH, SW, P, A, DH, DW, G>
+where
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned + DividesInto<G>,
+    F: Unsigned + DividesInto<G>,
+    KH: Unsigned + Dilate<DH>,
+    KW: Unsigned + Dilate<DW>,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode
+        + WindowOut<H, DilatedKernel<KH, DH>, SH>
+        + WindowOut<W, DilatedKernel<KW, DW>, SW>,
+    A: ActivationFn,
+    DH: Unsigned,
+    DW: Unsigned,
+    G: Unsigned,
+{
+    type Input = Shape3<H, W, C>;
+    type Output = Shape3<
+        WindowLen<H, DilatedKernel<KH, DH>, SH, P>,
+        WindowLen<W, DilatedKernel<KW, DW>, SW, P>,
+        F,
+    >;
+    type Tape = KernelTape<Self::Input, Self::Output>;
+
+    fn kind(&self) -> &'static str {
+        "Conv2D"
+    }
+
+    fn forward_into(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) {
+        forward_activated(self, input, out, ctx);
     }
 
     fn forward_taped(
@@ -131,7 +218,7 @@ where
         input: Batch<Self::Input>,
         ctx: &mut Context<'_>,
     ) -> (Batch<Self::Output>, Self::Tape) {
-        KernelTape::record::<A, _>(self, input, ctx)
+        KernelTape::record(self, input, ctx)
     }
 
     fn backward(
@@ -140,8 +227,8 @@ where
         mut grad: Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) -> Batch<Self::Input> {
-        activation_backward::<A>(tape.output(), grad.as_mut_slice(), F::USIZE, ctx);
-        let g = window_geometry::<H, W, C, KH, KW, SH, SW, P>(grad.batch_size());
+        activation_backward::<A>(tape.kept(), grad.as_mut_slice(), F::USIZE, ctx);
+        let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(grad.batch_size(), G::USIZE);
         let mut grad_input = Batch::<Self::Input>::zeros(grad.batch_size());
         let threads = ctx.threads();
         let scratch = ctx.scratch(conv2d_backward_grouped_scratch_len(&g, F::USIZE, threads));

@@ -16,7 +16,7 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::Unsigned;
 
-use super::{init_kernel_and_bias, KernelTape};
+use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::kernels::dense;
@@ -84,16 +84,10 @@ impl<In: Shape, U: Unsigned, A> Dense<In, U, A> {
     }
 }
 
-impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
-    type Input = In;
-    type Output = In::WithLast<U>;
-    type Tape = KernelTape<In, Self::Output>;
+impl<In: LastAxis, U: Unsigned, A: ActivationFn> Activated for Dense<In, U, A> {
+    type Activation = A;
 
-    fn kind(&self) -> &'static str {
-        "Dense"
-    }
-
-    fn forward_into(
+    fn forward_linear(
         &self,
         input: &Batch<In>,
         out: &mut Batch<Self::Output>,
@@ -115,7 +109,25 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
             scratch,
             threads,
         );
-        A::apply(out.as_mut_slice(), units);
+    }
+}
+
+impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
+    type Input = In;
+    type Output = In::WithLast<U>;
+    type Tape = KernelTape<In, Self::Output>;
+
+    fn kind(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn forward_into(
+        &self,
+        input: &Batch<In>,
+        out: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    ) {
+        forward_activated(self, input, out, ctx);
     }
 
     fn forward_taped(
@@ -123,7 +135,7 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         input: Batch<In>,
         ctx: &mut Context<'_>,
     ) -> (Batch<Self::Output>, Self::Tape) {
-        KernelTape::record::<A, _>(self, input, ctx)
+        KernelTape::record(self, input, ctx)
     }
 
     fn backward(
@@ -132,7 +144,7 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
         mut grad: Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) -> Batch<In> {
-        activation_backward::<A>(tape.output(), grad.as_mut_slice(), U::USIZE, ctx);
+        activation_backward::<A>(tape.kept(), grad.as_mut_slice(), U::USIZE, ctx);
         let rows = grad.batch_size() * (In::NUMEL / In::LAST.max(1));
         let mut grad_input = Batch::<In>::zeros(grad.batch_size());
         let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();

@@ -14,7 +14,7 @@
 
 use core::marker::PhantomData;
 
-use super::{forward_keeping_input, Average, Max};
+use super::{backward_from_input, forward_keeping_input, Average, Max};
 use crate::batch::Batch;
 use crate::kernels::pool::global;
 use crate::layer::{Context, Layer};
@@ -33,12 +33,7 @@ pub trait GlobalPoolKind: 'static {
     /// `channels` values, the images shared among up to `threads` threads.
     fn forward(dims: Dims, input: &[f32], output: &mut [f32], threads: usize);
     /// Writes the input's gradient from the output's.
-    fn backward(
-        dims: Dims,
-        input: Option<&[f32]>,
-        grad_output: &[f32],
-        grad_input: &mut [f32],
-    );
+    fn backward(dims: Dims, input: Option<&[f32]>, grad_output: &[f32], grad_input: &mut [f32]);
 }
 
 impl GlobalPoolKind for Average {
@@ -49,12 +44,7 @@ impl GlobalPoolKind for Average {
         global::avg_forward(dims, input, output, threads);
     }
 
-    fn backward(
-        dims: Dims,
-        _: Option<&[f32]>,
-        grad_output: &[f32],
-        grad_input: &mut [f32],
-    ) {
+    fn backward(dims: Dims, _: Option<&[f32]>, grad_output: &[f32], grad_input: &mut [f32]) {
         global::avg_backward(dims, grad_output, grad_input);
     }
 }
@@ -67,12 +57,7 @@ impl GlobalPoolKind for Max {
         global::max_forward(dims, input, output, threads);
     }
 
-    fn backward(
-        dims: Dims,
-        input: Option<&[f32]>,
-        grad_output: &[f32],
-        grad_input: &mut [f32],
-    ) {
+    fn backward(dims: Dims, input: Option<&[f32]>, grad_output: &[f32], grad_input: &mut [f32]) {
         let input = input.expect("global max pooling keeps its input");
         global::max_backward(dims, input, grad_output, grad_input);
     }
@@ -147,19 +132,10 @@ impl<In: Spatial, K: GlobalPoolKind> Layer for GlobalPooling2D<In, K> {
         grad_output: Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) -> Batch<In> {
-        let mut grad_input = ctx.take_batch(grad_output.batch_size());
         let dims = Self::dims(grad_output.batch_size());
-        K::backward(
-            dims,
-            input.as_ref().map(Batch::as_slice),
-            grad_output.as_slice(),
-            grad_input.as_mut_slice(),
-        );
-        if let Some(input) = input {
-            ctx.recycle(input);
-        }
-        ctx.recycle(grad_output);
-        grad_input
+        backward_from_input(input, grad_output, ctx, |input, grad_output, grad_input| {
+            K::backward(dims, input, grad_output, grad_input)
+        })
     }
 }
 

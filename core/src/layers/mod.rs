@@ -7,7 +7,7 @@
 use rand::RngCore;
 use typenum::Unsigned;
 
-use crate::activation::ActivationFn;
+use crate::activation::{activation_taped, apply_activation, ActivationFn};
 use crate::batch::Batch;
 use crate::init::glorot_uniform;
 use crate::kernels::ConvGeometry;
@@ -25,42 +25,75 @@ macro_rules! layers {
 
 layers! {
     average_pooling2d,
+    batch_normalization,
     conv2d,
     dense,
+    depthwise_conv2d,
     dropout,
     flatten,
     global_pooling2d,
+    leaky_relu,
     max_pooling2d,
     pooling2d,
+    reshape,
+    residual,
+    separable_conv2d,
+    zero_padding2d,
+}
+
+/// A layer whose output is its activation applied to a linear map of its
+/// input: Conv2D, Dense, every layer taking `activation = ...`. Its
+/// forward pass is `forward_activated`, its taped one `KernelTape::record`,
+/// which keeps what the activation's derivative needs.
+pub trait Activated: Layer {
+    /// The activation applied last.
+    type Activation: ActivationFn;
+
+    /// The output before the activation, into `out` (resized to the input's
+    /// batch size).
+    fn forward_linear(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        ctx: &mut Context<'_>,
+    );
+}
+
+/// [`Layer::forward_into`] of an [`Activated`] layer: the linear map, then
+/// the activation in place.
+pub(crate) fn forward_activated<L: Activated>(
+    layer: &L,
+    input: &Batch<L::Input>,
+    out: &mut Batch<L::Output>,
+    ctx: &mut Context<'_>,
+) {
+    layer.forward_linear(input, out, ctx);
+    apply_activation::<L::Activation, L::Output>(out, ctx);
 }
 
 /// What a layer with a kernel (Conv2D, Dense) keeps for its backward pass:
-/// its input, and its output when its activation needs it.
+/// its input, and what its activation's derivative needs (its output, or
+/// the value before it; nothing for linear).
 pub struct KernelTape<In: Shape, Out: Shape> {
     input: Batch<In>,
-    output: Option<Batch<Out>>,
+    kept: Option<Batch<Out>>,
 }
 
 impl<In: Shape, Out: Shape> KernelTape<In, Out> {
     /// Runs `layer`'s forward pass, keeping the input (moved, not copied)
-    /// and, unless `A` is linear, a copy of the output.
-    pub(crate) fn record<A, L>(
+    /// and what the activation keeps ([`ActivationFn::KEEPS`]).
+    pub(crate) fn record<L>(
         layer: &L,
         input: Batch<In>,
         ctx: &mut Context<'_>,
     ) -> (Batch<Out>, Self)
     where
-        A: ActivationFn,
-        L: Layer<Input = In, Output = Out>,
+        L: Activated<Input = In, Output = Out>,
     {
-        let mut out = ctx.take_batch(input.batch_size());
-        layer.forward_into(&input, &mut out, ctx);
-        let output = (!A::IS_LINEAR).then(|| {
-            let mut copy = ctx.take_batch(out.batch_size());
-            copy.copy_from(&out);
-            copy
-        });
-        (out, KernelTape { input, output })
+        let mut linear = ctx.take_batch(input.batch_size());
+        layer.forward_linear(&input, &mut linear, ctx);
+        let (out, kept) = activation_taped::<L::Activation, Out>(linear, ctx);
+        (out, KernelTape { input, kept })
     }
 
     /// The input of the forward pass.
@@ -68,16 +101,16 @@ impl<In: Shape, Out: Shape> KernelTape<In, Out> {
         &self.input
     }
 
-    /// The activated output, if the activation's derivative needs it.
-    pub(crate) fn output(&self) -> Option<&[f32]> {
-        self.output.as_ref().map(Batch::as_slice)
+    /// What the activation's backward pass needs, if anything.
+    pub(crate) fn kept(&self) -> Option<&[f32]> {
+        self.kept.as_ref().map(Batch::as_slice)
     }
 
     /// Gives the tape's memory back to the context.
     pub(crate) fn recycle(self, ctx: &mut Context<'_>) {
         ctx.recycle(self.input);
-        if let Some(out) = self.output {
-            ctx.recycle(out);
+        if let Some(kept) = self.kept {
+            ctx.recycle(kept);
         }
     }
 }
@@ -136,4 +169,26 @@ pub(crate) fn forward_keeping_input<L: Layer>(
         ctx.recycle(input);
         (out, None)
     }
+}
+
+/// The backward pass of a layer taped by [`forward_keeping_input`]: `f`
+/// gets the kept input (if any), the output's gradient and the input's
+/// gradient to write; the memory of both batches goes back to the context.
+pub(crate) fn backward_from_input<In: Shape, Out: Shape>(
+    input: Option<Batch<In>>,
+    grad_output: Batch<Out>,
+    ctx: &mut Context<'_>,
+    f: impl FnOnce(Option<&[f32]>, &[f32], &mut [f32]),
+) -> Batch<In> {
+    let mut grad_input = ctx.take_batch(grad_output.batch_size());
+    f(
+        input.as_ref().map(Batch::as_slice),
+        grad_output.as_slice(),
+        grad_input.as_mut_slice(),
+    );
+    if let Some(input) = input {
+        ctx.recycle(input);
+    }
+    ctx.recycle(grad_output);
+    grad_input
 }

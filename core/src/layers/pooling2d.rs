@@ -13,7 +13,7 @@ use core::marker::PhantomData;
 
 use typenum::Unsigned;
 
-use super::{forward_keeping_input, window_geometry};
+use super::{backward_from_input, forward_keeping_input, window_geometry};
 use crate::batch::Batch;
 use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
@@ -102,17 +102,8 @@ where
         ctx: &mut Context<'_>,
     ) -> Batch<Self::Input> {
         let g = window_geometry::<H, W, C, PH, PW, SH, SW, P>(grad_output.batch_size());
-        let mut grad_input = ctx.take_batch(grad_output.batch_size());
-        K::backward(
-            &g,
-            input.as_ref().map(Batch::as_slice),
-            grad_output.as_slice(),
-            grad_input.as_mut_slice(),
-        );
-        if let Some(input) = input {
-            ctx.recycle(input);
-        }
-        ctx.recycle(grad_output);
-        grad_input
+        backward_from_input(input, grad_output, ctx, |input, grad_output, grad_input| {
+            K::backward(&g, input, grad_output, grad_input)
+        })
     }
 }

@@ -20,8 +20,9 @@ use types::Support;
 /// Embedded blocks are evaluated first, in the caller's scope (not under the
 /// support imports).
 pub fn expression(checked: &Checked) -> TokenStream {
-    let plan = Plan::new(checked, Unknowns::Params, Support::imported());
     let name = Ident::new("Sequential", Span::call_site());
+    let plan = Plan::new(checked, Unknowns::Params, Support::imported(), &name);
+    let items = &plan.items;
     let (params, where_clause) = (plan.params(), plan.where_clause());
     let (fields, field_tys, inits) = (&plan.fields, &plan.field_tys, &plan.inits);
     let args = plan.blocks.iter().map(|(arg, _, _)| arg);
@@ -35,6 +36,8 @@ pub fn expression(checked: &Checked) -> TokenStream {
         #(let #args = #exprs;)*
         {
             use ::strata::__macro_support::*;
+
+            #(#items)*
 
             /// A model built by `sequential!`: one field per layer, named by
             /// kind and position (the position is the weight-file index).
@@ -69,8 +72,9 @@ pub fn item(header: &Header, checked: &Checked) -> TokenStream {
     } else {
         Unknowns::Params
     };
-    let declared = Plan::new(checked, unknowns, Support::absolute());
     let Header { attrs, vis, name } = header;
+    let declared = Plan::new(checked, unknowns, Support::absolute(), name);
+    let items = &declared.items;
     let (params, where_clause) = (declared.params(), declared.where_clause());
     let (fields, field_tys) = (&declared.fields, &declared.field_tys);
     let docs = checked
@@ -78,8 +82,13 @@ pub fn item(header: &Header, checked: &Checked) -> TokenStream {
         .iter()
         .enumerate()
         .map(|(i, l)| format!("Layer {i}: `{}`.", l.text));
-    let impls = item_impls(&Plan::new(checked, unknowns, Support::imported()), name);
+    let impls = item_impls(
+        &Plan::new(checked, unknowns, Support::imported(), name),
+        name,
+    );
     quote! {
+        #(#items)*
+
         #(#attrs)*
         #[allow(clippy::type_complexity)]
         #vis struct #name #params #where_clause {
@@ -93,6 +102,13 @@ pub fn item(header: &Header, checked: &Checked) -> TokenStream {
     }
 }
 
+/// The `where` predicates of the model `name` that `item` declares for
+/// `checked` (generic over `S`), support names in absolute paths: what a
+/// model holding it repeats.
+pub fn branch_predicates(checked: &Checked, name: &Ident) -> Vec<TokenStream> {
+    Plan::new(checked, Unknowns::Projections, Support::absolute(), name).predicates()
+}
+
 /// A named model's constructor, `Default` and `Layer` impls.
 fn item_impls(plan: &Plan, name: &Ident) -> TokenStream {
     let (params, where_clause) = (plan.params(), plan.where_clause());
@@ -103,7 +119,13 @@ fn item_impls(plan: &Plan, name: &Ident) -> TokenStream {
             /// The model with its initial weights drawn from `DEFAULT_SEED`,
             /// as every `sequential!` model.
             pub fn new() -> Self {
-                let rng: &mut dyn RngCore = &mut seeded_rng(DEFAULT_SEED);
+                Self::__with_rng(&mut seeded_rng(DEFAULT_SEED))
+            }
+
+            /// The model with its initial weights drawn from `rng`: how
+            /// an enclosing model builds it (a residual's branch).
+            #[doc(hidden)]
+            pub fn __with_rng(rng: &mut dyn RngCore) -> Self {
                 #name {
                     #(#fields: #inits,)*
                 }

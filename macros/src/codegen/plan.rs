@@ -46,22 +46,32 @@ pub struct Plan {
     pub generics: Vec<Ident>,
     /// `block_1: B1` for each embedded block, with its expression.
     pub blocks: Vec<(TokenStream, Ident, syn::Expr)>,
+    /// What the fields' types need beside the struct (see `LayerDef::items`).
+    pub items: Vec<TokenStream>,
+    /// What the fields' types need of the model's parameters (see
+    /// `LayerDef::bounds`).
+    bounds: Vec<TokenStream>,
     shapes: Vec<ShapeTy>,
     unknowns: Unknowns,
     support: Support,
+    model: Ident,
 }
 
 impl Plan {
-    pub fn new(checked: &Checked, unknowns: Unknowns, support: Support) -> Plan {
+    /// The plan of `model`'s fields.
+    pub fn new(checked: &Checked, unknowns: Unknowns, support: Support, model: &Ident) -> Plan {
         let mut plan = Plan {
             fields: Vec::new(),
             field_tys: Vec::new(),
             inits: Vec::new(),
             generics: Vec::new(),
             blocks: Vec::new(),
+            items: Vec::new(),
+            bounds: Vec::new(),
             shapes: Vec::new(),
             unknowns,
             support,
+            model: model.clone(),
         };
         for (i, layer) in checked.layers.iter().enumerate() {
             plan.add_field(i, layer.def.as_ref(), &checked.shapes[i]);
@@ -70,6 +80,7 @@ impl Plan {
             let prev = i.checked_sub(1).map(|p| checked.layers[p].def.as_ref());
             let cx = InitCx {
                 index: i,
+                model: &plan.model,
                 prev,
                 prev_input: i.checked_sub(1).map(|p| &plan.shapes[p].ty),
             };
@@ -87,10 +98,13 @@ impl Plan {
         };
         let cx = TypeCx {
             index: i,
+            model: &self.model,
             input: &input.ty,
             support: &self.support,
         };
         self.field_tys.push(def.field_type(&cx));
+        self.items.push(def.items(&cx));
+        self.bounds.extend(def.bounds(&cx));
         self.fields.push(field_name(def.field_base(), i));
         self.shapes.push(input);
     }
@@ -110,12 +124,14 @@ impl Plan {
         let placeholder = TokenStream::new();
         let cx = TypeCx {
             index: i,
+            model: &self.model,
             input: &placeholder,
             support: &self.support,
         };
         // The constructor is the argument that brings the value in.
         let arg = def.constructor(&InitCx {
             index: i,
+            model: &self.model,
             prev: None,
             prev_input: None,
         });
@@ -198,6 +214,16 @@ impl Plan {
         if self.generics.is_empty() {
             return quote!();
         }
+        let predicates = self.predicates();
+        quote!(where #(#predicates,)*)
+    }
+
+    /// The predicates of [`Plan::where_clause`], for an enclosing model
+    /// to repeat (a struct's bounds are not implied where it is used).
+    pub fn predicates(&self) -> Vec<TokenStream> {
+        if self.generics.is_empty() {
+            return Vec::new();
+        }
         let layer = self.support.name("Layer");
         let shape = self.support.name("Shape");
         let params = self
@@ -220,6 +246,10 @@ impl Plan {
                 false => quote!(#ty: #layer<#(#ties),*>),
             }
         });
-        quote!(where #(#params: #shape,)* #(#layers,)*)
+        let params = params.map(|p| quote!(#p: #shape));
+        params
+            .chain(layers)
+            .chain(self.bounds.iter().cloned())
+            .collect()
     }
 }

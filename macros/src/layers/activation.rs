@@ -1,6 +1,7 @@
-//! Activations: the `Activation(relu)` layer, Keras's `ReLU` and `Softmax`
-//! layers, the bare `relu`, `sigmoid`... and the `activation = ...`
-//! argument that Conv2D and Dense take.
+//! Activations: the `Activation(relu)` layer, Keras's `ReLU` (and
+//! `ReLU(max_value = 6)`) and `Softmax` layers, the bare `relu`, `gelu`,
+//! `swish`... and the `activation = ...` argument that Conv2D and Dense
+//! take. The `LeakyReLU` layer, which has a slope, is in `leaky_relu.rs`.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -10,7 +11,7 @@ use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::codegen::types::Support;
 use crate::model::{Element, Known};
-use crate::text::quoted_list;
+use crate::text::{layer_text, quoted_list};
 use crate::values;
 
 /// The activation functions the DSL knows.
@@ -21,24 +22,69 @@ pub enum Act {
     Tanh,
     Softmax,
     Linear,
+    Relu6,
+    Elu,
+    Selu,
+    Gelu,
+    Silu,
+    HardSigmoid,
+    HardSilu,
+    Softplus,
+    Softsign,
+    Mish,
+    LeakyRelu,
+    LogSoftmax,
 }
 
+/// How many names [`Act::ALL`] has (aliases included).
+const NAMES: usize = 19;
+
 impl Act {
-    /// Keras's name and the `strata` type implementing it.
-    const ALL: [(&'static str, &'static str, Act); 5] = [
+    /// Keras's names (aliases after the name they stand for) and the
+    /// `strata` type implementing each.
+    const ALL: [(&'static str, &'static str, Act); NAMES] = [
         ("relu", "Relu", Act::Relu),
         ("sigmoid", "Sigmoid", Act::Sigmoid),
         ("tanh", "Tanh", Act::Tanh),
         ("softmax", "Softmax", Act::Softmax),
         ("linear", "Linear", Act::Linear),
+        ("relu6", "Relu6", Act::Relu6),
+        ("elu", "Elu", Act::Elu),
+        ("selu", "Selu", Act::Selu),
+        ("gelu", "Gelu", Act::Gelu),
+        ("silu", "Silu", Act::Silu),
+        ("swish", "Silu", Act::Silu),
+        ("hard_sigmoid", "HardSigmoid", Act::HardSigmoid),
+        ("hard_silu", "HardSilu", Act::HardSilu),
+        ("hard_swish", "HardSilu", Act::HardSilu),
+        ("softplus", "Softplus", Act::Softplus),
+        ("softsign", "Softsign", Act::Softsign),
+        ("mish", "Mish", Act::Mish),
+        ("leaky_relu", "LeakyRelu", Act::LeakyRelu),
+        ("log_softmax", "LogSoftmax", Act::LogSoftmax),
     ];
+
+    /// Every name, in [`Act::ALL`]'s order: the bare layer names.
+    const NAME_LIST: [&'static str; NAMES] = {
+        let mut names = [""; NAMES];
+        let mut i = 0;
+        while i < NAMES {
+            names[i] = Act::ALL[i].0;
+            i += 1;
+        }
+        names
+    };
 
     pub fn from_name(name: &str) -> Option<Act> {
         Act::ALL.iter().find(|(n, ..)| *n == name).map(|(.., a)| *a)
     }
 
     fn type_name(self) -> &'static str {
-        Act::ALL.iter().find(|(.., a)| *a == self).expect("all listed").1
+        Act::ALL
+            .iter()
+            .find(|(.., a)| *a == self)
+            .expect("all listed")
+            .1
     }
 
     pub fn type_tokens(self, s: &Support) -> TokenStream {
@@ -82,14 +128,20 @@ pub const ENTRIES: &[Entry] = &[
         parse: parse_activation,
     },
     Entry {
-        names: &["ReLU", "Softmax"],
+        names: &["ReLU"],
         listed: &[],
-        args: &["input_shape"],
-        parse: parse_layer_form,
+        args: &["max_value", "input_shape"],
+        parse: parse_relu_layer,
     },
     Entry {
-        names: &["relu", "sigmoid", "tanh", "softmax", "linear"],
-        listed: &["relu", "sigmoid", "tanh", "softmax", "linear"],
+        names: &["Softmax"],
+        listed: &[],
+        args: &["input_shape"],
+        parse: parse_softmax_layer,
+    },
+    Entry {
+        names: &Act::NAME_LIST,
+        listed: &Act::NAME_LIST,
         args: &[],
         parse: parse_bare,
     },
@@ -108,11 +160,32 @@ fn parse_activation(a: &mut Args) -> Element {
     layer(a.required(f, missing, read, Act::Linear))
 }
 
-/// `ReLU`, `Softmax`: Keras's layer classes for one activation each.
-fn parse_layer_form(a: &mut Args) -> Element {
+/// `Softmax`: Keras's layer class for softmax.
+fn parse_softmax_layer(a: &mut Args) -> Element {
     a.no_more("it takes no arguments");
-    let act = if a.name() == "ReLU" { Act::Relu } else { Act::Softmax };
-    layer(act)
+    layer(Act::Softmax)
+}
+
+/// `ReLU`, and `ReLU(max_value = 6)` (MobileNet's relu6); Keras's other
+/// arguments (threshold, negative_slope) and other caps are not supported.
+fn parse_relu_layer(a: &mut Args) -> Element {
+    let max_value = a.slot("max_value");
+    a.no_more("ReLU or ReLU(max_value = 6)");
+    let Some(e) = max_value else {
+        return layer(Act::Relu);
+    };
+    if values::word(&e).is_some_and(|(w, _)| w == "None") {
+        return layer(Act::Relu);
+    }
+    let cap = a.read(&e, |e| values::number(e, "a max_value"), 6.0);
+    if cap != 6.0 {
+        let written = layer_text(&quote!(#e));
+        a.error(syn::Error::new_spanned(
+            &e,
+            format!("ReLU supports max_value = 6 (relu6) only, but it is {written}"),
+        ));
+    }
+    layer(Act::Relu6)
 }
 
 fn parse_bare(a: &mut Args) -> Element {

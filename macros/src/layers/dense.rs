@@ -63,8 +63,9 @@ impl LayerDef for Dense {
         let init = quote!(Dense::new(#use_bias, rng));
         match (cx.prev.map(|p| p.field_base()), cx.prev_input) {
             // Weight files hold this layer's in-features in PyTorch's
-            // (C, H, W) flatten order.
-            (Some("flatten"), Some(flattened)) => {
+            // (C, H, W) flatten order (a reshape to a vector too; the layer
+            // ignores it for any other reshape).
+            (Some("flatten" | "reshape"), Some(flattened)) => {
                 quote!(#init.follows_flatten_of(<#flattened as Shape>::DIMS))
             }
             _ => init,

@@ -53,6 +53,20 @@ pub trait LayerDef {
     fn embedded(&self) -> Option<&syn::Expr> {
         None
     }
+
+    /// Items the field's type needs, placed beside the model's struct
+    /// (a residual's branches are models of their own).
+    fn items(&self, cx: &TypeCx) -> TokenStream {
+        let _ = cx;
+        TokenStream::new()
+    }
+
+    /// `where` predicates the field's type needs in a model generic over
+    /// its shapes (a residual's branch models have bounds of their own).
+    fn bounds(&self, cx: &TypeCx) -> Vec<TokenStream> {
+        let _ = cx;
+        Vec::new()
+    }
 }
 
 /// What an output-shape rule may need besides its input: where to point
@@ -99,6 +113,9 @@ fn describe(shape: &Known) -> String {
 /// What a field's type is built from.
 pub struct TypeCx<'a> {
     pub index: usize,
+    /// The name of the model the field belongs to (`Sequential`, or a
+    /// named model's), which keeps the names of its items apart.
+    pub model: &'a proc_macro2::Ident,
     /// The type of the layer's input shape.
     pub input: &'a TokenStream,
     pub support: &'a Support,
@@ -107,6 +124,8 @@ pub struct TypeCx<'a> {
 /// What a constructor may need from its neighbours.
 pub struct InitCx<'a> {
     pub index: usize,
+    /// The name of the model the field belongs to (see [`TypeCx::model`]).
+    pub model: &'a proc_macro2::Ident,
     /// The previous layer, if any.
     pub prev: Option<&'a dyn LayerDef>,
     /// The type of the previous layer's input shape.
@@ -127,12 +146,19 @@ macro_rules! registry {
 registry! {
     input,
     conv2d,
+    depthwise_conv2d,
+    separable_conv2d,
+    batch_normalization,
+    residual,
     pooling,
     dropout,
     flatten,
     dense,
     global_pooling,
+    zero_padding2d,
+    reshape,
     activation,
+    leaky_relu,
 }
 
 /// The entry for a layer name.

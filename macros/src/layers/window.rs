@@ -52,20 +52,33 @@ impl Window2 {
         cx: &ShapeCx,
         filters: Option<usize>,
     ) -> syn::Result<Known> {
+        self.output_dilated(input, cx, filters, (1, 1))
+    }
+
+    /// [`Window2::output`] with the window's taps `dilation` apart (its
+    /// span `(k - 1)·d + 1` must fit under valid padding).
+    pub fn output_dilated(
+        &self,
+        input: &Known,
+        cx: &ShapeCx,
+        filters: Option<usize>,
+        (dh, dw): (usize, usize),
+    ) -> syn::Result<Known> {
         let Some(dims) = input.dims() else {
             return Ok(Known::Rank(3));
         };
-        let rows = Window::new(self.kernel.0.value, self.strides.0.value);
-        let cols = Window::new(self.kernel.1.value, self.strides.1.value);
+        let rows = Window::new(self.kernel.0.value, self.strides.0.value).dilated(dh);
+        let cols = Window::new(self.kernel.1.value, self.strides.1.value).dilated(dw);
         match window2d_output(dims, (rows, cols), self.padding, filters) {
             Some(out) => Ok(Known::Dims(out.to_vec())),
             // Already reported as a zero size.
-            None if self.has_zero() => Ok(Known::Unknown),
+            None if self.has_zero() || dh == 0 || dw == 0 => Ok(Known::Unknown),
             None => Err(cx.error(format!(
-                "{} needs an input of at least {}x{}, but {} (with padding = valid every window must fit; padding = same would pad)",
+                "{} needs an input of at least {}x{}{}, but {} (with padding = valid every window must fit; padding = same would pad)",
                 cx.text(),
-                self.kernel.0.value,
-                self.kernel.1.value,
+                rows.effective_kernel(),
+                cols.effective_kernel(),
+                if (dh, dw) == (1, 1) { "" } else { " (the span of its dilated kernel)" },
                 cx.source(input),
             ))),
         }

@@ -1,5 +1,5 @@
 use strata::prelude::*;
 
 fn main() {
-    let _net = sequential![Input(32, 32, 3) => Conv2D(32, (3, 3), dilation_rate = 2)];
+    let _net = sequential![Input(32, 32, 3) => Conv2D(32, (3, 3), data_format = "channels_last")];
 }

@@ -28,6 +28,7 @@
 //! bitwise identical whatever the thread count.
 
 pub(crate) mod backward;
+pub(crate) mod depthwise;
 pub(crate) mod direct;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,542 @@
+//! Depthwise convolution: each input channel convolved with its own
+//! `m` filters (Keras's `DepthwiseConv2D`, PyTorch's `Conv2d` with
+//! `groups = in_c`), NHWC in and out.
+//!
+//! A depthwise convolution does `kh·kw` multiply-adds per output value, so
+//! it is bound by memory, not arithmetic: im2col would copy every input
+//! value `kh·kw` times to feed a GEMM with one column per group. This
+//! kernel reads the input in place instead: for each output row, each
+//! window cell adds `input pixel ⊙ kernel cell` to every output pixel of
+//! the row it reaches, with the channel axis innermost, so each step is one
+//! contiguous vector operation over the channels.
+//!
+//! The geometry is a [`ConvGeometry`] with `groups == in_c` (one group per
+//! channel); the kernel is `[k_h, k_w, in_c · m]` (HWIO with one input
+//! channel per group), output channel `c · m + k` coming from input channel
+//! `c`. Forward work is split by output rows and backward work by fixed
+//! groups of images (the kernel and bias gradients are summed per group,
+//! then the groups in order), so results do not depend on the thread count.
+
+use super::ConvGeometry;
+use crate::kernels::parallel;
+
+/// Most image groups the backward pass splits a batch into.
+const MAX_IMAGE_GROUPS: usize = 8;
+
+/// Output rows per unit of forward work: enough to outweigh the queue.
+const ROWS_PER_UNIT: usize = 4;
+
+/// `out += x ⊙ w` per output channel `c · m + k` (input channel `c`): the
+/// inner step of the forward pass, one output pixel and one window cell.
+#[inline]
+fn multiply_add(m: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
+    if m == 1 {
+        for ((o, &x), &w) in out.iter_mut().zip(x).zip(w) {
+            *o += x * w;
+        }
+    } else {
+        for ((o, &x), w) in out.chunks_exact_mut(m).zip(x).zip(w.chunks_exact(m)) {
+            for (o, &w) in o.iter_mut().zip(w) {
+                *o += x * w;
+            }
+        }
+    }
+}
+
+/// The output columns `lo..hi` whose window cell at offset `offset`
+/// (`kx · d_w - pad_left`) lands inside a line of `in_w` input columns.
+fn columns_inside(g: &ConvGeometry, offset: isize) -> (usize, usize) {
+    let s = g.s_w as isize;
+    let lo = if offset >= 0 {
+        0
+    } else {
+        (-offset + s - 1) / s
+    };
+    let room = g.in_w as isize - offset;
+    let hi = if room <= 0 { 0 } else { (room + s - 1) / s };
+    let hi = (hi as usize).min(g.out_w);
+    ((lo as usize).min(hi), hi)
+}
+
+/// The input row of output row `oy` under window row `ky`, if inside.
+fn input_row(g: &ConvGeometry, oy: usize, ky: usize) -> Option<usize> {
+    let iy = (oy * g.s_h + ky * g.d_h) as isize - g.pad_top as isize;
+    (iy >= 0 && iy < g.in_h as isize).then_some(iy as usize)
+}
+
+/// The input column of output column `ox` at window offset `offset`.
+fn input_column(g: &ConvGeometry, ox: usize, offset: isize) -> usize {
+    (ox as isize * g.s_w as isize + offset) as usize
+}
+
+fn check_geometry(g: &ConvGeometry, m: usize) {
+    assert!(
+        g.groups == g.in_c && m >= 1,
+        "depthwise: {g:?} is not one group per channel, or m = {m}"
+    );
+}
+
+/// Depthwise convolution: `output = depthwise(input, kernel) + bias`, NHWC,
+/// `m` output channels per input channel, `kernel` `[k_h, k_w, in_c · m]`.
+/// `threads` may share the work; the result does not depend on it.
+///
+/// # Panics
+/// When `g` is not one group per channel, or a slice is shorter than `g`
+/// and `m` say (a caller bug).
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d(
+    g: &ConvGeometry,
+    m: usize,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+    threads: usize,
+) {
+    check_geometry(g, m);
+    let oc = g.in_c * m;
+    let row_len = g.out_w * oc;
+    let rows = g.batch * g.out_h;
+    assert!(input.len() >= g.input_len(), "depthwise: input too short");
+    assert!(
+        kernel.len() >= g.k_h * g.k_w * oc,
+        "depthwise: kernel too short"
+    );
+    assert!(
+        output.len() >= rows * row_len,
+        "depthwise: output too short"
+    );
+    if let Some(b) = bias {
+        assert!(b.len() >= oc, "depthwise: bias too short");
+    }
+    if rows * row_len == 0 {
+        return;
+    }
+    let flops = 2 * rows * row_len * g.k_h * g.k_w;
+    let units = output[..rows * row_len].chunks_mut(ROWS_PER_UNIT * row_len);
+    let workers = parallel::workers(threads, rows.div_ceil(ROWS_PER_UNIT), flops);
+    parallel::run(workers, units.enumerate(), &mut [], 0, |(u, band), _| {
+        for (r, out_row) in band.chunks_exact_mut(row_len).enumerate() {
+            forward_row(g, m, input, kernel, bias, u * ROWS_PER_UNIT + r, out_row);
+        }
+    });
+}
+
+/// One output row (`row` = image · out_h + oy) of [`depthwise_conv2d`].
+fn forward_row(
+    g: &ConvGeometry,
+    m: usize,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    row: usize,
+    out_row: &mut [f32],
+) {
+    let (c, oc) = (g.in_c, g.in_c * m);
+    let (b, oy) = (row / g.out_h, row % g.out_h);
+    match bias {
+        Some(bias) => out_row
+            .chunks_exact_mut(oc)
+            .for_each(|o| o.copy_from_slice(&bias[..oc])),
+        None => out_row.fill(0.0),
+    }
+    for ky in 0..g.k_h {
+        let Some(iy) = input_row(g, oy, ky) else {
+            continue;
+        };
+        let line = &input[(b * g.in_h + iy) * g.in_w * c..][..g.in_w * c];
+        for kx in 0..g.k_w {
+            let w = &kernel[(ky * g.k_w + kx) * oc..][..oc];
+            let offset = (kx * g.d_w) as isize - g.pad_left as isize;
+            let (lo, hi) = columns_inside(g, offset);
+            for ox in lo..hi {
+                let ix = input_column(g, ox, offset);
+                multiply_add(m, &line[ix * c..][..c], w, &mut out_row[ox * oc..][..oc]);
+            }
+        }
+    }
+}
+
+/// Image groups of a batch of `batch` images (group `i` starts at image
+/// `i · batch / groups`): fixed by the batch size alone.
+fn image_groups(batch: usize) -> usize {
+    batch.clamp(1, MAX_IMAGE_GROUPS)
+}
+
+/// Scratch values [`depthwise_conv2d_backward`] needs: a partial kernel and
+/// bias gradient per image group.
+pub fn depthwise_backward_scratch_len(g: &ConvGeometry, m: usize) -> usize {
+    let oc = g.in_c * m;
+    image_groups(g.batch) * (g.k_h * g.k_w * oc + oc)
+}
+
+/// The gradients of [`depthwise_conv2d`] given `dY` (`grad_output`, NHWC):
+/// adds `dW` to `grad_kernel` and `Σ dY` to `grad_bias`, writes `dX` to
+/// `grad_input`. `scratch` holds at least [`depthwise_backward_scratch_len`]
+/// values (their contents do not matter); `threads` may share the work and
+/// the result does not depend on it.
+///
+/// # Panics
+/// When `g` is not one group per channel, or a slice is shorter than `g`
+/// and `m` say.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_backward(
+    g: &ConvGeometry,
+    m: usize,
+    input: &[f32],
+    kernel: &[f32],
+    grad_output: &[f32],
+    grad_kernel: &mut [f32],
+    mut grad_bias: Option<&mut [f32]>,
+    grad_input: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
+    check_geometry(g, m);
+    let oc = g.in_c * m;
+    let kernel_len = g.k_h * g.k_w * oc;
+    let (image_in, image_out) = (g.in_h * g.in_w * g.in_c, g.out_h * g.out_w * oc);
+    assert!(
+        input.len() >= g.input_len(),
+        "depthwise_backward: input too short"
+    );
+    assert!(
+        kernel.len() >= kernel_len,
+        "depthwise_backward: kernel too short"
+    );
+    assert!(
+        grad_output.len() >= g.batch * image_out,
+        "depthwise_backward: grad_output too short"
+    );
+    assert!(
+        grad_kernel.len() >= kernel_len,
+        "depthwise_backward: grad_kernel too short"
+    );
+    assert!(
+        grad_input.len() >= g.input_len(),
+        "depthwise_backward: grad_input too short"
+    );
+    let groups = image_groups(g.batch);
+    let partial_len = kernel_len + oc;
+    let partials = &mut scratch[..groups * partial_len];
+    partials.fill(0.0);
+    let first = |i: usize| i * g.batch / groups;
+    let mut rest_in = &mut grad_input[..g.input_len()];
+    let items = partials
+        .chunks_mut(partial_len)
+        .enumerate()
+        .map(move |(i, partial)| {
+            let n = first(i + 1) - first(i);
+            let (mine, tail) = std::mem::take(&mut rest_in).split_at_mut(n * image_in);
+            rest_in = tail;
+            (i, mine, partial)
+        });
+    let flops = 4 * g.batch * image_out * g.k_h * g.k_w;
+    let workers = parallel::workers(threads, groups, flops);
+    parallel::run(workers, items, &mut [], 0, |(i, gx, partial), _| {
+        gx.fill(0.0);
+        let (gw, gb) = partial.split_at_mut(kernel_len);
+        for (j, b) in (first(i)..first(i + 1)).enumerate() {
+            let x = &input[b * image_in..][..image_in];
+            let dy = &grad_output[b * image_out..][..image_out];
+            backward_image(
+                g,
+                m,
+                x,
+                kernel,
+                dy,
+                gw,
+                gb,
+                &mut gx[j * image_in..][..image_in],
+            );
+        }
+    });
+    for partial in partials.chunks(partial_len) {
+        let (gw, gb) = partial.split_at(kernel_len);
+        grad_kernel.iter_mut().zip(gw).for_each(|(d, s)| *d += s);
+        if let Some(bias) = grad_bias.as_deref_mut() {
+            bias.iter_mut().zip(gb).for_each(|(d, s)| *d += s);
+        }
+    }
+}
+
+/// The backward pass of one image: adds its kernel and bias gradients to
+/// `gw` and `gb`, its input gradient to `gx`.
+#[allow(clippy::too_many_arguments)]
+fn backward_image(
+    g: &ConvGeometry,
+    m: usize,
+    x: &[f32],
+    kernel: &[f32],
+    dy: &[f32],
+    gw: &mut [f32],
+    gb: &mut [f32],
+    gx: &mut [f32],
+) {
+    let (c, oc) = (g.in_c, g.in_c * m);
+    for d in dy.chunks_exact(oc) {
+        gb.iter_mut().zip(d).for_each(|(s, d)| *s += d);
+    }
+    for oy in 0..g.out_h {
+        let dy_row = &dy[oy * g.out_w * oc..][..g.out_w * oc];
+        for ky in 0..g.k_h {
+            let Some(iy) = input_row(g, oy, ky) else {
+                continue;
+            };
+            let line = iy * g.in_w * c;
+            for kx in 0..g.k_w {
+                let cell = (ky * g.k_w + kx) * oc;
+                let (w, gw) = (&kernel[cell..][..oc], &mut gw[cell..][..oc]);
+                let offset = (kx * g.d_w) as isize - g.pad_left as isize;
+                let (lo, hi) = columns_inside(g, offset);
+                for ox in lo..hi {
+                    let at = line + input_column(g, ox, offset) * c;
+                    let d = &dy_row[ox * oc..][..oc];
+                    multiply_add(m, &x[at..][..c], d, gw);
+                    gather_add(m, w, d, &mut gx[at..][..c]);
+                }
+            }
+        }
+    }
+}
+
+/// `gx[c] += Σ_k w[c·m + k] · d[c·m + k]`: an input pixel's gradient from
+/// one output pixel through one window cell.
+#[inline]
+fn gather_add(m: usize, w: &[f32], d: &[f32], gx: &mut [f32]) {
+    if m == 1 {
+        for ((g, &w), &d) in gx.iter_mut().zip(w).zip(d) {
+            *g += w * d;
+        }
+    } else {
+        for ((g, w), d) in gx.iter_mut().zip(w.chunks_exact(m)).zip(d.chunks_exact(m)) {
+            *g += w.iter().zip(d).map(|(w, d)| w * d).sum::<f32>();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::kernels::conv::backward::conv2d_backward;
+    use crate::kernels::naive;
+    use crate::kernels::testutil::*;
+    use crate::shape::Padding;
+
+    /// A depthwise case: `c` channels, multiplier `m`.
+    #[derive(Clone, Debug)]
+    struct Case {
+        batch: usize,
+        h: usize,
+        w: usize,
+        c: usize,
+        m: usize,
+        k: (usize, usize),
+        s: (usize, usize),
+        d: (usize, usize),
+        same: bool,
+        bias: bool,
+        seed: u64,
+    }
+
+    impl Case {
+        fn geometry(&self) -> Option<ConvGeometry> {
+            let padding = if self.same {
+                Padding::Same
+            } else {
+                Padding::Valid
+            };
+            let input = (self.h, self.w, self.c);
+            ConvGeometry::with_options(self.batch, input, self.k, self.s, padding, self.d, self.c)
+        }
+
+        fn out_c(&self) -> usize {
+            self.c * self.m
+        }
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            (1usize..=4, 1usize..=10, 1usize..=10),
+            (1usize..=9, 1usize..=3),
+            (1usize..=4, 1usize..=4, 1usize..=3, 1usize..=3),
+            (1usize..=3, 1usize..=3),
+            (any::<bool>(), any::<bool>(), any::<u64>()),
+        )
+            .prop_map(
+                |((batch, h, w), (c, m), (kh, kw, sh, sw), (dh, dw), (same, bias, seed))| Case {
+                    batch,
+                    h,
+                    w,
+                    c,
+                    m,
+                    k: (kh, kw),
+                    s: (sh, sw),
+                    d: (dh, dw),
+                    same,
+                    bias,
+                    seed,
+                },
+            )
+    }
+
+    fn forward(
+        g: &ConvGeometry,
+        m: usize,
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        threads: usize,
+    ) -> Vec<f32> {
+        let mut out = vec![f32::NAN; g.out_pixels() * g.in_c * m];
+        depthwise_conv2d(g, m, x, w, b, &mut out, threads);
+        out
+    }
+
+    type Grads = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+    /// Kernel, bias and input gradients, the first two added to 0.5 and 0.25.
+    fn backward(
+        g: &ConvGeometry,
+        m: usize,
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        threads: usize,
+    ) -> Grads {
+        let oc = g.in_c * m;
+        let (mut gw, mut gb, mut gx) =
+            (vec![0.5; w.len()], vec![0.25; oc], vec![f32::NAN; x.len()]);
+        let mut scratch = vec![f32::NAN; depthwise_backward_scratch_len(g, m)];
+        depthwise_conv2d_backward(
+            g,
+            m,
+            x,
+            w,
+            dy,
+            &mut gw,
+            Some(&mut gb),
+            &mut gx,
+            &mut scratch,
+            threads,
+        );
+        (gw, gb, gx)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            max_global_rejects: 4096,
+            ..ProptestConfig::default()
+        })]
+
+        /// The kernel computes the grouped convolution with one group per
+        /// channel (naive and f64 references), on any thread count.
+        #[test]
+        fn forward_matches_grouped_convolution(case in case()) {
+            let Some(g) = case.geometry() else {
+                return Err(TestCaseError::reject("no window fits"));
+            };
+            let (m, oc) = (case.m, case.out_c());
+            let mut rng = rng(case.seed);
+            let x = uniform_f32(&mut rng, g.input_len(), -1.0, 1.0);
+            let w = uniform_f32(&mut rng, g.patch_len() * oc, -1.0, 1.0);
+            let b = uniform_f32(&mut rng, oc, -1.0, 1.0);
+            let bias = case.bias.then_some(b.as_slice());
+            let b64 = to_f64(&b);
+            let reference: Vec<f32> = conv_ref(&g, &to_f64(&x), &to_f64(&w), case.bias.then_some(b64.as_slice()), oc)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            let ax: Vec<f64> = x.iter().map(|v| v.abs() as f64).collect();
+            let aw: Vec<f64> = w.iter().map(|v| v.abs() as f64).collect();
+            let magnitude: Vec<f32> = conv_ref(&g, &ax, &aw, None, oc).into_iter().map(|v| v as f32).collect();
+            let one = forward(&g, m, &x, &w, bias, 1);
+            assert_close("depthwise vs reference", &one, &reference, &magnitude)?;
+            assert_close("depthwise vs naive", &one, &naive::conv2d(&g, &x, &w, bias, oc), &magnitude)?;
+            let three = forward(&g, m, &x, &w, bias, 3);
+            prop_assert!(one.iter().zip(&three).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+
+    /// The backward pass against the grouped convolution's and against
+    /// finite differences of the f64 reference; bitwise the same on 1 and 3
+    /// threads.
+    #[test]
+    fn backward_matches_grouped_convolution_and_finite_differences() {
+        run("depthwise backward", 128, case(), |case| {
+            let g = case.geometry()?;
+            let (m, oc) = (case.m, case.out_c());
+            let mut rng = rng(case.seed);
+            let x = uniform_f32(&mut rng, g.input_len(), -1.0, 1.0);
+            let w = uniform_f32(&mut rng, g.patch_len() * oc, -1.0, 1.0);
+            let dy = uniform_f32(&mut rng, g.out_pixels() * oc, -1.0, 1.0);
+            let (gw, gb, gx) = backward(&g, m, &x, &w, &dy, 1);
+            assert_eq!(
+                (gw.clone(), gb.clone(), gx.clone()),
+                backward(&g, m, &x, &w, &dy, 3)
+            );
+
+            let (mut cw, mut cb, mut cx) = (vec![0.5; w.len()], vec![0.25; oc], vec![0.0; x.len()]);
+            conv2d_backward(&g, &x, &w, &dy, oc, &mut cw, Some(&mut cb), &mut cx);
+            for (what, ours, theirs) in [
+                ("kernel", &gw, &cw),
+                ("bias", &gb, &cb),
+                ("input", &gx, &cx),
+            ] {
+                for (a, b) in ours.iter().zip(theirs.iter()) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "{what}: {a} vs {b} on {g:?}"
+                    );
+                }
+            }
+
+            let (x64, w64, r64) = (to_f64(&x), to_f64(&w), to_f64(&dy));
+            let dw: Vec<f32> = gw.iter().map(|v| v - 0.5).collect();
+            let mut worst = check_gradient(
+                "depthwise grad_kernel",
+                &dw,
+                &w64,
+                |w| dot(&r64, &conv_ref(&g, &x64, w, None, oc)),
+                &mut rng,
+            );
+            worst = worst.max(check_gradient(
+                "depthwise grad_input",
+                &gx,
+                &x64,
+                |x| dot(&r64, &conv_ref(&g, x, &w64, None, oc)),
+                &mut rng,
+            ));
+            Some(worst)
+        });
+    }
+
+    /// A hand-worked case: one 1x3 image of two channels, a 1x2 kernel with
+    /// multiplier 2, valid: output channel 2c + k reads input channel c.
+    #[test]
+    fn multiplier_order_by_hand() {
+        let g = ConvGeometry::with_options(1, (1, 3, 2), (1, 2), (1, 1), Padding::Valid, (1, 1), 2)
+            .unwrap();
+        // x[w][c]: channel 0 is 1, 2, 3; channel 1 is 10, 20, 30.
+        let x = [1.0, 10.0, 2.0, 20.0, 3.0, 30.0];
+        // w[kx][oc]: oc 0, 1 from channel 0; oc 2, 3 from channel 1.
+        let w = [1.0, 2.0, 3.0, 4.0, 0.5, 0.0, 1.0, -1.0];
+        let out = forward(&g, 2, &x, &w, Some(&[0.0, 0.0, 0.0, 100.0]), 1);
+        assert_eq!(
+            out,
+            [
+                1.0 + 1.0,
+                2.0 + 0.0,
+                30.0 + 20.0,
+                100.0 + 40.0 - 20.0,
+                2.0 + 1.5,
+                4.0 + 0.0,
+                60.0 + 30.0,
+                100.0 + 80.0 - 30.0,
+            ]
+        );
+    }
+}

@@ -1,0 +1,611 @@
+//! `BatchNormalization` (Keras's `BatchNormalization`, PyTorch's
+//! `BatchNorm2d` / `BatchNorm1d`).
+//!
+//! Arguments and defaults (Keras 3): `axis = -1` (the channels, the only
+//! axis strata normalises over), `momentum = 0.99`, `epsilon = 0.001`,
+//! `center = true` (a trained offset `beta`), `scale = true` (a trained
+//! factor `gamma`). Gamma starts at 1, beta at 0, the moving mean at 0 and
+//! the moving variance at 1.
+//!
+//! Shape: unchanged; every position of every sample (N, H, W) shares the
+//! statistics of its channel.
+//!
+//! Computation: at inference `gamma * (x - moving_mean) / sqrt(moving_var +
+//! epsilon) + beta`. In training the batch's mean and biased variance over
+//! N, H, W take the moving statistics' place, and a taped forward pass
+//! updates those: `moving = moving * momentum + batch * (1 - momentum)`
+//! (Keras's rule, with the biased variance, where PyTorch would use the
+//! unbiased one).
+//!
+//! Weight files (PyTorch's names): `weight` (gamma), `bias` (beta),
+//! `running_mean`, `running_var` and `num_batches_tracked` (an I64 count of
+//! the training batches seen, which files may leave out).
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use rand::RngCore;
+
+use crate::batch::Batch;
+use crate::layer::{Context, Layer};
+use crate::shape::Shape;
+use crate::tensor::{Layout, Tensor};
+
+/// Batch normalisation over the last axis of `S`.
+pub struct BatchNormalization<S> {
+    /// `weight`: gamma, `[C]`; absent with `scale = false`.
+    gamma: Option<Tensor>,
+    /// `bias`: beta, `[C]`; absent with `center = false`.
+    beta: Option<Tensor>,
+    /// `running_mean`, `[C]`.
+    moving_mean: Tensor,
+    /// `running_var`, `[C]`.
+    moving_var: Tensor,
+    /// `num_batches_tracked`, `[]`.
+    batches: Tensor,
+    momentum: f32,
+    epsilon: f32,
+    types: PhantomData<fn() -> S>,
+}
+
+/// A `momentum` outside `[0, 1]` or an `epsilon` that is not positive.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BatchNormError {
+    /// The momentum given, not in `[0, 1]`.
+    Momentum(f32),
+    /// The epsilon given, not a positive finite number.
+    Epsilon(f32),
+}
+
+impl fmt::Display for BatchNormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchNormError::Momentum(m) => write!(
+                f,
+                "BatchNormalization's momentum must be in [0, 1], but {m} was given"
+            ),
+            BatchNormError::Epsilon(e) => write!(
+                f,
+                "BatchNormalization's epsilon must be a positive number, but {e} was given"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BatchNormError {}
+
+/// The per-channel statistics one forward pass normalises with.
+struct Stats {
+    mean: Vec<f32>,
+    /// `1 / sqrt(var + epsilon)`.
+    inv_std: Vec<f32>,
+}
+
+/// What a taped forward pass keeps: the normalised input (for gamma's
+/// gradient and the batch statistics' backward pass), the factor it was
+/// divided by, and whether the statistics were the batch's own.
+pub struct BatchNormTape<S: Shape> {
+    normalized: Batch<S>,
+    inv_std: Vec<f32>,
+    batch_stats: bool,
+}
+
+impl<S: Shape> BatchNormalization<S> {
+    /// A layer with Keras's initial state (gamma 1, beta 0, moving mean 0,
+    /// moving variance 1), or an error unless `0 <= momentum <= 1` and
+    /// `epsilon > 0`.
+    pub fn new(
+        momentum: f32,
+        epsilon: f32,
+        center: bool,
+        scale: bool,
+    ) -> Result<Self, BatchNormError> {
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(BatchNormError::Momentum(momentum));
+        }
+        if !(epsilon > 0.0 && epsilon.is_finite()) {
+            return Err(BatchNormError::Epsilon(epsilon));
+        }
+        let c = S::LAST;
+        Ok(BatchNormalization {
+            gamma: scale.then(|| Tensor::parameter(vec![c], Layout::Plain, 1.0)),
+            beta: center.then(|| Tensor::parameter(vec![c], Layout::Plain, 0.0)),
+            moving_mean: Tensor::buffer(vec![c], 0.0),
+            moving_var: Tensor::buffer(vec![c], 1.0),
+            batches: Tensor::counter(),
+            momentum,
+            epsilon,
+            types: PhantomData,
+        })
+    }
+
+    /// Keras's defaults: momentum 0.99, epsilon 0.001, gamma and beta.
+    pub fn keras_default() -> Self {
+        Self::new(0.99, 1e-3, true, true).expect("Keras's defaults are valid")
+    }
+
+    /// The momentum of the moving statistics.
+    pub fn momentum(&self) -> f32 {
+        self.momentum
+    }
+
+    /// The epsilon added to the variance.
+    pub fn epsilon(&self) -> f32 {
+        self.epsilon
+    }
+
+    /// The moving mean, one value per channel.
+    pub fn moving_mean(&self) -> &[f32] {
+        self.moving_mean.values()
+    }
+
+    /// The moving (biased) variance, one value per channel.
+    pub fn moving_variance(&self) -> &[f32] {
+        self.moving_var.values()
+    }
+
+    /// Training batches seen by taped forward passes (PyTorch's
+    /// `num_batches_tracked`).
+    pub fn batches_tracked(&self) -> u64 {
+        self.batches.values()[0] as u64
+    }
+
+    /// The statistics of the moving averages.
+    fn moving_stats(&self) -> Stats {
+        Stats {
+            mean: self.moving_mean.values().to_vec(),
+            inv_std: self.inv_std(self.moving_var.values().iter().copied()),
+        }
+    }
+
+    fn inv_std(&self, variances: impl Iterator<Item = f32>) -> Vec<f32> {
+        let eps = f64::from(self.epsilon);
+        variances
+            .map(|v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+            .collect()
+    }
+
+    /// The batch's mean and biased variance per channel (in `f64`, two
+    /// passes), or `None` for an empty batch, which has none.
+    fn batch_moments(x: &[f32]) -> Option<(Vec<f32>, Vec<f32>)> {
+        let c = S::LAST;
+        let count = x.len() / c.max(1);
+        if count == 0 {
+            return None;
+        }
+        let mut sum = vec![0.0f64; c];
+        for row in x.chunks_exact(c) {
+            sum.iter_mut()
+                .zip(row)
+                .for_each(|(s, v)| *s += f64::from(*v));
+        }
+        let mean: Vec<f64> = sum.iter().map(|s| s / count as f64).collect();
+        let mut sq = vec![0.0f64; c];
+        for row in x.chunks_exact(c) {
+            for ((s, v), m) in sq.iter_mut().zip(row).zip(&mean) {
+                let d = f64::from(*v) - m;
+                *s += d * d;
+            }
+        }
+        let var = sq.iter().map(|s| (s / count as f64) as f32).collect();
+        Some((mean.iter().map(|m| *m as f32).collect(), var))
+    }
+
+    /// The statistics `ctx`'s mode calls for, and the batch's variance
+    /// when they are the batch's own (an empty batch has none: it uses
+    /// the moving ones, and has nothing to normalise anyway).
+    fn stats_for(&self, x: &[f32], ctx: &Context<'_>) -> (Stats, Option<Vec<f32>>) {
+        match Self::batch_moments(x).filter(|_| ctx.is_training()) {
+            Some((mean, var)) => {
+                let inv_std = self.inv_std(var.iter().copied());
+                (Stats { mean, inv_std }, Some(var))
+            }
+            None => (self.moving_stats(), None),
+        }
+    }
+
+    /// `x = (x - mean) * inv_std`, in place.
+    fn standardize(x: &mut [f32], stats: &Stats) {
+        for row in x.chunks_exact_mut(S::LAST) {
+            for ((v, m), s) in row.iter_mut().zip(&stats.mean).zip(&stats.inv_std) {
+                *v = (*v - m) * s;
+            }
+        }
+    }
+
+    /// `out = x * gamma + beta` (each part only if the layer has it).
+    fn affine(&self, x: &[f32], out: &mut [f32]) {
+        let c = S::LAST;
+        let gamma = self.gamma.as_ref().map(Tensor::values);
+        let beta = self.beta.as_ref().map(Tensor::values);
+        for (row, dst) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+            for (k, (d, v)) in dst.iter_mut().zip(row).enumerate() {
+                let scaled = gamma.map_or(*v, |g| v * g[k]);
+                *d = beta.map_or(scaled, |b| scaled + b[k]);
+            }
+        }
+    }
+
+    /// Folds a batch's statistics into the moving ones, and counts it.
+    fn track(&mut self, mean: &[f32], var: &[f32]) {
+        let m = self.momentum;
+        let blend = |moving: &mut [f32], batch: &[f32]| {
+            for (a, b) in moving.iter_mut().zip(batch) {
+                *a = *a * m + b * (1.0 - m);
+            }
+        };
+        blend(self.moving_mean.values_mut(), mean);
+        blend(self.moving_var.values_mut(), var);
+        self.batches.values_mut()[0] += 1.0;
+    }
+
+    /// `x = (x - mean) * inv_std * gamma + beta`, in place, with the
+    /// statistics `ctx`'s mode calls for: the same arithmetic, in the same
+    /// order, as the taped pass's [`Self::standardize`] then
+    /// [`Self::affine`], so every pass gives the same bits.
+    fn normalize_in_place(&self, values: &mut [f32], ctx: &Context<'_>) {
+        let (stats, _) = self.stats_for(values, ctx);
+        let c = S::LAST;
+        let gamma = self.gamma.as_ref().map(Tensor::values);
+        let beta = self.beta.as_ref().map(Tensor::values);
+        for row in values.chunks_exact_mut(c) {
+            for (k, v) in row.iter_mut().enumerate() {
+                let standard = (*v - stats.mean[k]) * stats.inv_std[k];
+                let scaled = gamma.map_or(standard, |g| standard * g[k]);
+                *v = beta.map_or(scaled, |b| scaled + b[k]);
+            }
+        }
+    }
+}
+
+impl<S: Shape> Layer for BatchNormalization<S> {
+    type Input = S;
+    type Output = S;
+    type Tape = BatchNormTape<S>;
+
+    fn kind(&self) -> &'static str {
+        "BatchNormalization"
+    }
+
+    fn forward_into(&self, input: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
+        out.copy_from(input);
+        self.normalize_in_place(out.as_mut_slice(), ctx);
+    }
+
+    fn forward_owned(&self, mut input: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
+        self.normalize_in_place(input.as_mut_slice(), ctx);
+        input
+    }
+
+    fn forward_taped(
+        &mut self,
+        mut input: Batch<S>,
+        ctx: &mut Context<'_>,
+    ) -> (Batch<S>, Self::Tape) {
+        let (stats, batch_var) = self.stats_for(input.as_slice(), ctx);
+        if let Some(var) = &batch_var {
+            self.track(&stats.mean, var);
+        }
+        Self::standardize(input.as_mut_slice(), &stats);
+        let mut out = ctx.take_batch(input.batch_size());
+        self.affine(input.as_slice(), out.as_mut_slice());
+        let tape = BatchNormTape {
+            normalized: input,
+            inv_std: stats.inv_std,
+            batch_stats: batch_var.is_some(),
+        };
+        (out, tape)
+    }
+
+    fn backward(
+        &mut self,
+        tape: Self::Tape,
+        mut grad: Batch<S>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<S> {
+        let c = S::LAST;
+        let xhat = tape.normalized.as_slice();
+        // Per channel: the sum of the gradient, and of it times x-hat.
+        let (mut sum_g, mut sum_gx) = (vec![0.0f64; c], vec![0.0f64; c]);
+        for (g, x) in grad.as_slice().chunks_exact(c).zip(xhat.chunks_exact(c)) {
+            for k in 0..c {
+                sum_g[k] += f64::from(g[k]);
+                sum_gx[k] += f64::from(g[k]) * f64::from(x[k]);
+            }
+        }
+        if let Some(beta) = &mut self.beta {
+            let gb = beta.grad_mut();
+            gb.iter_mut().zip(&sum_g).for_each(|(a, s)| *a += *s as f32);
+        }
+        let gamma = match &mut self.gamma {
+            Some(t) => {
+                let gg = t.grad_mut();
+                gg.iter_mut()
+                    .zip(&sum_gx)
+                    .for_each(|(a, s)| *a += *s as f32);
+                t.values().to_vec()
+            }
+            None => vec![1.0; c],
+        };
+        let scale: Vec<f32> = gamma
+            .iter()
+            .zip(&tape.inv_std)
+            .map(|(g, s)| g * s)
+            .collect();
+        let count = (xhat.len() / c.max(1)).max(1) as f64;
+        if tape.batch_stats {
+            // The batch's mean and variance depend on every input: the
+            // gradient loses its mean and its projection on x-hat.
+            let mean_g: Vec<f32> = sum_g.iter().map(|s| (s / count) as f32).collect();
+            let mean_gx: Vec<f32> = sum_gx.iter().map(|s| (s / count) as f32).collect();
+            for (g, x) in grad
+                .as_mut_slice()
+                .chunks_exact_mut(c)
+                .zip(xhat.chunks_exact(c))
+            {
+                for k in 0..c {
+                    g[k] = scale[k] * (g[k] - mean_g[k] - x[k] * mean_gx[k]);
+                }
+            }
+        } else {
+            for g in grad.as_mut_slice().chunks_exact_mut(c) {
+                g.iter_mut().zip(&scale).for_each(|(v, s)| *v *= s);
+            }
+        }
+        ctx.recycle(tape.normalized);
+        grad
+    }
+
+    crate::declare_tensors!(
+        weight: gamma,
+        bias: beta,
+        running_mean: moving_mean,
+        running_var: moving_var,
+        num_batches_tracked: batches,
+    );
+
+    fn initialize(&mut self, _: &mut dyn RngCore) {
+        let reset = |t: &mut Tensor, v: f32| t.values_mut().fill(v);
+        if let Some(g) = &mut self.gamma {
+            reset(g, 1.0);
+        }
+        if let Some(b) = &mut self.beta {
+            reset(b, 0.0);
+        }
+        reset(&mut self.moving_mean, 0.0);
+        reset(&mut self.moving_var, 1.0);
+        reset(&mut self.batches, 0.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::seeded_rng;
+    use crate::shape::{Shape1, Shape3};
+    use rand::Rng;
+    use typenum::{U1, U2, U3};
+
+    type Map = Shape3<U2, U2, U3>;
+
+    #[test]
+    fn inference_uses_the_moving_statistics() {
+        let mut bn = BatchNormalization::<Shape1<U2>>::keras_default();
+        assert!(bn.import_param("weight", &[2.0, 1.0]));
+        assert!(bn.import_param("bias", &[0.5, 0.0]));
+        assert!(bn.import_param("running_mean", &[1.0, -1.0]));
+        // var + 0.001 = 4 and 1: the square roots are 2 and 1.
+        assert!(bn.import_param("running_var", &[3.999, 0.999]));
+        let x = Batch::from_vec(1, vec![3.0, 2.0]).unwrap();
+        let y = bn.forward(&x, &mut Context::inference());
+        // (3 - 1) / 2 * 2 + 0.5 and (2 + 1) / 1 * 1 + 0.
+        assert!((y.as_slice()[0] - 2.5).abs() < 1e-5, "{:?}", y.as_slice());
+        assert!((y.as_slice()[1] - 3.0).abs() < 1e-5, "{:?}", y.as_slice());
+    }
+
+    #[test]
+    fn training_uses_the_batch_and_a_taped_pass_tracks_it() {
+        let mut bn = BatchNormalization::<Shape1<U1>>::new(0.9, 1e-3, true, true).unwrap();
+        let x = Batch::from_vec(4, vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        // Mean 2.5, biased variance 1.25.
+        let inv = 1.0 / (1.25f64 + 1e-3).sqrt();
+        let expected: Vec<f32> = [-1.5, -0.5, 0.5, 1.5]
+            .iter()
+            .map(|d| (d * inv) as f32)
+            .collect();
+        let mut rng = seeded_rng(0);
+        let y = bn.forward(&x, &mut Context::training(&mut rng));
+        for (a, b) in y.as_slice().iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // An untaped pass changes nothing.
+        assert_eq!(
+            (bn.moving_mean(), bn.moving_variance()),
+            (&[0.0][..], &[1.0][..])
+        );
+        let (y, _) = bn.forward_taped(x.clone(), &mut Context::training(&mut rng));
+        for (a, b) in y.as_slice().iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // 0 * 0.9 + 2.5 * 0.1 and 1 * 0.9 + 1.25 * 0.1.
+        assert!((bn.moving_mean()[0] - 0.25).abs() < 1e-6);
+        assert!((bn.moving_variance()[0] - 1.025).abs() < 1e-6);
+        assert_eq!(bn.batches_tracked(), 1);
+        // An inference-mode taped pass tracks nothing.
+        bn.forward_taped(x, &mut Context::inference());
+        assert_eq!(bn.batches_tracked(), 1);
+    }
+
+    #[test]
+    fn bad_momentum_or_epsilon_is_an_error() {
+        for m in [-0.1, 1.5, f32::NAN] {
+            let e = BatchNormalization::<Map>::new(m, 1e-3, true, true).err();
+            assert!(matches!(e, Some(BatchNormError::Momentum(_))), "{m}");
+        }
+        for eps in [0.0, -1e-3, f32::NAN, f32::INFINITY] {
+            let e = BatchNormalization::<Map>::new(0.99, eps, true, true).err();
+            assert!(matches!(e, Some(BatchNormError::Epsilon(_))), "{eps}");
+            assert!(e
+                .unwrap()
+                .to_string()
+                .contains("epsilon must be a positive number"));
+        }
+        assert!(BatchNormalization::<Map>::new(0.0, 1e-5, true, true).is_ok());
+        assert!(BatchNormalization::<Map>::new(1.0, 1e-5, true, true).is_ok());
+    }
+
+    #[test]
+    fn tensors_have_pytorch_names_and_keras_counts() {
+        let bn = BatchNormalization::<Map>::keras_default();
+        let names: Vec<String> = bn.params().into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "weight",
+                "bias",
+                "running_mean",
+                "running_var",
+                "num_batches_tracked"
+            ]
+        );
+        assert_eq!(bn.params()[4].shape, Vec::<usize>::new());
+        assert_eq!(bn.params()[4].dtype, crate::tensor::Dtype::I64);
+        assert_eq!((bn.param_count(), bn.trainable_param_count()), (12, 6));
+        let bare = BatchNormalization::<Map>::new(0.99, 1e-3, false, false).unwrap();
+        let names: Vec<String> = bare.params().into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            ["running_mean", "running_var", "num_batches_tracked"]
+        );
+        assert_eq!((bare.param_count(), bare.trainable_param_count()), (6, 0));
+    }
+
+    /// A layer with random statistics and affine parameters, and a random
+    /// input: far from the initial state, so no gradient is trivially 0.
+    fn random_layer(center: bool, scale: bool) -> (BatchNormalization<Map>, Batch<Map>, Vec<f32>) {
+        let mut rng = seeded_rng(7);
+        let mut bn = BatchNormalization::<Map>::new(0.9, 1e-3, center, scale).unwrap();
+        let mut draw = |n: usize, lo: f32, hi: f32| -> Vec<f32> {
+            (0..n).map(|_| rng.random_range(lo..hi)).collect()
+        };
+        let (gamma, beta, mean, var) = (
+            draw(3, 0.5, 1.5),
+            draw(3, -0.5, 0.5),
+            draw(3, -0.5, 0.5),
+            draw(3, 0.5, 2.0),
+        );
+        bn.import_param("weight", &gamma);
+        bn.import_param("bias", &beta);
+        bn.import_param("running_mean", &mean);
+        bn.import_param("running_var", &var);
+        let x = Batch::from_vec(3, draw(36, -1.0, 1.0)).unwrap();
+        let w = draw(36, -1.0, 1.0);
+        (bn, x, w)
+    }
+
+    /// `sum(y * w)`: a loss whose gradient with respect to `y` is `w`.
+    fn loss(bn: &BatchNormalization<Map>, x: &Batch<Map>, w: &[f32], training: bool) -> f64 {
+        let mut rng = seeded_rng(0);
+        let mut ctx = if training {
+            Context::training(&mut rng)
+        } else {
+            Context::inference()
+        };
+        let y = bn.forward(x, &mut ctx);
+        y.as_slice()
+            .iter()
+            .zip(w)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum()
+    }
+
+    fn check_gradients(training: bool, center: bool, scale: bool) {
+        let (mut bn, x, w) = random_layer(center, scale);
+        let mut rng = seeded_rng(0);
+        let mut ctx = if training {
+            Context::training(&mut rng)
+        } else {
+            Context::inference()
+        };
+        let before = bn.export_param("running_mean");
+        let frozen = random_layer(center, scale).0;
+        let (_, tape) = bn.forward_taped(x.clone(), &mut ctx);
+        let gx = bn.backward(tape, Batch::from_vec(3, w.clone()).unwrap(), &mut ctx);
+        assert_eq!(bn.export_param("running_mean") != before, training);
+        // Finite differences of the layer as it was (its statistics moved).
+        let h = 1e-2f32;
+        for i in 0..x.as_slice().len() {
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus.as_mut_slice()[i] += h;
+            minus.as_mut_slice()[i] -= h;
+            let numeric = (loss(&frozen, &plus, &w, training)
+                - loss(&frozen, &minus, &w, training))
+                / (2.0 * f64::from(h));
+            let analytic = f64::from(gx.as_slice()[i]);
+            assert!(
+                (numeric - analytic).abs() < 2e-3,
+                "dx[{i}]: {analytic} vs {numeric} (training {training})"
+            );
+        }
+        for key in ["weight", "bias"] {
+            let Some(grad) = bn.export_grad(key) else {
+                continue;
+            };
+            let values = frozen.export_param(key).unwrap();
+            for (k, g) in grad.iter().enumerate() {
+                let at = |d: f32| {
+                    let mut layer = random_layer(center, scale).0;
+                    let mut v = values.clone();
+                    v[k] += d;
+                    layer.import_param(key, &v);
+                    loss(&layer, &x, &w, training)
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * f64::from(h));
+                assert!(
+                    (numeric - f64::from(*g)).abs() < 2e-3,
+                    "{key}[{k}]: {g} vs {numeric}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inference_gradients_match_finite_differences() {
+        check_gradients(false, true, true);
+        check_gradients(false, false, false);
+    }
+
+    #[test]
+    fn training_gradients_through_the_batch_statistics_match_finite_differences() {
+        check_gradients(true, true, true);
+        check_gradients(true, true, false);
+        check_gradients(true, false, true);
+    }
+
+    #[test]
+    fn owned_and_taped_passes_agree_with_forward_into() {
+        let (mut bn, x, _) = random_layer(true, true);
+        for training in [false, true] {
+            let mut rng = seeded_rng(0);
+            let mut ctx = if training {
+                Context::training(&mut rng)
+            } else {
+                Context::inference()
+            };
+            let y = bn.forward(&x, &mut ctx);
+            assert_eq!(
+                bn.forward_owned(x.clone(), &mut ctx).as_slice(),
+                y.as_slice()
+            );
+            assert_eq!(
+                bn.forward_taped(x.clone(), &mut ctx).0.as_slice(),
+                y.as_slice()
+            );
+        }
+        // An empty batch is no error in either mode, and tracks nothing.
+        let mut rng = seeded_rng(0);
+        let (y, _) = bn.forward_taped(Batch::zeros(0), &mut Context::training(&mut rng));
+        assert_eq!(y.batch_size(), 0);
+        assert_eq!(bn.batches_tracked(), 1);
+    }
+}

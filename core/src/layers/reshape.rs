@@ -1,0 +1,105 @@
+//! `Reshape`: the same values under another sample shape (Keras's
+//! `Reshape`).
+//!
+//! Arguments: the target shape, `(h, w, c)` or `(n,)`.
+//!
+//! Shape: `In -> Out`, which must hold as many values as `In` (checked at
+//! the type level by [`ReshapesTo`]).
+//!
+//! Computation: none. Values keep their row-major order over the
+//! channels-last layout, as in Keras; only the type changes. (A `Dense`
+//! after a reshape of an `(H, W, C)` map to a vector reads PyTorch's
+//! `(C, H, W)` column order from weight files, as after `Flatten`.)
+
+use core::marker::PhantomData;
+
+use crate::batch::Batch;
+use crate::layer::{Context, Layer};
+use crate::shape::{ElementCount, ReshapesTo, TypeMarker};
+
+/// Reinterprets samples of `In` as samples of `Out`.
+pub struct Reshape<In, Out>(TypeMarker<(In, Out)>);
+
+impl<In, Out> Reshape<In, Out> {
+    /// The layer (it has no parameters).
+    pub fn new() -> Self {
+        Reshape(PhantomData)
+    }
+}
+
+impl<In, Out> Default for Reshape<In, Out> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The same values under another sample shape of as many values.
+fn retype<A: ElementCount, B: ElementCount>(batch: Batch<A>) -> Batch<B> {
+    let n = batch.batch_size();
+    Batch::from_vec(n, batch.into_vec()).expect("a reshape keeps the number of values")
+}
+
+impl<In, Out> Layer for Reshape<In, Out>
+where
+    In: ReshapesTo<Out>,
+    Out: ElementCount,
+{
+    type Input = In;
+    type Output = Out;
+    type Tape = ();
+
+    fn kind(&self) -> &'static str {
+        "Reshape"
+    }
+
+    fn forward_into(&self, input: &Batch<In>, out: &mut Batch<Out>, _: &mut Context<'_>) {
+        out.resize(input.batch_size());
+        out.as_mut_slice().copy_from_slice(input.as_slice());
+    }
+
+    fn forward_owned(&self, input: Batch<In>, _: &mut Context<'_>) -> Batch<Out> {
+        retype(input)
+    }
+
+    fn forward_taped(&mut self, input: Batch<In>, _: &mut Context<'_>) -> (Batch<Out>, ()) {
+        (retype(input), ())
+    }
+
+    fn backward(&mut self, _: (), grad_output: Batch<Out>, _: &mut Context<'_>) -> Batch<In> {
+        retype(grad_output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use typenum::{U1, U12, U2, U3, U4, U6};
+
+    use super::*;
+    use crate::layers::depthwise_conv2d::gradcheck::check_layer;
+    use crate::model::Model;
+    use crate::shape::{Shape, Shape1, Shape3};
+
+    #[test]
+    fn keeps_row_major_order() {
+        let x =
+            Batch::<Shape3<U2, U3, U2>>::from_vec(2, (0..24).map(|v| v as f32).collect()).unwrap();
+        let flat = Reshape::<Shape3<U2, U3, U2>, Shape1<U12>>::new().predict(&x);
+        assert_eq!(flat.as_slice(), x.as_slice());
+        let back = Reshape::<Shape1<U12>, Shape3<U3, U1, U4>>::new().predict(&flat);
+        assert_eq!(back.sample_dims(), &[3, 1, 4]);
+        assert_eq!(back.as_slice(), x.as_slice());
+        let layer = Reshape::<Shape3<U2, U3, U2>, Shape3<U6, U2, U1>>::new();
+        assert_eq!(layer.kind(), "Reshape");
+        assert_eq!(
+            <<Reshape<Shape1<U12>, Shape3<U3, U1, U4>> as Layer>::Output as Shape>::DIMS,
+            &[3, 1, 4]
+        );
+    }
+
+    #[test]
+    fn backward_passes_the_gradient_through() {
+        let mut layer = Reshape::<Shape3<U2, U3, U2>, Shape3<U1, U1, U12>>::new();
+        let x = Batch::from_vec(2, (0..24).map(|v| v as f32 * 0.1).collect()).unwrap();
+        check_layer(&mut layer, &x, 3);
+    }
+}
