@@ -187,6 +187,12 @@ reference_case!(resnet20, "layers2/p2_resnet20",
     => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
     => GlobalAveragePooling2D => Dense(10) => softmax);
 
+reference_case!(mobilenet_v2_block, "layers2/p2_mbv2_block",
+    Input(8, 8, 8) => Residual({ Conv2D(48, (1, 1), same, use_bias = false)
+    => BatchNormalization(momentum = 0.999, epsilon = 0.001) => relu6
+    => DepthwiseConv2D((3, 3), padding = same, use_bias = false)
+    => BatchNormalization(momentum = 0.999, epsilon = 0.001) => relu6
+    => Conv2D(8, (1, 1), same, use_bias = false) => BatchNormalization(momentum = 0.999, epsilon = 0.001) }));
 reference_case!(depthwise, "layers2/p2_depthwise",
     Input(9, 9, 3) => DepthwiseConv2D((3, 3), strides = 2, padding = same, depth_multiplier = 2) => relu6);
 reference_case!(separable, "layers2/p2_separable",
@@ -216,6 +222,21 @@ fn every_case_in_cases_json_has_a_test() {
     for c in cases.as_array().unwrap() {
         let name = c["name"].as_str().unwrap();
         assert!(tested.contains(&name), "reference case {name} has no test");
+    }
+}
+
+#[test]
+fn every_layers2_case_has_a_test() {
+    let text = std::fs::read_to_string(reference_dir().join("layers2/cases.json")).unwrap();
+    let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let source = include_str!("keras_reference.rs");
+    for c in cases.as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let quoted = format!("\"layers2/{name}\"");
+        assert!(
+            source.contains(&quoted),
+            "reference case {name} has no test"
+        );
     }
 }
 

@@ -51,13 +51,8 @@ struct Case<I: Shape> {
 }
 
 fn load<M: Model>(name: &str, net: &mut M) -> Case<M::Input> {
-    let w = read(name, "weights");
-    let st = SafeTensors::deserialize(&w).unwrap();
-    for k in st.names() {
-        if !k.ends_with("num_batches_tracked") {
-            assert!(net.import_param(k, &tensor(&st, k).1), "{k}");
-        }
-    }
+    net.load_safetensors(dir().join(format!("{name}.weights.safetensors")))
+        .expect("reference weights load");
     let io = read(name, "io");
     let (shape, input) = tensor(&SafeTensors::deserialize(&io).unwrap(), "input");
     let grads = read(name, "grads");
@@ -78,20 +73,15 @@ fn load<M: Model>(name: &str, net: &mut M) -> Case<M::Input> {
 /// The loss and gradients of a training-mode pass, which leaves the
 /// parameters and the running statistics as they were.
 fn check_gradients<M: Model>(name: &str, net: &mut M, case: &Case<M::Input>) {
-    let before: Vec<_> = net
-        .params()
-        .iter()
-        .map(|p| net.export_param(&p.name))
-        .collect();
+    let before = net.to_safetensors().unwrap();
     let g = net
         .loss_and_gradients_training(&case.x, &case.labels, Loss::categorical_crossentropy(), 0)
         .unwrap();
-    let after: Vec<_> = net
-        .params()
-        .iter()
-        .map(|p| net.export_param(&p.name))
-        .collect();
-    assert_eq!(after, before, "{name}: the model changed");
+    assert_eq!(
+        net.to_safetensors().unwrap(),
+        before,
+        "{name}: the model changed"
+    );
     let expected = SafeTensors::deserialize(&case.grads).unwrap();
     let (_, loss) = tensor(&expected, "loss");
     let loss_err = (g.loss - loss[0]).abs() / loss[0].abs();

@@ -43,9 +43,9 @@ pub struct Context<'a> {
 }
 
 /// The number of threads a [`Context`] uses unless told otherwise: the
-/// machine's available parallelism.
+/// machine's available parallelism (at most [`Context::MAX_THREADS`]).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(Context::MAX_THREADS))
 }
 
 impl<'a> Context<'a> {
@@ -69,14 +69,26 @@ impl<'a> Context<'a> {
         Context::with_mode(Mode::Training(rng))
     }
 
-    /// Uses `threads` threads (at least 1) for the kernels. Results are
-    /// bitwise identical whatever the count: work is split, never reordered.
+    /// The most threads [`Context::with_threads`] grants (larger requests
+    /// are capped to it): several times the cores of current machines.
+    pub const MAX_THREADS: usize = crate::kernels::parallel::MAX_THREADS;
+
+    /// Lets the kernels use up to `threads` threads (at least 1, at most
+    /// [`Context::MAX_THREADS`]). Results are bitwise identical whatever
+    /// the count: work is split, never reordered.
+    ///
+    /// This is a ceiling, not a demand: each kernel call runs on no more
+    /// threads than it has work units and than its work pays for (about
+    /// 16 MFLOPs a thread), and takes scratch only for the threads it runs
+    /// on. So [`Context::scratch_len`] follows the work, whatever the
+    /// request: `with_threads(usize::MAX)` at batch 8 holds about what
+    /// `with_threads(4)` holds.
     pub fn with_threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+        self.threads = threads.clamp(1, Self::MAX_THREADS);
         self
     }
 
-    /// The number of threads kernels may use.
+    /// The most threads kernels may use (the request, capped).
     pub fn threads(&self) -> usize {
         self.threads
     }

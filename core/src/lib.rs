@@ -31,7 +31,7 @@ pub use init::{seeded_rng, SeededRng, DEFAULT_SEED};
 pub use layer::{default_threads, Context, Layer, Mode, ParamInfo, SummaryRow};
 pub use layers::*;
 pub use loss::{Loss, TargetError, Targets};
-pub use model::Model;
+pub use model::{BatchOf, InputMatches, Model, ShapeCheck};
 pub use optim::{Adam, HyperparameterError, LearningRateSchedule, Optimizer, Sgd, StepDecay};
 pub use shape::{Padding, Same, Shape, Shape1, Shape3, Valid};
 pub use summary::Summary;

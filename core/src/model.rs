@@ -17,9 +17,11 @@ use crate::weights::{load_params, read_file, save_params, LoadError, SaveError};
 /// Inference, training-mode forward, summary and weight files for any
 /// [`Layer`], in particular every `sequential!` model.
 pub trait Model: Layer + Sized {
-    /// Inference: the output for `input`, dropout off.
-    fn predict(&self, input: &Batch<Self::Input>) -> Batch<Self::Output> {
-        self.forward(input, &mut Context::inference())
+    /// Inference: the output for `input`, dropout off. `input` is a
+    /// [`Batch`] of the model's input shape (anything else is a compile
+    /// error that says so: see [`InputMatches`]).
+    fn predict(&self, input: &impl BatchOf<Self::Input>) -> Batch<Self::Output> {
+        self.forward(input.as_input(), &mut Context::inference())
     }
 
     /// Inference into `output`, reusing `workspace` (a
@@ -29,21 +31,21 @@ pub trait Model: Layer + Sized {
     /// packing buffer inside each GEMM call).
     fn predict_into(
         &self,
-        input: &Batch<Self::Input>,
+        input: &impl BatchOf<Self::Input>,
         output: &mut Batch<Self::Output>,
         workspace: &mut Context<'_>,
     ) {
-        self.forward_into(input, output, workspace);
+        self.forward_into(input.as_input(), output, workspace);
     }
 
     /// A training-mode forward pass: dropout on, its masks drawn from `rng`
     /// (so a seeded `rng` makes it reproducible).
     fn predict_training(
         &self,
-        input: &Batch<Self::Input>,
+        input: &impl BatchOf<Self::Input>,
         rng: &mut (dyn RngCore + Send),
     ) -> Batch<Self::Output> {
-        self.forward(input, &mut Context::training(rng))
+        self.forward(input.as_input(), &mut Context::training(rng))
     }
 
     /// A Keras-style table of the layers; print it with `{}`.
@@ -101,11 +103,11 @@ pub trait Model: Layer + Sized {
     /// The gradients save under the weights' keys and layouts.
     fn loss_and_gradients<'t>(
         &mut self,
-        x: &Batch<Self::Input>,
+        x: &impl BatchOf<Self::Input>,
         y: impl Into<Targets<'t, Self::Output>>,
         loss: Loss,
     ) -> Result<Gradients, TrainError> {
-        crate::train::loss_and_gradients(self, x, y, loss)
+        crate::train::loss_and_gradients(self, x.as_input(), y, loss)
     }
 
     /// The loss on `x` and `y`, and the gradient of every parameter, of a
@@ -115,12 +117,12 @@ pub trait Model: Layer + Sized {
     /// running statistics a training step would update.
     fn loss_and_gradients_training<'t>(
         &mut self,
-        x: &Batch<Self::Input>,
+        x: &impl BatchOf<Self::Input>,
         y: impl Into<Targets<'t, Self::Output>>,
         loss: Loss,
         seed: u64,
     ) -> Result<Gradients, TrainError> {
-        crate::train::loss_and_gradients_training(self, x, y, loss, seed)
+        crate::train::loss_and_gradients_training(self, x.as_input(), y, loss, seed)
     }
 
     /// Writes the parameters to `path` as safetensors, PyTorch
@@ -153,3 +155,48 @@ pub trait Model: Layer + Sized {
 }
 
 impl<L: Layer> Model for L {}
+
+/// A batch a model whose input shape is `I` can take: a [`Batch`] of `I`
+/// samples. [`Model::predict`] and the other entry points take any
+/// `impl BatchOf<Self::Input>` rather than a `Batch<Self::Input>`, so that a
+/// batch of another shape is reported in words ([`InputMatches`]'s
+/// message) instead of as a mismatch of typenum's binary digits, while
+/// either side can still be inferred from the other (a `Batch::zeros(1)`
+/// for a known model, a block's input from its batch).
+pub trait BatchOf<I> {
+    /// The batch, typed as a batch of `I`.
+    fn as_input(&self) -> &Batch<I>;
+}
+
+impl<I, S: Shape> BatchOf<I> for Batch<S>
+where
+    ShapeCheck: InputMatches<I, S>,
+{
+    fn as_input(&self) -> &Batch<I> {
+        ShapeCheck::cast(self)
+    }
+}
+
+/// Proof that a batch's sample shape `S` is a model's input shape `I`: it
+/// holds only for `I = S`. Implemented on [`ShapeCheck`] rather than on
+/// either shape so that the compiler can infer one from the other.
+#[diagnostic::on_unimplemented(
+    message = "the batch's samples do not have the model's input shape",
+    label = "a batch of samples of another shape than the model's input",
+    note = "the batch holds samples of shape `{S}`",
+    note = "the model takes samples of shape `{I}`",
+    note = "`net.summary()` prints the model's input shape (a `Shape3<H, W, C>` is height, width, channels); make the batch with exactly that shape, e.g. `Batch::<Shape3<U8, U8, U1>>::from_vec(n, pixels)`"
+)]
+pub trait InputMatches<I, S> {
+    /// The same batch, typed as the model's input.
+    fn cast(batch: &Batch<S>) -> &Batch<I>;
+}
+
+/// What [`InputMatches`] is implemented on.
+pub enum ShapeCheck {}
+
+impl<T> InputMatches<T, T> for ShapeCheck {
+    fn cast(batch: &Batch<T>) -> &Batch<T> {
+        batch
+    }
+}

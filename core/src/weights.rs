@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::layer::{Layer, ParamInfo};
+use crate::tensor::Dtype as TensorDtype;
 
 /// Why a weights file could not be loaded. The model is unchanged.
 #[derive(Debug)]
@@ -199,9 +200,30 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, Conversion> {
     })
 }
 
+/// Decodes a count (an I64 tensor such as BatchNormalization's
+/// `num_batches_tracked`): integers as PyTorch writes them, or floats.
+fn count_to_f32(dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, Conversion> {
+    Ok(match dtype {
+        Dtype::I64 => bytes
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+            .collect(),
+        Dtype::I32 => bytes
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+            .collect(),
+        _ => to_f32(dtype, bytes)?,
+    })
+}
+
 /// Checks every tensor of `bytes` against `expected` and decodes them, in
-/// `expected`'s order; nothing is written anywhere.
-pub fn decode_params(bytes: &[u8], expected: &[ParamInfo]) -> Result<Vec<Vec<f32>>, LoadError> {
+/// `expected`'s order; nothing is written anywhere. A count
+/// ([`TensorDtype::I64`], such as `num_batches_tracked`) is optional, as
+/// PyTorch's loader treats it: `None` when the file has none.
+pub fn decode_params(
+    bytes: &[u8],
+    expected: &[ParamInfo],
+) -> Result<Vec<Option<Vec<f32>>>, LoadError> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Corrupt {
         reason: e.to_string(),
     })?;
@@ -217,10 +239,20 @@ pub fn decode_params(bytes: &[u8], expected: &[ParamInfo]) -> Result<Vec<Vec<f32
     }
     let mut values = Vec::with_capacity(expected.len());
     for p in expected {
-        let t = file.tensor(&p.name).map_err(|_| LoadError::MissingKey {
-            key: p.name.clone(),
-            expected: p.shape.clone(),
-        })?;
+        let count = p.dtype == TensorDtype::I64;
+        let t = match file.tensor(&p.name) {
+            Ok(t) => t,
+            Err(_) if count => {
+                values.push(None);
+                continue;
+            }
+            Err(_) => {
+                return Err(LoadError::MissingKey {
+                    key: p.name.clone(),
+                    expected: p.shape.clone(),
+                })
+            }
+        };
         if t.shape() != p.shape.as_slice() {
             return Err(LoadError::WrongShape {
                 key: p.name.clone(),
@@ -228,7 +260,8 @@ pub fn decode_params(bytes: &[u8], expected: &[ParamInfo]) -> Result<Vec<Vec<f32
                 found: t.shape().to_vec(),
             });
         }
-        let v = to_f32(t.dtype(), t.data()).map_err(|e| match e {
+        let decode = if count { count_to_f32 } else { to_f32 };
+        let v = decode(t.dtype(), t.data()).map_err(|e| match e {
             Conversion::Dtype => LoadError::WrongDtype {
                 key: p.name.clone(),
                 found: format!("{:?}", t.dtype()),
@@ -239,7 +272,7 @@ pub fn decode_params(bytes: &[u8], expected: &[ParamInfo]) -> Result<Vec<Vec<f32
                 value,
             },
         })?;
-        values.push(v);
+        values.push(Some(v));
     }
     let mut names: Vec<&str> = file.names();
     names.sort_unstable();
@@ -265,6 +298,8 @@ pub fn load_params<L: Layer + ?Sized>(layer: &mut L, bytes: &[u8]) -> Result<(),
     let expected = layer.params();
     let values = decode_params(bytes, &expected)?;
     for (p, v) in expected.iter().zip(&values) {
+        // An optional count the file leaves out keeps its value.
+        let Some(v) = v else { continue };
         let ok = layer.import_param(&p.name, v);
         // params() and import_param() are two views of the same layer: a
         // mismatch is a bug in that layer, not bad user data.
@@ -273,7 +308,8 @@ pub fn load_params<L: Layer + ?Sized>(layer: &mut L, bytes: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// `layer`'s parameters as safetensors bytes (F32).
+/// `layer`'s parameters as safetensors bytes: F32, and I64 for counts
+/// (`num_batches_tracked`), as PyTorch writes them.
 pub fn save_params<L: Layer + ?Sized>(layer: &L) -> Result<Vec<u8>, SaveError> {
     let params = layer.params();
     let mut values = Vec::with_capacity(params.len());
@@ -286,33 +322,45 @@ pub fn save_params<L: Layer + ?Sized>(layer: &L) -> Result<Vec<u8>, SaveError> {
                 })?,
         );
     }
-    serialize_f32(
-        params
-            .iter()
-            .zip(&values)
-            .map(|(p, v)| (p.name.as_str(), p.shape.as_slice(), v.as_slice())),
-    )
+    serialize(params.iter().zip(&values).map(|(p, v)| {
+        let (dtype, bytes) = match p.dtype {
+            TensorDtype::F32 => (Dtype::F32, f32_bytes(v)),
+            TensorDtype::I64 => (
+                Dtype::I64,
+                v.iter()
+                    .flat_map(|x| (x.round() as i64).to_le_bytes())
+                    .collect(),
+            ),
+        };
+        (p.name.as_str(), p.shape.clone(), dtype, bytes)
+    }))
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Named F32 tensors `(key, shape, values)` as safetensors bytes.
 pub fn serialize_f32<'a>(
     tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [f32])>,
 ) -> Result<Vec<u8>, SaveError> {
-    let data: Vec<(&str, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(k, s, v)| {
-            (
-                k,
-                s.to_vec(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
+    serialize(
+        tensors
+            .into_iter()
+            .map(|(k, s, v)| (k, s.to_vec(), Dtype::F32, f32_bytes(v))),
+    )
+}
+
+/// Named tensors `(key, shape, dtype, little-endian bytes)` as safetensors
+/// bytes.
+fn serialize<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, Vec<usize>, Dtype, Vec<u8>)>,
+) -> Result<Vec<u8>, SaveError> {
+    let data: Vec<_> = tensors.into_iter().collect();
     let views = data
         .iter()
-        .map(|(name, shape, bytes)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .map(|v| (*name, v))
+        .map(|(name, shape, dtype, bytes)| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes).map(|v| (*name, v))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| SaveError::Serialize {

@@ -120,6 +120,18 @@ impl ConvGeometry {
         self.batch * self.in_h * self.in_w * self.in_c
     }
 
+    /// `(input, kernel, output)` lengths of a convolution with `out_c`
+    /// output channels, or `None` when one overflows `usize` (the fields
+    /// are public: a geometry no slice could hold can be written down).
+    pub fn checked_lens(&self, out_c: usize) -> Option<(usize, usize, usize)> {
+        let input = [self.batch, self.in_h, self.in_w, self.in_c]
+            .into_iter()
+            .try_fold(1usize, usize::checked_mul)?;
+        let patch = self.k_h.checked_mul(self.k_w)?.checked_mul(self.group_in_c())?;
+        let pixels = self.batch.checked_mul(self.out_h)?.checked_mul(self.out_w)?;
+        Some((input, patch.checked_mul(out_c)?, pixels.checked_mul(out_c)?))
+    }
+
     /// A 1×1 stride-1 window reads each input pixel once, in order: the
     /// input already is the im2col matrix.
     pub fn is_pointwise(&self) -> bool {

@@ -12,13 +12,37 @@ use std::sync::Mutex;
 /// one costs about 10 µs here, and a new thread starts with cold caches.
 pub(crate) const FLOPS_PER_THREAD: usize = 16_000_000;
 
+/// The most threads one kernel call runs on, whatever the caller allows:
+/// every thread holds its own slice of scratch and an OS thread, so a
+/// request of 2^40 must not turn into 2^40 of either. Kernels already use
+/// no more threads than they have units and [`FLOPS_PER_THREAD`] allows;
+/// this caps what is left (several times the cores of current machines).
+pub(crate) const MAX_THREADS: usize = 256;
+
 /// How many threads to use for `units` units of `flops` total work when the
-/// caller allows `threads`.
+/// caller allows `threads`: never more than there are units, than the work
+/// pays for, or than [`MAX_THREADS`]. Every kernel sizes its scratch with
+/// this same count, so scratch follows the work, not the request.
 pub(crate) fn workers(threads: usize, units: usize, flops: usize) -> usize {
     threads
-        .max(1)
+        .clamp(1, MAX_THREADS)
         .min(units.max(1))
         .min((flops / FLOPS_PER_THREAD).max(1))
+}
+
+/// The product of `factors`, saturating: a FLOP count for [`workers`] that
+/// cannot wrap into a small number, whatever the sizes.
+pub(crate) fn flops<const N: usize>(factors: [usize; N]) -> usize {
+    factors.into_iter().fold(1, usize::saturating_mul)
+}
+
+/// Scratch values [`run`] needs for `workers` threads of `per_thread`
+/// values each (`workers` as [`workers`] returns it, so at most
+/// [`MAX_THREADS`]).
+pub(crate) fn scratch_len(workers: usize, per_thread: usize) -> usize {
+    workers
+        .clamp(1, MAX_THREADS)
+        .saturating_mul(stride(per_thread))
 }
 
 /// Scratch values one thread's slice takes for `per_thread` values of
@@ -30,7 +54,11 @@ pub(crate) fn stride(per_thread: usize) -> usize {
     if per_thread == 0 {
         0
     } else {
-        per_thread.next_multiple_of(16) + 16
+        // Saturating: a length no slice has, which `run` then refuses.
+        per_thread
+            .checked_next_multiple_of(16)
+            .and_then(|v| v.checked_add(16))
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -39,18 +67,17 @@ pub(crate) fn stride(per_thread: usize) -> usize {
 /// `per_thread` values at `scratch[i * stride(per_thread)..]`.
 ///
 /// # Panics
-/// When `scratch` is shorter than `workers * stride(per_thread)`, or a unit
-/// panics.
+/// When `scratch` is shorter than [`scratch_len`] says, or a unit panics.
 pub(crate) fn run<I, F>(workers: usize, items: I, scratch: &mut [f32], per_thread: usize, work: F)
 where
     I: Iterator + Send,
     I::Item: Send,
     F: Fn(I::Item, &mut [f32]) + Sync,
 {
-    let workers = workers.max(1);
+    let workers = workers.clamp(1, MAX_THREADS);
     let stride = stride(per_thread);
     assert!(
-        scratch.len() >= workers * stride,
+        scratch.len() >= scratch_len(workers, per_thread),
         "kernel scratch too short: {} values for {workers} threads of {per_thread}",
         scratch.len()
     );
@@ -92,7 +119,7 @@ const MAP_CHUNK: usize = 64 * 1024;
 /// values (a pass is memory-bound), at most one per chunk.
 fn elementwise_workers(threads: usize, len: usize) -> usize {
     threads
-        .max(1)
+        .clamp(1, MAX_THREADS)
         .min(len.div_ceil(MAP_CHUNK))
         .min((len >> 20).max(1))
 }

@@ -583,6 +583,44 @@ mod tests {
     }
 
     #[test]
+    fn the_count_saves_as_an_i64_scalar_and_may_be_left_out() {
+        use crate::weights::{load_params, save_params, serialize_f32};
+        let (mut bn, x, _) = random_layer(true, true);
+        bn.forward_taped(x, &mut Context::training(&mut seeded_rng(0)));
+        let bytes = save_params(&bn).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let count = file.tensor("num_batches_tracked").unwrap();
+        assert_eq!(
+            (count.dtype(), count.shape()),
+            (safetensors::Dtype::I64, &[][..])
+        );
+        assert_eq!(count.data(), 1i64.to_le_bytes());
+
+        let mut fresh = BatchNormalization::<Map>::keras_default();
+        load_params(&mut fresh, &bytes).unwrap();
+        assert_eq!(fresh.batches_tracked(), 1);
+        assert_eq!(fresh.moving_mean(), bn.moving_mean());
+
+        // Without the count: everything else loads, the count stays.
+        let names = ["weight", "bias", "running_mean", "running_var"];
+        let values: Vec<Vec<f32>> = names.iter().map(|k| bn.export_param(k).unwrap()).collect();
+        let shape = [3usize];
+        let bytes = serialize_f32(
+            names
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| (*k, &shape[..], v.as_slice())),
+        )
+        .unwrap();
+        let mut fresh = BatchNormalization::<Map>::keras_default();
+        load_params(&mut fresh, &bytes).unwrap();
+        assert_eq!(
+            (fresh.batches_tracked(), fresh.moving_variance()),
+            (0, bn.moving_variance())
+        );
+    }
+
+    #[test]
     fn owned_and_taped_passes_agree_with_forward_into() {
         let (mut bn, x, _) = random_layer(true, true);
         for training in [false, true] {

@@ -159,7 +159,7 @@ where
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), G::USIZE);
         out.resize(input.batch_size());
         let threads = ctx.threads();
-        let scratch = ctx.scratch(conv2d_scratch_len(&g, threads));
+        let scratch = ctx.scratch(conv2d_scratch_len(&g, F::USIZE, threads));
         conv2d(
             &g,
             input.as_slice(),

@@ -208,7 +208,7 @@ where
         let g = Self::geometry::<H, W, C>(input.batch_size());
         out.resize(input.batch_size());
         let threads = ctx.threads();
-        let scratch = ctx.scratch(conv2d_scratch_len(&g, threads));
+        let scratch = ctx.scratch(conv2d_scratch_len(&g, F::USIZE, threads));
         let bias = self.bias.as_ref().map(Tensor::values);
         let (x, y) = (input.as_slice(), out.as_mut_slice());
         conv2d(

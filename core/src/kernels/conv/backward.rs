@@ -193,10 +193,18 @@ fn image_groups(batch: usize) -> usize {
     batch.clamp(1, MAX_GROUPS)
 }
 
+/// Threads [`conv2d_backward_grouped_scratch`] runs on for `g` and `out_c`
+/// when allowed `threads`: never more than there are image groups, or
+/// than the work pays for.
+fn grouped_workers(g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
+    let flops = parallel::flops([4, g.out_pixels(), g.patch_len(), out_c]);
+    parallel::workers(threads, image_groups(g.batch), flops)
+}
+
 /// Scratch values [`conv2d_backward_grouped_scratch`] needs for `g` with
 /// `out_c` filters on up to `threads` threads: a partial kernel and bias
 /// gradient per image group, and one [`conv2d_backward_scratch_len`] per
-/// thread (never more threads than groups).
+/// thread it uses (never more threads than groups).
 pub fn conv2d_backward_grouped_scratch_len(
     g: &ConvGeometry,
     out_c: usize,
@@ -208,8 +216,8 @@ pub fn conv2d_backward_grouped_scratch_len(
         batch: g.batch.div_ceil(groups),
         ..*g
     };
-    let workers = threads.max(1).min(groups);
-    partials + workers * parallel::stride(conv2d_backward_scratch_len(&largest))
+    let per_thread = conv2d_backward_scratch_len(&largest);
+    partials + parallel::scratch_len(grouped_workers(g, out_c, threads), per_thread)
 }
 
 /// [`conv2d_backward_scratch`] with the batch split into up to
@@ -265,8 +273,7 @@ pub fn conv2d_backward_grouped_scratch(
         batch: g.batch.div_ceil(groups),
         ..*g
     };
-    let flops = 4 * g.out_pixels() * g.patch_len() * out_c;
-    let workers = parallel::workers(threads, groups, flops);
+    let workers = grouped_workers(g, out_c, threads);
     let has_bias = grad_bias.is_some();
     parallel::run(
         workers,

@@ -112,7 +112,7 @@ pub fn depthwise_conv2d(
     if rows * row_len == 0 {
         return;
     }
-    let flops = 2 * rows * row_len * g.k_h * g.k_w;
+    let flops = parallel::flops([2, rows, row_len, g.k_h, g.k_w]);
     let units = output[..rows * row_len].chunks_mut(ROWS_PER_UNIT * row_len);
     let workers = parallel::workers(threads, rows.div_ceil(ROWS_PER_UNIT), flops);
     parallel::run(workers, units.enumerate(), &mut [], 0, |(u, band), _| {
@@ -231,7 +231,7 @@ pub fn depthwise_conv2d_backward(
             rest_in = tail;
             (i, mine, partial)
         });
-    let flops = 4 * g.batch * image_out * g.k_h * g.k_w;
+    let flops = parallel::flops([4, g.batch, image_out, g.k_h, g.k_w]);
     let workers = parallel::workers(threads, groups, flops);
     parallel::run(workers, items, &mut [], 0, |(i, gx, partial), _| {
         gx.fill(0.0);

@@ -41,9 +41,17 @@ pub fn scratch_len(g: &ConvGeometry) -> usize {
 /// eight units when there is enough work, so threads stay balanced.
 fn rows_per_unit(g: &ConvGeometry, out_c: usize) -> usize {
     let rows = g.batch * g.out_h;
-    let row_flops = 2 * g.out_w * g.patch_len() * out_c;
+    let row_flops = parallel::flops([2, g.out_w, g.patch_len(), out_c]);
     let by_work = (1 << 20) / row_flops.max(1) + 1;
     by_work.min(rows.div_ceil(8)).max(1)
+}
+
+/// Threads [`conv2d`] runs on for `g` and `out_c` when allowed `threads`
+/// (one scratch slice each).
+pub fn workers(g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
+    let rows = g.batch * g.out_h;
+    let flops = parallel::flops([2, g.out_pixels(), g.patch_len(), out_c]);
+    parallel::workers(threads, rows.div_ceil(rows_per_unit(g, out_c)), flops)
 }
 
 /// Direct convolution (see the module doc). `g`, `out_c` and `isa` must
@@ -78,8 +86,7 @@ pub fn conv2d(
     let rows = g.batch * g.out_h;
     let unit = rows_per_unit(g, out_c);
     let row_len = g.out_w * out_c;
-    let flops = 2 * g.out_pixels() * g.patch_len() * out_c;
-    let workers = parallel::workers(threads, rows.div_ceil(unit), flops);
+    let workers = workers(g, out_c, threads);
     let units = output[..rows * row_len]
         .chunks_mut(unit * row_len)
         .enumerate();

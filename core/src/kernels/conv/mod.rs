@@ -110,10 +110,31 @@ impl ConvPath {
         }
     }
 
-    /// Scratch values this path needs for `g` on `threads` threads.
-    pub fn scratch_len(self, g: &ConvGeometry, threads: usize) -> usize {
+    /// How many threads this path runs `g` with `out_c` channels on when
+    /// allowed `threads`: no more than it has work units, than the work
+    /// pays for, or than the kernels' cap (see the `parallel` module).
+    fn workers(self, g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
+        match self {
+            ConvPath::Direct(_) => direct::workers(g, out_c, threads),
+            ConvPath::Winograd => winograd::workers(g, 2, out_c, threads),
+            ConvPath::Winograd4 => winograd::workers(g, 4, out_c, threads),
+            ConvPath::Im2col | ConvPath::Pointwise => {
+                let m = g.out_pixels();
+                let units = m.div_ceil(tile_rows(g, out_c));
+                let flops = parallel::flops([2, m, g.patch_len(), out_c]);
+                parallel::workers(threads, units, flops)
+            }
+        }
+    }
+
+    /// Scratch values this path needs for `g` with `out_c` output channels
+    /// on up to `threads` threads: one slice per thread it actually uses
+    /// (see [`ConvPath::workers`]), so it follows the work, whatever
+    /// `threads` asks.
+    pub fn scratch_len(self, g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
         let (shared, per_thread) = self.scratch(g);
-        shared + threads.max(1) * parallel::stride(per_thread)
+        let workers = self.workers(g, out_c, threads);
+        shared.saturating_add(parallel::scratch_len(workers, per_thread))
     }
 }
 
@@ -153,27 +174,12 @@ fn winograd_path(g: &ConvGeometry) -> Option<ConvPath> {
     })
 }
 
-/// Scratch values [`conv2d`] needs for `g` on `threads` threads: enough for
-/// whichever path it takes, whatever the number of output channels. It
-/// grows with `threads` (each thread has its own slice) but not with the
-/// batch size.
-pub fn conv2d_scratch_len(g: &ConvGeometry, threads: usize) -> usize {
-    // The path may depend on the output channels, which `g` lacks: cover
-    // every path that `choose_path` can return for some channel count.
-    let base = if g.is_pointwise() {
-        ConvPath::Pointwise
-    } else {
-        ConvPath::Im2col
-    };
-    let mut len = base.scratch_len(g, threads);
-    if let Some(winograd) = winograd_path(g) {
-        len = len.max(winograd.scratch_len(g, threads));
-    }
-    let isa = Isa::detect();
-    if direct::fits(g, usize::MAX, isa) {
-        len = len.max(ConvPath::Direct(isa).scratch_len(g, threads));
-    }
-    len
+/// Scratch values [`conv2d`] needs for `g` with `out_c` output channels on
+/// up to `threads` threads: what the path it takes needs. It does not grow
+/// with the batch size once the work fills the threads, and never with
+/// `threads` beyond the threads the work can use.
+pub fn conv2d_scratch_len(g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
+    choose_path(g, out_c).scratch_len(g, out_c, threads)
 }
 
 /// Patch columns per GEMM call for patches of `k` values: `k` cut into
@@ -374,7 +380,7 @@ pub fn conv2d(
 ///
 /// # Panics
 /// When the path does not support `g` and `out_c` ([`ConvPath::supports`]),
-/// or a slice is too short.
+/// a size of `g` overflows `usize`, or a slice is too short.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_with(
     path: ConvPath,
@@ -387,26 +393,29 @@ pub fn conv2d_with(
     scratch: &mut [f32],
     threads: usize,
 ) {
-    let m = g.out_pixels();
-    let k = g.patch_len();
-    assert!(input.len() >= g.input_len(), "conv2d: input too short");
+    // Checked first: every size computed below is at most one of these.
+    let (input_len, kernel_len, output_len) = g
+        .checked_lens(out_c)
+        .unwrap_or_else(|| panic!("conv2d: the sizes of {g:?} overflow usize"));
+    assert!(input.len() >= input_len, "conv2d: input too short");
     assert!(
         out_c.is_multiple_of(g.groups.max(1)),
         "conv2d: {out_c} output channels in {} groups",
         g.groups
     );
-    assert!(kernel.len() >= k * out_c, "conv2d: kernel too short");
-    assert!(output.len() >= m * out_c, "conv2d: output too short");
+    assert!(kernel.len() >= kernel_len, "conv2d: kernel too short");
+    assert!(output.len() >= output_len, "conv2d: output too short");
     if let Some(b) = bias {
         assert!(b.len() >= out_c, "conv2d: bias too short");
+    }
+    // Nothing to compute (an empty batch, no filters): every path agrees.
+    if output_len == 0 {
+        return;
     }
     assert!(
         path.supports(g, out_c),
         "conv2d: {path:?} cannot compute {g:?}"
     );
-    if m == 0 || out_c == 0 {
-        return;
-    }
     match path {
         ConvPath::Direct(isa) => {
             direct::conv2d(g, input, kernel, bias, out_c, output, scratch, threads, isa)
@@ -447,7 +456,7 @@ fn tiled_gemm(
     let tile = tile_rows(g, out_c);
     let kc = k_chunk(k);
     let per_thread = path.scratch(g).1;
-    let workers = parallel::workers(threads, m.div_ceil(tile), 2 * m * k * out_c);
+    let workers = path.workers(g, out_c, threads);
     let tiles = output[..m * out_c].chunks_mut(tile * out_c).enumerate();
     parallel::run(
         workers,

@@ -22,7 +22,7 @@ use crate::shape::{conv_output_len, same_padding, Padding};
 /// every output and must not read stale scratch).
 fn fast_conv(g: &ConvGeometry, x: &[f32], k: &[f32], bias: Option<&[f32]>, co: usize) -> Vec<f32> {
     let mut out = vec![f32::NAN; g.out_pixels() * co];
-    let mut scratch = vec![f32::NAN; conv2d_scratch_len(g, 1)];
+    let mut scratch = vec![f32::NAN; conv2d_scratch_len(g, co, 1)];
     conv2d(g, x, k, bias, co, &mut out, &mut scratch, 1);
     out
 }
@@ -90,7 +90,7 @@ proptest! {
                 // No im2col matrix: at most one input row per thread (the direct
         // kernel's padded copy, plus two cache lines of padding), whatever
         // the batch.
-        prop_assert!(conv2d_scratch_len(&geo.fast().unwrap(), 1) <= w * c + 32);
+        prop_assert!(conv2d_scratch_len(&geo.fast().unwrap(), co, 1) <= w * c + 32);
         check_conv(&geo, co, with_bias, seed)?;
     }
 
@@ -147,7 +147,7 @@ fn many_tiles_small_k() {
     let g = geo.fast().unwrap();
     assert!(g.out_pixels() > 3 * 512);
     assert!(
-        conv2d_scratch_len(&g, 1) < g.out_pixels() * g.patch_len(),
+        conv2d_scratch_len(&g, 5, 1) < g.out_pixels() * g.patch_len(),
         "scratch should be one tile"
     );
     run_fixed(geo, 5, true, 1);
@@ -377,7 +377,7 @@ fn path_conv(
     threads: usize,
 ) -> Vec<f32> {
     let mut out = vec![f32::NAN; g.out_pixels() * co];
-    let mut scratch = vec![f32::NAN; path.scratch_len(g, threads)];
+    let mut scratch = vec![f32::NAN; path.scratch_len(g, co, threads)];
     conv2d_with(path, g, x, k, bias, co, &mut out, &mut scratch, threads);
     out
 }
@@ -422,9 +422,9 @@ fn check_paths(geo: &Geo, co: usize, with_bias: bool, seed: u64) -> Result<usize
     // What `conv2d` itself picks, with the scratch the layer gives it.
     let chosen = choose_path(&g, co);
     prop_assert!(chosen.supports(&g, co));
-    prop_assert!(chosen.scratch_len(&g, 2) <= conv2d_scratch_len(&g, 2));
+    prop_assert_eq!(chosen.scratch_len(&g, co, 2), conv2d_scratch_len(&g, co, 2));
     let mut out = vec![f32::NAN; g.out_pixels() * co];
-    let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g, 2)];
+    let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g, co, 2)];
     conv2d(&g, &x, &k, bias, co, &mut out, &mut scratch, 2);
     assert_close("conv2d vs reference", &out, &reference, &magnitude)?;
     Ok(checked)
@@ -583,8 +583,8 @@ fn chosen_paths_for_the_benchmark_configurations() {
     assert_eq!(big, ConvPath::Im2col);
     // The scratch never depends on the batch size.
     for p in [same, valid] {
-        let small = conv2d_scratch_len(&g(8, (56, 56, 64), 3, 1, p), 2);
-        let large = conv2d_scratch_len(&g(512, (56, 56, 64), 3, 1, p), 2);
+        let small = conv2d_scratch_len(&g(8, (56, 56, 64), 3, 1, p), 64, 2);
+        let large = conv2d_scratch_len(&g(512, (56, 56, 64), 3, 1, p), 64, 2);
         assert_eq!(small, large);
     }
 }
@@ -783,6 +783,104 @@ fn grouped_conv_backward_matches_plain_and_is_thread_invariant() {
 }
 
 // ---------------------------------------------------------------------------
+// Thread counts (issue 9): scratch follows the work, not the request
+// ---------------------------------------------------------------------------
+
+/// Geometries for every forward path at batch 8, with their filters: a
+/// few MFLOPs (one thread's worth) up to some hundreds.
+fn thread_count_cases() -> Vec<(ConvGeometry, usize)> {
+    let g = |n, hwc, k, s, p| ConvGeometry::new(n, hwc, (k, k), (s, s), p).unwrap();
+    let (same, valid) = (Padding::Same, Padding::Valid);
+    vec![
+        (g(1, (32, 32, 3), 3, 1, same), 32),
+        (g(8, (32, 32, 3), 3, 1, same), 32),
+        (g(8, (32, 32, 32), 3, 1, valid), 32),
+        (g(8, (14, 14, 64), 3, 1, same), 64),
+        (g(8, (28, 28, 64), 3, 2, same), 64),
+        (g(8, (28, 28, 64), 1, 1, valid), 64),
+    ]
+}
+
+/// A path's scratch grows with the threads its work can use (one per
+/// [`FLOPS_PER_THREAD`](crate::kernels::parallel::FLOPS_PER_THREAD) at
+/// most), not with the threads asked for: 2^40 or `usize::MAX` threads
+/// neither abort nor overflow, and compute the bits one thread computes.
+#[test]
+fn forward_scratch_follows_the_work_not_the_thread_count() {
+    use crate::kernels::parallel::{FLOPS_PER_THREAD, MAX_THREADS};
+    for (g, co) in thread_count_cases() {
+        let value = |i: usize| ((i * 7919) % 1009) as f32 / 504.5 - 1.0;
+        let x: Vec<f32> = (0..g.input_len()).map(value).collect();
+        let k: Vec<f32> = (0..g.patch_len() * co).map(|i| value(i + 17)).collect();
+        let b: Vec<f32> = (0..co).map(|i| value(i + 5)).collect();
+        // Every thread has at least this much work, whatever the path.
+        let most = (2 * g.out_pixels() * g.patch_len() * co / FLOPS_PER_THREAD).max(1);
+        for path in all_paths() {
+            if !path.supports(&g, co) {
+                continue;
+            }
+            let one = path.scratch_len(&g, co, 1);
+            let mut last = one;
+            for threads in [2, 4, 64, 1024, 1 << 40, usize::MAX] {
+                let len = path.scratch_len(&g, co, threads);
+                assert!(len >= last, "{path:?} {g:?}: less scratch for more threads");
+                assert!(
+                    len <= most * one,
+                    "{path:?} {g:?}: {len} values on {threads} threads, {one} on 1"
+                );
+                last = len;
+            }
+            assert_eq!(last, path.scratch_len(&g, co, MAX_THREADS));
+            let serial = path_conv(path, &g, &x, &k, Some(&b), co, 1);
+            for threads in [1 << 40, usize::MAX] {
+                let many = path_conv(path, &g, &x, &k, Some(&b), co, threads);
+                let same_bits = serial
+                    .iter()
+                    .zip(&many)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same_bits, "{path:?} {g:?}: {threads} threads differ from 1");
+            }
+        }
+    }
+}
+
+/// The grouped backward pass: the same bounds, the same bits.
+#[test]
+fn backward_scratch_follows_the_work_not_the_thread_count() {
+    for (g, co) in thread_count_cases() {
+        let one = conv2d_backward_grouped_scratch_len(&g, co, 1);
+        let most = conv2d_backward_grouped_scratch_len(&g, co, usize::MAX);
+        assert!(
+            most <= super::backward::MAX_GROUPS * one,
+            "{g:?}: {most} vs {one}"
+        );
+        assert_eq!(most, conv2d_backward_grouped_scratch_len(&g, co, 1 << 40));
+    }
+    let (g, co) = thread_count_cases()[2];
+    let value = |i: usize| ((i * 7919) % 1009) as f32 / 504.5 - 1.0;
+    let x: Vec<f32> = (0..g.input_len()).map(value).collect();
+    let w: Vec<f32> = (0..g.patch_len() * co).map(|i| value(i + 17)).collect();
+    let dy: Vec<f32> = (0..g.out_pixels() * co).map(|i| value(i + 91)).collect();
+    let run = |threads: usize| {
+        let (mut gk, mut gb, mut gx) =
+            (vec![0.0f32; w.len()], vec![0.0f32; co], vec![0.0; x.len()]);
+        conv2d_backward_grouped(
+            &g,
+            &x,
+            &w,
+            &dy,
+            co,
+            &mut gk,
+            Some(&mut gb),
+            &mut gx,
+            threads,
+        );
+        (gk, gb, gx)
+    };
+    assert_eq!(run(1), run(usize::MAX));
+}
+
+// ---------------------------------------------------------------------------
 // Hostile arguments (issue 9)
 // ---------------------------------------------------------------------------
 
@@ -805,6 +903,88 @@ fn direct_gemm_rejects_sizes_that_overflow() {
         });
         assert!(result.is_err(), "{isa:?}: no panic");
     }
+}
+
+/// The direct GEMM's other hostile sizes: below one register block
+/// (zero rows included), `n` whose reach overflows, each slice one value
+/// short. Each must panic before the unchecked block code runs.
+#[test]
+fn direct_gemm_rejects_short_slices_and_small_sizes() {
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        if !isa.available() {
+            continue;
+        }
+        let (p, nb) = isa.block();
+        let (m, k, n) = (p + 1, 5, nb + 3);
+        let cases = [
+            (0, k, n, 0, k * n, 0),
+            (m, k, nb - 1, m * k, k * n, m * n),
+            (m, 1, usize::MAX / 2, m, 64, m * n),
+            (m, k, n, m * k - 1, k * n, m * n),
+            (m, k, n, m * k, k * n - 1, m * n),
+            (m, k, n, m * k, k * n, m * n - 1),
+        ];
+        for (m, k, n, la, lb, lc) in cases {
+            let (a, b, mut c) = (vec![1.0f32; la], vec![1.0f32; lb], vec![0.0f32; lc]);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                direct::gemm(isa, m, k, n, &a, &b, &mut c);
+            }));
+            assert!(result.is_err(), "{isa:?} ({m}, {k}, {n}), {la}/{lb}/{lc}: no panic");
+        }
+        // The exact lengths work, and k = 0 is a product of zeros.
+        let (a, b) = (vec![1.0f32; m * k], vec![1.0f32; k * n]);
+        let mut c = vec![f32::NAN; m * n];
+        direct::gemm(isa, m, k, n, &a, &b, &mut c);
+        assert!(c.iter().all(|&v| v == k as f32));
+        direct::gemm(isa, m, 0, n, &[], &[], &mut c);
+        assert!(c.iter().all(|&v| v == 0.0));
+    }
+}
+
+/// Every forward path (the direct kernel's SIMD blocks, Winograd's
+/// transforms and unpacked GEMMs, the tiled GEMMs: all reach unsafe code
+/// through `dispatch` or `matrixmultiply`) refuses each slice one value
+/// short and a geometry whose sizes overflow `usize`, on any thread
+/// count; empty batches and zero filters do nothing.
+#[test]
+fn forward_paths_reject_hostile_sizes() {
+    let g = ConvGeometry::new(2, (6, 40, 3), (3, 3), (1, 1), Padding::Same).unwrap();
+    let co = 32;
+    let lens = [g.input_len(), g.patch_len() * co, co, g.out_pixels() * co];
+    for path in all_paths() {
+        if !path.supports(&g, co) {
+            continue;
+        }
+        let scratch_len = path.scratch_len(&g, co, usize::MAX);
+        let run = |g: &ConvGeometry, lens: [usize; 4], threads: usize| {
+            let x = vec![1.0f32; lens[0]];
+            let k = vec![1.0f32; lens[1]];
+            let b = vec![1.0f32; lens[2]];
+            let mut out = vec![0.0f32; lens[3]];
+            let mut scratch = vec![0.0f32; scratch_len];
+            let call = std::panic::AssertUnwindSafe(|| {
+                conv2d_with(path, g, &x, &k, Some(&b), co, &mut out, &mut scratch, threads)
+            });
+            std::panic::catch_unwind(call).is_err()
+        };
+        assert!(!run(&g, lens, usize::MAX), "{path:?}: the exact lengths panic");
+        for i in 0..4 {
+            let mut short = lens;
+            short[i] -= 1;
+            for threads in [1, usize::MAX] {
+                assert!(run(&g, short, threads), "{path:?}: slice {i} short, no panic");
+            }
+        }
+        // 2^62 images: the input length overflows (and wraps, in release,
+        // to a small number that these slices would pass).
+        let huge = ConvGeometry { batch: 1 << 62, ..g };
+        assert!(run(&huge, lens, 1), "{path:?}: overflowing geometry, no panic");
+        let empty = ConvGeometry { batch: 0, ..g };
+        let mut none: [f32; 0] = [];
+        conv2d_with(path, &empty, &[], &[1.0; 864], None, co, &mut none, &mut [], usize::MAX);
+    }
+    let mut none: [f32; 0] = [];
+    conv2d(&g, &[0.0; 1440], &[], None, 0, &mut none, &mut [], usize::MAX);
 }
 
 // ---------------------------------------------------------------------------
@@ -924,7 +1104,7 @@ proptest! {
             prop_assert!(!ConvPath::Winograd.supports(&g, co) && !ConvPath::Winograd4.supports(&g, co));
         }
         let mut out = vec![f32::NAN; g.out_pixels() * co];
-        let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g, 2)];
+        let mut scratch = vec![f32::NAN; conv2d_scratch_len(&g, co, 2)];
         conv2d(&g, &x, &w, bias, co, &mut out, &mut scratch, 2);
         assert_close("conv2d vs reference", &out, &reference, &magnitude)?;
         for path in [ConvPath::Im2col, ConvPath::Pointwise] {

@@ -98,6 +98,20 @@ pub fn scratch_len(g: &ConvGeometry, t: usize) -> (usize, usize) {
     (shared, per_thread)
 }
 
+/// Threads [`conv2d`] runs on for `g` with `t × t` output tiles and
+/// `out_c` channels when allowed `threads` (one scratch slice each).
+pub fn workers(g: &ConvGeometry, t: usize, out_c: usize, threads: usize) -> usize {
+    if !fits(g) {
+        return 1;
+    }
+    let tile_rows = g.batch * tiles_h(g, t);
+    let units = tile_rows.div_ceil(tile_rows_per_unit(g, t));
+    // The GEMMs do pos·Cin·Cout multiply-adds per tile.
+    let tiles = tile_rows.saturating_mul(tiles_w(g, t));
+    let flops = parallel::flops([2, positions(t), g.in_c, out_c, tiles]);
+    parallel::workers(threads, units, flops)
+}
+
 /// Winograd convolution with `t × t` output tiles (2: F(2×2, 3×3), 4:
 /// F(4×4, 3×3)); `g` must satisfy [`fits`], `scratch` hold what
 /// [`ConvPath::scratch_len`](super::ConvPath::scratch_len) says: the
@@ -136,9 +150,7 @@ pub fn conv2d(
     let tile_rows = g.batch * tiles_h(g, t);
     let unit_rows = tile_rows_per_unit(g, t);
     let units = tile_rows.div_ceil(unit_rows);
-    // The GEMMs do pos·Cin·Cout multiply-adds per tile.
-    let flops = 2 * pos * cin * out_c * tile_rows * tiles_w(g, t);
-    let workers = parallel::workers(threads, units, flops);
+    let workers = workers(g, t, out_c, threads);
     let row_len = g.out_w * out_c;
     let mut co0 = 0;
     while co0 < out_c {

@@ -72,7 +72,8 @@ pub fn forward(
         return;
     }
     assert!(scratch.len() >= len, "dense: scratch too short");
-    let workers = parallel::workers(threads, units.div_ceil(COLUMN_BLOCK), 2 * rows * k * units);
+    let flops = parallel::flops([2, rows, k, units]);
+    let workers = parallel::workers(threads, units.div_ceil(COLUMN_BLOCK), flops);
     let blocks = &mut scratch[..len];
     let items = blocks.chunks_mut(rows * COLUMN_BLOCK).enumerate();
     parallel::run(workers, items, &mut [], 0, |(j, block), _| {

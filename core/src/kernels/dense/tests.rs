@@ -130,7 +130,7 @@ fn forward_matches_naive_and_ignores_threads() {
                     "({rows}, {k}, {units})[{i}]: {a} vs naive {b}"
                 );
             }
-            for threads in [2, 3] {
+            for threads in [2, 3, usize::MAX] {
                 let many = run(threads);
                 assert!(
                     one.iter()
@@ -187,4 +187,43 @@ fn forward_keeps_the_former_arithmetic() {
         }
         assert_eq!(out, want, "({rows}, {k}, {units})");
     }
+}
+
+/// Issue 9: the dense kernels reach the unsafe GEMM code (small-`m`
+/// dispatch, `matrixmultiply`): sizes whose products overflow and slices
+/// one value short panic before anything is read; empty products do
+/// nothing.
+#[test]
+fn dense_rejects_hostile_sizes() {
+    let panics = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    let huge = (((1u128 << 64) + 2) / 6) as usize;
+    for (rows, k, units) in [(6, huge, 18), (huge, 6, 2), (20, huge, 300), (3, 4, 5)] {
+        let short = (rows, k, units) == (3, 4, 5);
+        let x = vec![1.0f32; if short { 11 } else { 64 }];
+        assert!(
+            panics(&|| {
+                let mut out = vec![0.0f32; 6000];
+                let mut scratch = vec![0.0f32; 6000];
+                let w = [1.0f32; 64];
+                forward(rows, k, units, &x, &w, None, &mut out, &mut scratch, 4);
+            }),
+            "forward ({rows}, {k}, {units}): no panic"
+        );
+        assert!(
+            panics(&|| {
+                let (mut gk, mut gi) = (vec![0.0f32; 64], vec![0.0f32; 64]);
+                let dy = [1.0f32; 64];
+                backward((rows, k, units), &x, &[1.0; 64], &dy, &mut gk, None, &mut gi);
+            }),
+            "backward ({rows}, {k}, {units}): no panic"
+        );
+    }
+    // Nothing to compute: nothing read, nothing written.
+    let mut out: [f32; 0] = [];
+    forward(0, 5, 7, &[], &[0.0; 35], None, &mut out, &mut [], usize::MAX);
+    forward(3, 5, 0, &[0.0; 15], &[], None, &mut out, &mut [], usize::MAX);
+    let mut gi = [7.0f32; 4];
+    backward((0, 4, 3), &[], &[0.0; 12], &[], &mut [0.0; 12], None, &mut []);
+    backward((1, 4, 0), &[1.0; 4], &[], &[], &mut [], None, &mut gi);
+    assert_eq!(gi, [0.0; 4], "an empty product still defines dX = 0");
 }

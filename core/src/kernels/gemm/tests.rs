@@ -233,3 +233,87 @@ fn sgemm_rejects_sizes_that_overflow() {
     });
     assert!(result.is_err(), "huge lda: no panic");
 }
+
+/// Runs `f`, telling whether it panicked.
+fn panics(f: impl FnOnce()) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err()
+}
+
+/// The small-`m` path (`m <= 8`, run through `dispatch` in code compiled
+/// for the instruction set): leading dimensions that stand for negative
+/// ones, spans that overflow, and slices one value short all panic.
+#[test]
+fn small_m_sgemm_rejects_hostile_strides_and_sizes() {
+    let neg = 16usize.wrapping_neg();
+    let huge = 1usize << 61;
+    // (m, k, n, lda, ldb, ldc, a, b, c lengths)
+    let cases = [
+        (2, 2, 2, neg, 2, 2, 64, 64, 64),
+        (2, 2, 2, 2, neg, 2, 64, 64, 64),
+        (2, 2, 2, 2, 2, neg, 64, 64, 64),
+        (8, 2, 2, 1 << 40, 2, 2, 64, 64, 64),
+        (8, huge, 2, huge, 2, 2, 64, 64, 64),
+        (1, 2, huge, 2, huge, huge, 64, 64, 64),
+        (8, 4, 4, 4, 4, 4, 31, 16, 32),
+        (8, 4, 4, 4, 4, 4, 32, 15, 32),
+        (8, 4, 4, 4, 4, 4, 32, 16, 31),
+    ];
+    for (m, k, n, lda, ldb, ldc, la, lb, lc) in cases {
+        assert!(m <= SMALL_M);
+        let (a, b, mut c) = (vec![1.0f32; la], vec![1.0f32; lb], vec![0.0f32; lc]);
+        assert!(
+            panics(|| sgemm_strided(m, k, n, &a, lda, &b, ldb, 1.0, &mut c, ldc)),
+            "({m}, {k}, {n}), strides ({lda}, {ldb}, {ldc}): no panic"
+        );
+    }
+    // One row never steps by its leading dimension: any value is sound.
+    let mut c = [0.0f32; 3];
+    sgemm_strided(1, 2, 3, &[1.0, 2.0], usize::MAX, &[1.0; 6], 3, 0.0, &mut c, usize::MAX);
+    assert_eq!(c, [3.0; 3]);
+}
+
+/// Empty products touch nothing, whatever the other sizes and strides
+/// (`beta` still scales `c` when only `k` is zero).
+#[test]
+fn sgemm_zero_sizes_touch_nothing() {
+    let max = usize::MAX;
+    let mut none: [f32; 0] = [];
+    sgemm_general((0, max, max), &[], (max, max), &[], (max, max), 0.0, &mut none, (max, max));
+    sgemm_general((max, max, 0), &[], (max, max), &[], (max, max), 0.0, &mut none, (max, max));
+    sgemm_strided(0, 3, 4, &[], 3, &[0.0; 12], 4, 0.0, &mut none, 4);
+    sgemm_strided(3, 4, 0, &[0.0; 12], 4, &[], 0, 0.0, &mut none, 0);
+    let mut c = [2.0f32; 4];
+    sgemm_strided(2, 0, 2, &[], 0, &[], 2, 0.5, &mut c, 2);
+    assert_eq!(c, [1.0; 4]);
+    sgemm_general((2, 0, 2), &[], (0, 0), &[], (0, 0), 0.0, &mut c, (2, 1));
+    assert_eq!(c, [0.0; 4]);
+}
+
+/// `sgemm_general` (the one call into `matrixmultiply`): strides above
+/// `isize::MAX`, dimensions whose reach overflows, and operands one value
+/// short panic before the unsafe call; a zero stride (every row the same
+/// row) reads inside the slice and is accepted.
+#[test]
+fn sgemm_general_rejects_overflowing_reach_and_short_operands() {
+    let huge = 1usize << 62;
+    let big = isize::MAX as usize + 1;
+    let cases: [((usize, usize, usize), [(usize, usize); 3], [usize; 3]); 7] = [
+        ((16, 4, 4), [(big, 1), (4, 1), (4, 1)], [64; 3]),
+        ((16, 4, 4), [(4, 1), (4, 1), (1, big)], [64; 3]),
+        ((16, huge, 4), [(huge, 1), (4, 1), (4, 1)], [64; 3]),
+        ((16, 4, huge), [(4, 1), (huge, 1), (huge, 1)], [64; 3]),
+        ((16, 4, 4), [(4, 1), (4, 1), (4, 1)], [63, 16, 64]),
+        ((16, 4, 4), [(4, 1), (4, 1), (4, 1)], [64, 15, 64]),
+        ((16, 4, 4), [(4, 1), (4, 1), (4, 1)], [64, 16, 63]),
+    ];
+    for ((m, k, n), [sa, sb, sc], [la, lb, lc]) in cases {
+        let (a, b, mut c) = (vec![1.0f32; la], vec![1.0f32; lb], vec![0.0f32; lc]);
+        assert!(
+            panics(|| sgemm_general((m, k, n), &a, sa, &b, sb, 0.0, &mut c, sc)),
+            "({m}, {k}, {n}) strides {sa:?} {sb:?} {sc:?}: no panic"
+        );
+    }
+    let mut c = vec![0.0f32; 64];
+    sgemm_general((16, 4, 4), &[1.0; 4], (0, 1), &[1.0; 16], (4, 1), 0.0, &mut c, (4, 1));
+    assert!(c.iter().all(|&v| v == 4.0));
+}
