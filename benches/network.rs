@@ -1,4 +1,4 @@
-//! Predict of the quickstart's cifar-style network (Keras's CIFAR-10 CNN:
+//! Predict of the seed cifar-style network (Keras's CIFAR-10 CNN:
 //! four 3×3 convolutions, two max-pools, two dense layers, softmax on
 //! 32×32×3) at batch 1, 8 and 64, on 1 and 2 threads, in images/s.
 //!

@@ -1,5 +1,5 @@
 //! One training step (forward, backward, Adam update) of the cifar-style
-//! network (the quickstart's) at batch 64, in images/s, on 1 and 2 threads.
+//! network (the README's seed network) at batch 64, in images/s, on 1 and 2 threads.
 //!
 //! `cargo bench --bench train`
 

@@ -8,6 +8,8 @@
 //! Only the current thread's allocations are counted, so the other tests of
 //! this binary cannot disturb the figures; the model runs on one thread.
 
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -37,14 +39,18 @@ fn note(delta: isize, alloc: bool) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note(layout.size() as isize, true);
+        // SAFETY: the caller's layout, forwarded unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         note(-(layout.size() as isize), false);
+        // SAFETY: `ptr` came from `System` through `alloc` or `realloc`
+        // with this layout, as the caller guarantees.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note(new_size as isize - layout.size() as isize, true);
+        // SAFETY: as in `dealloc`, with the caller's valid `new_size`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

@@ -105,6 +105,10 @@ fn scratch_follows_the_work_not_the_requested_thread_count() {
         net.predict_into(&x, &mut out, &mut ws);
         (out, ws.scratch_len())
     };
+    assert_eq!(
+        Context::inference().with_threads(usize::MAX).threads(),
+        Context::MAX_THREADS
+    );
     let (one, base) = predict(1);
     let mib = |values: usize| values as f64 * 4.0 / (1 << 20) as f64;
     println!("1 thread: {:.2} MiB of scratch", mib(base));

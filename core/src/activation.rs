@@ -11,6 +11,7 @@ use core::marker::PhantomData;
 use crate::batch::Batch;
 use crate::kernels::parallel::{for_chunks, map_chunks};
 use crate::layer::{Context, Layer};
+use crate::onnx::{Attr, ExportError, OnnxGraph};
 use crate::shape::Shape;
 
 mod keras3;
@@ -67,6 +68,28 @@ pub trait ActivationFn: Copy + Default + Debug + Send + Sync + 'static {
     /// split of a tensor among threads gives the same result (false for the
     /// functions normalising over the last axis).
     const ELEMENTWISE: bool = true;
+
+    /// Appends the function applied to value `x` to an ONNX graph; returns
+    /// the result's name. `x` is NCHW or `[N, L]`, so strata's last axis
+    /// (channels or features) is axis 1 either way. The default has no
+    /// ONNX equivalent.
+    fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+        let _ = (g, x);
+        Err(ExportError::NoOnnxEquivalent {
+            kind: Self::NAME.to_string(),
+        })
+    }
+}
+
+/// The `op` node of one input and no attribute: most activations.
+pub(crate) fn unary(g: &mut OnnxGraph, op: &str, x: &str) -> Result<String, ExportError> {
+    Ok(g.node(op, &[x], &[]))
+}
+
+/// Softmax-like `op` over strata's last axis: axis 1 of NCHW and of
+/// `[N, L]` (opset 13 and later normalise over that axis alone).
+pub(crate) fn over_channels(g: &mut OnnxGraph, op: &str, x: &str) -> Result<String, ExportError> {
+    Ok(g.node(op, &[x], &[("axis", Attr::Int(1))]))
 }
 
 /// `max(x, 0)`.
@@ -99,6 +122,9 @@ impl ActivationFn for Relu {
             *o = if *i < 0.0 { 0.0 } else { *i };
         }
     }
+    fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+        unary(g, "Relu", x)
+    }
     fn backward(output: &[f32], grad: &mut [f32], _: usize) {
         // The derivative at 0 is taken as 0, as TensorFlow and JAX do.
         for (g, y) in grad.iter_mut().zip(output) {
@@ -111,6 +137,9 @@ impl ActivationFn for Relu {
 
 impl ActivationFn for Sigmoid {
     const NAME: &'static str = "sigmoid";
+    fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+        unary(g, "Sigmoid", x)
+    }
     fn apply(values: &mut [f32], _: usize) {
         values.iter_mut().for_each(|v| *v = sigmoid(*v));
     }
@@ -134,6 +163,9 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 
 impl ActivationFn for Tanh {
     const NAME: &'static str = "tanh";
+    fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+        unary(g, "Tanh", x)
+    }
     fn apply(values: &mut [f32], _: usize) {
         values.iter_mut().for_each(|v| *v = v.tanh());
     }
@@ -146,6 +178,9 @@ impl ActivationFn for Tanh {
 
 impl ActivationFn for Softmax {
     const NAME: &'static str = "softmax";
+    fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+        over_channels(g, "Softmax", x)
+    }
     fn apply(values: &mut [f32], last: usize) {
         for row in values.chunks_exact_mut(last.max(1)) {
             // Subtracting the maximum keeps exp() finite for any input.
@@ -176,6 +211,9 @@ impl ActivationFn for Linear {
     const NAME: &'static str = "linear";
     const KEEPS: Keeps = Keeps::Nothing;
     fn apply(_: &mut [f32], _: usize) {}
+    fn export_onnx(_: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+        Ok(x.to_string())
+    }
     fn backward(_: &[f32], _: &mut [f32], _: usize) {}
     const IS_LINEAR: bool = true;
 }
@@ -246,6 +284,16 @@ pub(crate) fn activation_taped<A: ActivationFn, S: Shape>(
 
 /// The `Activation` layer: applies `A` to an input of shape `S`, keeping the
 /// shape. `relu`, `softmax`, ... in a `sequential!` chain are this layer.
+///
+/// ```
+/// use strata_core::typenum::U3;
+/// use strata_core::{Activation, Batch, Model, Relu, Shape1, Softmax};
+///
+/// let x = Batch::<Shape1<U3>>::from_vec(1, vec![-1.0, 0.0, 1.0]).unwrap();
+/// assert_eq!(Activation::<_, Relu>::new().predict(&x).as_slice(), [0.0, 0.0, 1.0]);
+/// let p = Activation::<_, Softmax>::new().predict(&x);
+/// assert!((p.as_slice().iter().sum::<f32>() - 1.0).abs() < 1e-6);
+/// ```
 pub struct Activation<S, A>(PhantomData<fn() -> (S, A)>);
 
 impl<S, A> Activation<S, A> {
@@ -283,6 +331,10 @@ impl<S: Shape, A: ActivationFn> Layer for Activation<S, A> {
 
     fn forward_taped(&mut self, values: Batch<S>, ctx: &mut Context<'_>) -> (Batch<S>, Self::Tape) {
         activation_taped::<A, S>(values, ctx)
+    }
+
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        A::export_onnx(g, input)
     }
 
     fn backward(

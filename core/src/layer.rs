@@ -5,6 +5,9 @@ use core::fmt;
 use rand::RngCore;
 
 use crate::batch::Batch;
+use crate::init::Initializer;
+use crate::onnx::{ExportError, OnnxGraph};
+use crate::regularizers::Regularizer;
 use crate::shape::Shape;
 use crate::tensor::{Dtype, Role, Tensor, TensorKey, VisitPath, Visitor, VisitorMut};
 
@@ -81,8 +84,8 @@ impl<'a> Context<'a> {
     /// threads than it has work units and than its work pays for (about
     /// 16 MFLOPs a thread), and takes scratch only for the threads it runs
     /// on. So [`Context::scratch_len`] follows the work, whatever the
-    /// request: `with_threads(usize::MAX)` at batch 8 holds about what
-    /// `with_threads(4)` holds.
+    /// request: even `with_threads(usize::MAX)` gives a small batch only a
+    /// few threads' worth (`tests/threads.rs` measures it).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.clamp(1, Self::MAX_THREADS);
         self
@@ -325,11 +328,11 @@ pub trait Layer {
     }
 
     /// Number of values in the trained parameters (Keras's "Trainable
-    /// params").
+    /// params"): frozen ones ([`Layer::set_trainable`]) are left out.
     fn trainable_param_count(&self) -> usize {
         let mut n = 0;
         each_tensor(self, &mut |_, t| {
-            if t.role() == Role::Parameter {
+            if t.role() == Role::Parameter && t.is_trainable() {
                 n += t.numel();
             }
         });
@@ -376,10 +379,10 @@ pub trait Layer {
 
     /// Calls `f(values, gradient)` for each trained parameter, in
     /// [`Layer::params`] order, in the layer's storage layout: what an
-    /// optimizer updates. Buffers are skipped.
+    /// optimizer updates. Buffers and frozen parameters are skipped.
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut [f32], &[f32])) {
         each_tensor_mut(self, &mut |_, t| {
-            if t.role() == Role::Parameter {
+            if t.role() == Role::Parameter && t.is_trainable() {
                 let (values, grad) = t.values_and_grad_mut();
                 f(values, grad);
             }
@@ -389,6 +392,120 @@ pub trait Layer {
     /// Resets every gradient to zero.
     fn zero_grads(&mut self) {
         each_tensor_mut(self, &mut |_, t| t.zero_grad());
+    }
+
+    /// Freezes (`false`) or unfreezes every tensor of this layer, as
+    /// Keras's `layer.trainable = False`: frozen parameters get no update
+    /// from `fit` and count as non-trainable in the summary, and a frozen
+    /// BatchNormalization runs in inference mode (its moving statistics,
+    /// not the batch's, and no update to them).
+    ///
+    /// On a model it freezes every layer; `net.dense_3.set_trainable(false)`
+    /// freezes one, as does [`Layer::set_trainable_under`] by key.
+    fn set_trainable(&mut self, trainable: bool) {
+        each_tensor_mut(self, &mut |_, t| t.set_trainable(trainable));
+    }
+
+    /// Freezes or unfreezes the tensors whose key starts with the segments
+    /// `prefix` (`"3"` is layer 3 and everything inside it, not layer 30;
+    /// `"3.main"` is a residual's main branch). Returns how many tensors
+    /// matched: 0 means the prefix names nothing.
+    fn set_trainable_under(&mut self, prefix: &str, trainable: bool) -> usize {
+        let mut matched = 0;
+        each_tensor_mut(self, &mut |key, t| {
+            if key_is_under(&key.to_string(), prefix) {
+                t.set_trainable(trainable);
+                matched += 1;
+            }
+        });
+        matched
+    }
+
+    /// Whether training changes this layer: false once every one of its
+    /// tensors is frozen (a layer without tensors is trainable, as in
+    /// Keras).
+    fn is_trainable(&self) -> bool {
+        let (mut any, mut all_frozen) = (false, true);
+        each_tensor(self, &mut |_, t| {
+            any = true;
+            all_frozen &= !t.is_trainable();
+        });
+        !(any && all_frozen)
+    }
+
+    /// Sets the initializer of tensor `key` (`"weight"`, or `"3.weight"` in
+    /// a model), used from the next [`Layer::initialize`] on. Returns
+    /// `false` if there is no such tensor.
+    fn set_initializer(&mut self, key: &str, init: Option<Initializer>) -> bool {
+        let mut found = false;
+        each_tensor_mut(self, &mut |k, t| {
+            if k.is(key) {
+                t.set_initializer(init);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Sets (or removes) the penalty on tensor `key` that training adds to
+    /// the loss (Keras's `kernel_regularizer`). Returns `false` if there is
+    /// no such tensor.
+    fn set_regularizer(&mut self, key: &str, regularizer: Option<Regularizer>) -> bool {
+        let mut found = false;
+        each_tensor_mut(self, &mut |k, t| {
+            if k.is(key) {
+                t.set_regularizer(regularizer);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// The sum of the penalties of the trainable tensors with a
+    /// regularizer: what Keras adds to the loss (`model.losses`, which
+    /// counts trainable weights only).
+    fn regularization_loss(&self) -> f32 {
+        let mut total = 0.0f64;
+        each_tensor(self, &mut |_, t| {
+            if let (Some(r), true) = (t.regularizer(), t.is_trainable()) {
+                total += r.penalty(t.values());
+            }
+        });
+        total as f32
+    }
+
+    /// Adds the gradient of [`Layer::regularization_loss`] to the
+    /// parameters' gradients.
+    fn add_regularization_gradients(&mut self) {
+        each_tensor_mut(self, &mut |_, t| {
+            if let (Some(r), true) = (t.regularizer(), t.is_trainable()) {
+                if t.role() == Role::Parameter {
+                    let (values, grad) = t.values_and_grad_mut();
+                    r.add_gradient(values, grad);
+                }
+            }
+        });
+    }
+
+    /// Appends this layer's inference computation to an ONNX graph:
+    /// `input` names its input value (NCHW for an image, `[N, L]` for a
+    /// vector: see [`crate::onnx`]); returns the name of its output value.
+    /// The default has no ONNX equivalent, so a custom layer that does not
+    /// write one makes [`Model::to_onnx`](crate::Model::to_onnx) fail.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let _ = (g, input);
+        Err(ExportError::NoOnnxEquivalent {
+            kind: self.kind().to_string(),
+        })
+    }
+}
+
+/// Whether `key` (`3.main.0.weight`) lies under `prefix` (`3`, `3.main`,
+/// or the whole key), segment by segment.
+fn key_is_under(key: &str, prefix: &str) -> bool {
+    match key.strip_prefix(prefix) {
+        Some(rest) => prefix.is_empty() || rest.is_empty() || rest.starts_with('.'),
+        None => false,
     }
 }
 

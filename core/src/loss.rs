@@ -15,6 +15,25 @@ use crate::shape::Shape;
 pub const EPSILON: f32 = 1e-7;
 
 /// A loss function.
+///
+/// Integer class labels go with the sparse losses, one-hot rows (a `Batch`
+/// of the output's shape) with the others:
+///
+/// ```
+/// use strata_core::typenum::U3;
+/// use strata_core::{seeded_rng, Adam, Batch, Dense, Loss, Model, Shape1, Softmax};
+///
+/// let mut net: Dense<Shape1<U3>, U3, Softmax> = Dense::new(true, &mut seeded_rng(0));
+/// let x = Batch::<Shape1<U3>>::from_vec(2, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
+/// let sparse = net.loss_and_gradients(&x, &[0, 2], Loss::sparse_categorical_crossentropy()).unwrap();
+/// let one_hot = Batch::<Shape1<U3>>::from_vec(2, vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0]).unwrap();
+/// let dense = net.loss_and_gradients(&x, &one_hot, Loss::categorical_crossentropy()).unwrap();
+/// assert!((sparse.loss - dense.loss).abs() < 1e-6);
+///
+/// // Keras: model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+/// let model = net.compile(Loss::sparse_categorical_crossentropy(), Adam::default());
+/// assert_eq!(model.loss().name(), "sparse_categorical_crossentropy");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
     /// `-Σ y log p` over the last axis; `from_logits` applies softmax first.
@@ -225,6 +244,21 @@ impl<'a, S: Shape> Targets<'a, S> {
         }
     }
 
+    /// The class of sample `i`, as Keras reads it for `class_weight`: its
+    /// label, the index of the largest value of a one-hot (or probability)
+    /// target, or a single target value rounded (binary labels). `None`
+    /// when samples have several output rows (a per-pixel output).
+    pub(crate) fn class_of(&self, i: usize) -> Option<usize> {
+        if Self::rows_per_sample() != 1 {
+            return None;
+        }
+        Some(match self.kind {
+            TargetKind::Classes(c) => c[i],
+            TargetKind::Values(v, _) if S::LAST == 1 => v[i].round().max(0.0) as usize,
+            TargetKind::Values(v, _) => argmax(&v[i * S::LAST..(i + 1) * S::LAST]),
+        })
+    }
+
     /// All the targets, as an owned buffer.
     pub(crate) fn to_owned_targets(self) -> OwnedTargets {
         match self.kind {
@@ -301,13 +335,31 @@ fn log_softmax(z: &[f32], out: &mut Vec<f32>) {
 impl Loss {
     /// The loss of `output` (rows of `last` values) against `targets`, and
     /// its gradient. `fused`: the output is a softmax whose backward pass
-    /// this gradient replaces.
+    /// this gradient replaces. (Training goes through
+    /// [`Loss::evaluate_weighted`]; this unweighted form serves the tests.)
+    #[cfg(test)]
     pub(crate) fn evaluate(
         &self,
         output: &[f32],
         targets: &OwnedTargets,
         last: usize,
         fused: bool,
+    ) -> LossValue {
+        self.evaluate_weighted(output, targets, last, fused, None)
+    }
+
+    /// [`Loss::evaluate`] with a weight per sample, as Keras's
+    /// `sample_weight`: each row's loss (and gradient) is multiplied by its
+    /// sample's weight, and the mean still divides by the number of rows,
+    /// not by the weights' sum (Keras's `sum_over_batch_size`). An output
+    /// of several rows per sample gives each of them the sample's weight.
+    pub(crate) fn evaluate_weighted(
+        &self,
+        output: &[f32],
+        targets: &OwnedTargets,
+        last: usize,
+        fused: bool,
+        sample_weights: Option<&[f32]>,
     ) -> LossValue {
         let last = last.max(1);
         let rows = output.len() / last;
@@ -318,10 +370,12 @@ impl Loss {
         let mut counted = 0;
         let mut y = Vec::with_capacity(last);
         let mut logp = Vec::with_capacity(last);
+        let rows_per_sample = sample_weights.map_or(1, |w| (rows / w.len().max(1)).max(1));
         for r in 0..rows {
             let p = &output[r * last..(r + 1) * last];
             let g = &mut grad[r * last..(r + 1) * last];
             targets.row(r, last, &mut y);
+            let total_before = total;
             let y_sum: f32 = y.iter().sum();
             match *self {
                 Loss::CategoricalCrossentropy { from_logits }
@@ -390,6 +444,12 @@ impl Loss {
                     }
                 }
             }
+            // Every branch adds the row's loss to `total` and writes its
+            // gradient to `g`: weighting both weights the row.
+            if let Some(w) = sample_weights.map(|w| w[r / rows_per_sample]) {
+                total = total_before + (total - total_before) * f64::from(w);
+                g.iter_mut().for_each(|v| *v *= w);
+            }
         }
         LossValue {
             loss: (total / rows.max(1) as f64) as f32,
@@ -442,6 +502,41 @@ mod tests {
         for i in 0..3 {
             assert!((a.grad[i] - b.grad[i]).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn sample_weights_scale_rows_and_divide_by_the_batch_size() {
+        // Keras: loss = Σ wᵢ·lossᵢ / N, not / Σ wᵢ. MSE rows: (1-0)² = 1
+        // and (3-1)² = 4, weights 2 and 0.5: (2·1 + 0.5·4) / 2 = 2.
+        let out = [1.0, 3.0];
+        let y = targets(&[0.0, 1.0]);
+        let w = [2.0, 0.5];
+        let m = Loss::mean_squared_error().evaluate_weighted(&out, &y, 1, false, Some(&w));
+        assert!((m.loss - 2.0).abs() < 1e-6);
+        // d(w·d²)/dp / N = 2·w·d / 2.
+        assert_eq!(m.grad, vec![2.0, 1.0]);
+        // Cross-entropy, one weight per sample: (3·-ln 0.7 + 1·-ln 0.5) / 2.
+        let p = [0.7, 0.2, 0.1, 0.25, 0.25, 0.5];
+        let c = Loss::sparse_categorical_crossentropy().evaluate_weighted(
+            &p,
+            &OwnedTargets::Classes(vec![0, 2]),
+            3,
+            true,
+            Some(&[3.0, 1.0]),
+        );
+        let expected = -(3.0 * 0.7f32.ln() + 0.5f32.ln()) / 2.0;
+        assert!((c.loss - expected).abs() < 1e-6, "{} vs {expected}", c.loss);
+        assert!((c.grad[0] - 3.0 * (0.7 - 1.0) / 2.0).abs() < 1e-6);
+        // Two rows per sample (a per-pixel output): each row takes its
+        // sample's weight, the mean divides by the 4 rows.
+        let px = Loss::mean_squared_error().evaluate_weighted(
+            &[1.0, 1.0, 1.0, 1.0],
+            &targets(&[0.0; 4]),
+            1,
+            false,
+            Some(&[1.0, 3.0]),
+        );
+        assert!((px.loss - (1.0 + 1.0 + 3.0 + 3.0) / 4.0).abs() < 1e-6);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::batch::Batch;
 use crate::init::seeded_rng;
 use crate::layer::{Context, Layer};
 use crate::loss::{Loss, Targets};
+use crate::onnx::ExportError;
 use crate::optim::Optimizer;
 use crate::shape::Shape;
 use crate::summary::Summary;
@@ -16,6 +17,26 @@ use crate::weights::{load_params, read_file, save_params, LoadError, SaveError};
 
 /// Inference, training-mode forward, summary and weight files for any
 /// [`Layer`], in particular every `sequential!` model.
+///
+/// `sequential!` models are the usual ones, but any layer is a model:
+///
+/// ```
+/// use strata_core::typenum::{U2, U4};
+/// use strata_core::{seeded_rng, Batch, Dense, Layer, Model, Shape1, Softmax};
+///
+/// let net: Dense<Shape1<U4>, U2, Softmax> = Dense::new(true, &mut seeded_rng(0));
+/// println!("{}", net.summary()); // Keras's table
+/// let x = Batch::<Shape1<U4>>::from_vec(2, vec![0.5; 8]).unwrap();
+/// let p = net.predict(&x);
+/// assert_eq!(p.dims(), [2, 2]);
+/// assert!((p.sample(0).unwrap().iter().sum::<f32>() - 1.0).abs() < 1e-6);
+///
+/// // Weight files: every tensor, under PyTorch's keys and layouts.
+/// let bytes = net.to_safetensors().unwrap();
+/// let mut other = net.with_seed(1);
+/// other.load_safetensors_bytes(&bytes).unwrap();
+/// assert_eq!(other.export_param("weight").unwrap().len(), 2 * 4);
+/// ```
 pub trait Model: Layer + Sized {
     /// Inference: the output for `input`, dropout off. `input` is a
     /// [`Batch`] of the model's input shape (anything else is a compile
@@ -151,6 +172,21 @@ pub trait Model: Layer + Sized {
     /// As [`Model::load_safetensors`], from bytes in memory.
     fn load_safetensors_bytes(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
         load_params(self, bytes)
+    }
+
+    /// The model as an ONNX file (opset [`OPSET`](crate::onnx::OPSET)),
+    /// in bytes: input `input`, float32 NHWC with a symbolic batch
+    /// (`["N", H, W, C]`), output `output`, inference semantics (see
+    /// [`crate::onnx`]). Fails, without panicking, if a layer has no ONNX
+    /// equivalent.
+    fn to_onnx(&self) -> Result<Vec<u8>, ExportError> {
+        crate::onnx::to_bytes(self)
+    }
+
+    /// Writes [`Model::to_onnx`]'s file to `path`, for ONNX Runtime,
+    /// Triton, OpenVINO or tract.
+    fn save_onnx(&self, path: impl AsRef<Path>) -> Result<(), ExportError> {
+        crate::onnx::save(self, path.as_ref())
     }
 }
 

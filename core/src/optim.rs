@@ -134,6 +134,22 @@ macro_rules! common_hyperparameters {
 ///
 /// With momentum `m`: `v = m·v - lr·g`, then `w += v`, or with Nesterov
 /// `w += m·v - lr·g`.
+///
+/// ```
+/// use strata_core::typenum::U1;
+/// use strata_core::{seeded_rng, Batch, Dense, Layer, Loss, Model, Sgd, Shape1};
+///
+/// // y = 2x by SGD with momentum (Keras: SGD(learning_rate=0.05, momentum=0.9)).
+/// let net: Dense<Shape1<U1>, U1> = Dense::new(true, &mut seeded_rng(0));
+/// let mut model = net.compile(Loss::mean_squared_error(), Sgd::new(0.05).momentum(0.9));
+/// let x = Batch::<Shape1<U1>>::from_vec(4, vec![-1.0, 0.0, 1.0, 2.0]).unwrap();
+/// let y = Batch::<Shape1<U1>>::from_vec(4, vec![-2.0, 0.0, 2.0, 4.0]).unwrap();
+/// for step in 0..200 {
+///     model.train_on_batch(&x, &y, step).unwrap();
+/// }
+/// let w = model.export_param("weight").unwrap();
+/// assert!((w[0] - 2.0).abs() < 1e-3, "{w:?}");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Sgd {
     /// Step size.
@@ -212,6 +228,21 @@ impl Optimizer for Sgd {
 ///
 /// `m = β1·m + (1-β1)·g`, `v = β2·v + (1-β2)·g²`,
 /// `w -= lr·√(1-β2ᵗ)/(1-β1ᵗ) · m / (√v + ε)`.
+///
+/// ```
+/// use strata_core::typenum::U1;
+/// use strata_core::{seeded_rng, Adam, Batch, Dense, Loss, Model, Shape1};
+///
+/// // y = 2x (Keras: Adam(learning_rate=0.05)); `Adam::default()` is Keras's 0.001.
+/// let net: Dense<Shape1<U1>, U1> = Dense::new(true, &mut seeded_rng(0));
+/// let mut model = net.compile(Loss::mean_squared_error(), Adam::new(0.05));
+/// let x = Batch::<Shape1<U1>>::from_vec(4, vec![-1.0, 0.0, 1.0, 2.0]).unwrap();
+/// let y = Batch::<Shape1<U1>>::from_vec(4, vec![-2.0, 0.0, 2.0, 4.0]).unwrap();
+/// for step in 0..300 {
+///     model.train_on_batch(&x, &y, step).unwrap();
+/// }
+/// assert!(model.evaluate(&x, &y).unwrap().loss < 1e-2);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Adam {
     /// Step size.

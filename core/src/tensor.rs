@@ -15,6 +15,9 @@
 
 use core::fmt;
 
+use crate::init::Initializer;
+use crate::regularizers::Regularizer;
+
 /// Whether a tensor is trained or only kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -115,6 +118,13 @@ pub struct Tensor {
     /// Same layout as `values`; empty until the first backward pass, so
     /// inference never pays for it.
     grad: Vec<f32>,
+    /// Keras's `trainable`: a frozen parameter gets no update, a frozen
+    /// buffer (BatchNormalization's statistics) is not moved by training.
+    trainable: bool,
+    /// How the owning layer draws this tensor; `None`: the layer's default.
+    initializer: Option<Initializer>,
+    /// A penalty on the values added to the training loss.
+    regularizer: Option<Regularizer>,
 }
 
 impl fmt::Debug for Tensor {
@@ -124,6 +134,7 @@ impl fmt::Debug for Tensor {
             .field("dtype", &self.dtype)
             .field("shape", &self.shape)
             .field("layout", &self.layout)
+            .field("trainable", &self.trainable)
             .finish_non_exhaustive()
     }
 }
@@ -159,7 +170,43 @@ impl Tensor {
             layout,
             values: vec![value; len],
             grad: Vec::new(),
+            trainable: true,
+            initializer: None,
+            regularizer: None,
         }
+    }
+
+    /// Whether training may change this tensor (Keras's `trainable`; true
+    /// unless frozen).
+    pub fn is_trainable(&self) -> bool {
+        self.trainable
+    }
+
+    /// Freezes (`false`) or unfreezes the tensor: a frozen parameter gets
+    /// no optimizer update and counts as non-trainable in summaries.
+    pub fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+    }
+
+    /// The initializer chosen for this tensor, if not the layer's default.
+    pub fn initializer(&self) -> Option<Initializer> {
+        self.initializer
+    }
+
+    /// Chooses how the layer draws this tensor the next time it
+    /// initializes (`Layer::initialize`); the values are not redrawn here.
+    pub fn set_initializer(&mut self, initializer: Option<Initializer>) {
+        self.initializer = initializer;
+    }
+
+    /// The penalty on this tensor added to the training loss, if any.
+    pub fn regularizer(&self) -> Option<Regularizer> {
+        self.regularizer
+    }
+
+    /// Sets (or with `None` removes) the penalty on this tensor.
+    pub fn set_regularizer(&mut self, regularizer: Option<Regularizer>) {
+        self.regularizer = regularizer;
     }
 
     /// Parameter or buffer.

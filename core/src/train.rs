@@ -26,10 +26,14 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 
 use crate::batch::Batch;
+use crate::callbacks::{
+    BatchLogs, Callback, CallbackError, CallbackList, EpochLogs, FitState, TrainingInfo,
+};
 use crate::init::{seeded_rng, DEFAULT_SEED};
 use crate::layer::{default_threads, Context, Layer};
 use crate::loss::{Loss, OwnedTargets, TargetError, Targets};
 use crate::optim::{HyperparameterError, LearningRateSchedule, Optimizer};
+use crate::sample_weights::{per_sample, WeightError};
 use crate::shape::Shape;
 use crate::tensor::Role;
 use crate::weights::SaveError;
@@ -86,6 +90,13 @@ pub enum TrainError {
         /// The rate the schedule returned.
         rate: f32,
     },
+    /// `sample_weight` or `class_weight` does not fit the data (checked
+    /// before the first step).
+    Weights(WeightError),
+    /// A callback stopped training with an error (a checkpoint it could
+    /// not write, a monitored quantity fit does not compute). The epochs
+    /// before it stay applied.
+    Callback(CallbackError),
 }
 
 impl fmt::Display for TrainError {
@@ -115,6 +126,8 @@ impl fmt::Display for TrainError {
                 "the learning-rate schedule gave {rate} for epoch {epoch}; expected a finite rate >= 0. \
                  Training stopped before that epoch's first update"
             ),
+            TrainError::Weights(e) => write!(f, "bad weights: {e}"),
+            TrainError::Callback(e) => write!(f, "a callback stopped training: {e}"),
         }
     }
 }
@@ -124,6 +137,8 @@ impl std::error::Error for TrainError {
         match self {
             TrainError::Targets(e) => Some(e),
             TrainError::Hyperparameter(e) => Some(e),
+            TrainError::Weights(e) => Some(e),
+            TrainError::Callback(e) => Some(&**e),
             _ => None,
         }
     }
@@ -140,6 +155,30 @@ pub type Verbosity = u8;
 
 /// The settings of [`Trainer::fit`], Keras's arguments with its defaults
 /// (`epochs: 1, batch_size: 32, shuffle: true, verbose: 1`).
+///
+/// ```
+/// use strata_core::datasets::{digits, train_test_split};
+/// use strata_core::typenum::{U10, U64};
+/// use strata_core::{seeded_rng, Batch, Dense, FitOptions, Loss, Model, Sgd, Shape1, Softmax};
+///
+/// let (images, labels) = digits();
+/// let pixels = Batch::<Shape1<U64>>::from_vec(images.batch_size(), images.into_vec()).unwrap();
+/// let (x_train, y_train, x_val, y_val) = train_test_split(&pixels, &labels, 0.2, 7).unwrap();
+/// let net: Dense<Shape1<U64>, U10, Softmax> = Dense::new(true, &mut seeded_rng(0));
+/// let mut model = net.compile(Loss::sparse_categorical_crossentropy(), Sgd::new(0.1));
+///
+/// // Keras: model.fit(x, y, epochs=3, batch_size=64, validation_data=(x_val, y_val), verbose=0)
+/// let options = FitOptions {
+///     epochs: 3,
+///     batch_size: 64,
+///     validation_data: Some((&x_val, y_val.as_slice().into())),
+///     verbose: 0,
+///     seed: 1, // shuffling and dropout: the same seed, the same training
+///     ..FitOptions::default()
+/// };
+/// let history = model.fit(&x_train, &y_train, options).unwrap();
+/// assert_eq!(history.val_accuracy.len(), 3);
+/// ```
 pub struct FitOptions<'a, In, Out> {
     /// Passes over the training data.
     pub epochs: usize,
@@ -157,6 +196,21 @@ pub struct FitOptions<'a, In, Out> {
     /// 0: silent; 1: a progress bar per epoch (one line per epoch when the
     /// output is not a terminal); 2: one line per epoch.
     pub verbose: Verbosity,
+    /// Keras's `callbacks`: called at the start and end of training, of
+    /// each epoch and after each batch (see [`crate::callbacks`]). Given by
+    /// reference, so that they can be read after `fit`.
+    pub callbacks: Vec<&'a mut dyn Callback>,
+    /// Keras's `sample_weight`: one weight per sample, multiplying its
+    /// loss; a batch's loss is `Σ wᵢ·lossᵢ / batch_size` (Keras divides by
+    /// the number of samples, not by the weights' sum). With
+    /// `validation_split` the held-out samples' weights weight `val_loss`.
+    /// Accuracy is not weighted.
+    pub sample_weight: Option<&'a [f32]>,
+    /// Keras's `class_weight`, indexed by class: each training sample's
+    /// loss is multiplied by its class's weight (classes past the end weigh
+    /// 1, as classes missing from Keras's dict). Validation is not
+    /// weighted. Not together with `sample_weight`.
+    pub class_weight: Option<&'a [f32]>,
 }
 
 impl<In, Out> Default for FitOptions<'_, In, Out> {
@@ -169,6 +223,9 @@ impl<In, Out> Default for FitOptions<'_, In, Out> {
             validation_data: None,
             seed: DEFAULT_SEED,
             verbose: 1,
+            callbacks: Vec::new(),
+            sample_weight: None,
+            class_weight: None,
         }
     }
 }
@@ -233,6 +290,16 @@ impl Gradients {
     }
 }
 
+/// `correct / counted`, NaN when nothing was counted (a loss without an
+/// accuracy).
+fn ratio(correct: usize, counted: usize) -> f32 {
+    if counted == 0 {
+        f32::NAN
+    } else {
+        correct as f32 / counted as f32
+    }
+}
+
 /// The samples `indices` of `x`, in that order.
 fn gather<S: Shape>(x: &Batch<S>, indices: &[usize]) -> Batch<S> {
     let mut data = Vec::with_capacity(indices.len() * S::NUMEL);
@@ -242,24 +309,31 @@ fn gather<S: Shape>(x: &Batch<S>, indices: &[usize]) -> Batch<S> {
     Batch::from_vec(indices.len(), data).expect("gathered whole samples")
 }
 
-/// One forward and backward pass over `x`: the loss, the accuracy counts,
-/// and the gradients left in the model's buffers (zeroed first).
+/// One forward and backward pass over `x`: the loss (weighted per sample
+/// by `weights`, plus the regularization penalties, as Keras's training
+/// loss), the accuracy counts, and the gradients left in the model's
+/// buffers (zeroed first).
 fn forward_backward<M: Layer>(
     model: &mut M,
     x: &Batch<M::Input>,
     targets: &OwnedTargets,
     loss: Loss,
+    weights: Option<&[f32]>,
     ctx: &mut Context<'_>,
 ) -> (f32, usize, usize) {
     model.zero_grads();
     let (out, tape) = model.forward_taped(x.clone(), ctx);
-    let value = loss.evaluate(out.as_slice(), targets, M::Output::LAST, false);
+    let last = M::Output::LAST;
+    let mut value = loss.evaluate_weighted(out.as_slice(), targets, last, false, weights);
+    // Keras's loss is the data loss plus `model.losses`, computed from the
+    // weights the step starts from.
+    value.loss += model.regularization_loss();
     if value.loss.is_finite() {
         if loss.fuses_softmax() {
             // Taken only if the model ends in a softmax (see
             // Context::offer_logit_gradient); the plain gradient serves
             // every other model.
-            let fused = loss.evaluate(out.as_slice(), targets, M::Output::LAST, true);
+            let fused = loss.evaluate_weighted(out.as_slice(), targets, last, true, weights);
             ctx.offer_logit_gradient(fused.grad);
         }
         let grad = Batch::<M::Output>::from_vec(out.batch_size(), value.grad)
@@ -267,6 +341,7 @@ fn forward_backward<M: Layer>(
         let grad_input = model.backward(tape, grad, ctx);
         ctx.take_logit_gradient();
         ctx.recycle(grad_input);
+        model.add_regularization_gradients();
     }
     (value.loss, value.correct, value.counted)
 }
@@ -306,14 +381,16 @@ fn gradients_finite<M: Layer>(model: &mut M) -> bool {
     finite
 }
 
-/// Loss and accuracy of `model` on `x` in inference mode, in batches.
+/// Loss and accuracy of `model` on `x` in inference mode, in batches; the
+/// loss weighted per sample by `weights` and with the regularization
+/// penalties, as Keras's `evaluate` and `val_loss`.
 fn evaluate_in_batches<M: Layer>(
     model: &M,
     x: &Batch<M::Input>,
     targets: Targets<'_, M::Output>,
     loss: Loss,
-    batch_size: usize,
-    threads: usize,
+    (batch_size, threads): (usize, usize),
+    weights: Option<&[f32]>,
 ) -> Evaluation {
     let n = x.batch_size();
     let (mut total, mut correct, mut counted) = (0.0f64, 0usize, 0usize);
@@ -323,13 +400,14 @@ fn evaluate_in_batches<M: Layer>(
         let xb = gather(x, chunk);
         let out = model.forward(&xb, &mut ctx);
         let t = targets.gather(chunk);
-        let v = loss.evaluate(out.as_slice(), &t, M::Output::LAST, false);
+        let w: Option<Vec<f32>> = weights.map(|w| chunk.iter().map(|&i| w[i]).collect());
+        let v = loss.evaluate_weighted(out.as_slice(), &t, M::Output::LAST, false, w.as_deref());
         total += v.loss as f64 * chunk.len() as f64;
         correct += v.correct;
         counted += v.counted;
     }
     Evaluation {
-        loss: (total / n.max(1) as f64) as f32,
+        loss: (total / n.max(1) as f64) as f32 + model.regularization_loss(),
         accuracy: if counted == 0 {
             f32::NAN
         } else {
@@ -341,6 +419,29 @@ fn evaluate_in_batches<M: Layer>(
 /// A model with its loss and optimizer: what Keras's `model.compile(...)`
 /// makes. It dereferences to the model, so `predict`, `summary` and the
 /// weight files work on it directly.
+///
+/// ```
+/// use strata_core::datasets::{digits, train_test_split};
+/// use strata_core::typenum::{U10, U64};
+/// use strata_core::{seeded_rng, Adam, Batch, Dense, FitOptions, Loss, Model, Shape1, Softmax};
+///
+/// // Softmax regression on the 8x8 digits, each image a vector of 64 pixels.
+/// let (images, labels) = digits();
+/// let pixels = Batch::<Shape1<U64>>::from_vec(images.batch_size(), images.into_vec()).unwrap();
+/// let (x_train, y_train, x_test, y_test) = train_test_split(&pixels, &labels, 0.2, 7).unwrap();
+///
+/// let net: Dense<Shape1<U64>, U10, Softmax> = Dense::new(true, &mut seeded_rng(0));
+/// let mut model = net.compile(Loss::sparse_categorical_crossentropy(), Adam::new(0.01));
+/// let options = FitOptions { epochs: 5, verbose: 0, ..FitOptions::default() };
+/// let history = model.fit(&x_train, &y_train, options).unwrap();
+/// assert_eq!(history.loss.len(), 5);
+/// let test = model.evaluate(&x_test, &y_test).unwrap();
+/// assert!(test.accuracy > 0.8, "{test:?}");
+///
+/// let classes = model.predict(&x_test).argmax(); // the trainer derefs to the model
+/// let net = model.into_model(); // or takes it back
+/// # let _ = (classes, net);
+/// ```
 pub struct Trainer<M> {
     model: M,
     loss: Loss,
@@ -418,7 +519,7 @@ impl<M: Layer> Trainer<M> {
         &mut self,
         x: &Batch<M::Input>,
         y: impl Into<Targets<'t, M::Output>>,
-        options: FitOptions<'_, M::Input, M::Output>,
+        mut options: FitOptions<'_, M::Input, M::Output>,
     ) -> Result<History, TrainError> {
         let y = y.into();
         let n = x.batch_size();
@@ -436,6 +537,8 @@ impl<M: Layer> Trainer<M> {
         if let Some((vx, vy)) = &options.validation_data {
             vy.check(vx.batch_size())?;
         }
+        let weights = per_sample(options.sample_weight, options.class_weight, &y, n)
+            .map_err(TrainError::Weights)?;
 
         // Keras holds out the last samples, before any shuffling.
         let split = options.validation_split;
@@ -452,7 +555,10 @@ impl<M: Layer> Trainer<M> {
         }
         let split_validation = (held_out > 0).then(|| {
             let idx: Vec<usize> = (train_n..n).collect();
-            (gather(x, &idx), y.gather(&idx))
+            // Keras splits sample weights with the samples; class weights
+            // only weight training.
+            let w = options.sample_weight.map(|w| w[train_n..].to_vec());
+            (gather(x, &idx), y.gather(&idx), w)
         });
 
         let mut order: Vec<usize> = (0..train_n).collect();
@@ -461,6 +567,15 @@ impl<M: Layer> Trainer<M> {
         let steps = train_n.div_ceil(options.batch_size);
         let mut history = History::default();
         let mut progress = Progress::new(options.verbose, options.epochs, steps);
+        let mut callbacks = CallbackList::new(std::mem::take(&mut options.callbacks));
+        let info = TrainingInfo {
+            epochs: options.epochs,
+            steps,
+            has_validation: held_out > 0 || options.validation_data.is_some(),
+        };
+        self.callback(&mut callbacks, &mut progress, |c, fit| {
+            c.on_train_begin(&info, fit)
+        })?;
 
         for epoch in 0..options.epochs {
             if let Some(s) = &mut self.schedule {
@@ -480,68 +595,55 @@ impl<M: Layer> Trainer<M> {
             if options.shuffle {
                 order.shuffle(&mut shuffle_rng);
             }
+            self.callback(&mut callbacks, &mut progress, |c, fit| {
+                c.on_epoch_begin(epoch, fit)
+            })?;
             progress.start_epoch(epoch);
             let (mut total, mut seen, mut correct, mut counted) = (0.0f64, 0usize, 0usize, 0usize);
             for (step, chunk) in order.chunks(options.batch_size).enumerate() {
-                let xb = gather(x, chunk);
-                let targets = y.gather(chunk);
+                let batch_weights: Option<Vec<f32>> = weights
+                    .as_ref()
+                    .map(|w| chunk.iter().map(|&i| w[i]).collect());
+                let (xb, targets) = (gather(x, chunk), y.gather(chunk));
                 let mut ctx = Context::training(&mut dropout_rng).with_threads(self.threads);
-                let buffers = save_buffers(&self.model);
-                let (loss, c, k) =
-                    forward_backward(&mut self.model, &xb, &targets, self.loss, &mut ctx);
-                if !loss.is_finite() {
-                    progress.abandon();
-                    restore_buffers(&mut self.model, buffers);
-                    return Err(TrainError::NonFiniteLoss {
-                        epoch: epoch + 1,
-                        batch: step + 1,
-                        loss,
-                    });
-                }
-                if !gradients_finite(&mut self.model) {
-                    progress.abandon();
-                    restore_buffers(&mut self.model, buffers);
-                    return Err(TrainError::NonFiniteGradient {
-                        epoch: epoch + 1,
-                        batch: step + 1,
-                    });
-                }
-                self.apply_gradients();
+                let (loss, c, k) = self
+                    .train_step(
+                        &xb,
+                        &targets,
+                        batch_weights.as_deref(),
+                        &mut ctx,
+                        (epoch, step),
+                    )
+                    .inspect_err(|_| progress.abandon())?;
                 total += loss as f64 * chunk.len() as f64;
                 seen += chunk.len();
                 correct += c;
                 counted += k;
-                let acc = if counted == 0 {
-                    f32::NAN
-                } else {
-                    correct as f32 / counted as f32
+                let logs = BatchLogs {
+                    epoch,
+                    batch: step,
+                    loss: (total / seen as f64) as f32,
+                    accuracy: ratio(correct, counted),
                 };
-                progress.step(step + 1, (total / seen as f64) as f32, acc);
+                progress.step(step + 1, logs.loss, logs.accuracy);
+                self.callback(&mut callbacks, &mut progress, |c, fit| {
+                    c.on_batch_end(&logs, fit)
+                })?;
+                if callbacks.stopping() {
+                    break;
+                }
             }
             let loss = (total / seen.max(1) as f64) as f32;
-            let accuracy = if counted == 0 {
-                f32::NAN
-            } else {
-                correct as f32 / counted as f32
-            };
+            let accuracy = ratio(correct, counted);
             history.loss.push(loss);
             history.accuracy.push(accuracy);
             let val = match (&options.validation_data, &split_validation) {
-                (Some((vx, vy)), _) => Some(evaluate_in_batches(
-                    &self.model,
-                    vx,
-                    *vy,
-                    self.loss,
-                    options.batch_size,
-                    self.threads,
-                )),
-                (None, Some((vx, vy))) => Some(evaluate_in_batches(
-                    &self.model,
+                (Some((vx, vy)), _) => Some(self.validate(vx, *vy, None, options.batch_size)),
+                (None, Some((vx, vy, w))) => Some(self.validate(
                     vx,
                     vy.as_targets(vx.batch_size()),
-                    self.loss,
+                    w.as_deref(),
                     options.batch_size,
-                    self.threads,
                 )),
                 (None, None) => None,
             };
@@ -550,18 +652,102 @@ impl<M: Layer> Trainer<M> {
                 history.val_accuracy.push(v.accuracy);
             }
             progress.end_epoch(loss, accuracy, val);
+            let logs = EpochLogs {
+                epoch,
+                loss,
+                accuracy,
+                val_loss: val.map(|v| v.loss),
+                val_accuracy: val.map(|v| v.accuracy),
+                learning_rate: self.optimizer.learning_rate(),
+            };
+            self.callback(&mut callbacks, &mut progress, |c, fit| {
+                c.on_epoch_end(&logs, fit)
+            })?;
+            if callbacks.stopping() {
+                break;
+            }
         }
+        self.callback(&mut callbacks, &mut progress, |c, fit| {
+            c.on_train_end(&history, fit)
+        })?;
         Ok(history)
     }
 
+    /// One checked gradient step of `fit` on one batch (`at`: the 0-based
+    /// epoch and batch): its loss and accuracy counts. A non-finite loss or
+    /// gradient is refused, with the buffers the pass moved put back.
+    fn train_step(
+        &mut self,
+        x: &Batch<M::Input>,
+        targets: &OwnedTargets,
+        weights: Option<&[f32]>,
+        ctx: &mut Context<'_>,
+        (epoch, step): (usize, usize),
+    ) -> Result<(f32, usize, usize), TrainError> {
+        let buffers = save_buffers(&self.model);
+        let (loss, c, k) = forward_backward(&mut self.model, x, targets, self.loss, weights, ctx);
+        if !loss.is_finite() {
+            restore_buffers(&mut self.model, buffers);
+            return Err(TrainError::NonFiniteLoss {
+                epoch: epoch + 1,
+                batch: step + 1,
+                loss,
+            });
+        }
+        if !gradients_finite(&mut self.model) {
+            restore_buffers(&mut self.model, buffers);
+            return Err(TrainError::NonFiniteGradient {
+                epoch: epoch + 1,
+                batch: step + 1,
+            });
+        }
+        self.apply_gradients();
+        Ok((loss, c, k))
+    }
+
+    /// The validation of one epoch.
+    fn validate(
+        &self,
+        x: &Batch<M::Input>,
+        y: Targets<'_, M::Output>,
+        weights: Option<&[f32]>,
+        batch_size: usize,
+    ) -> Evaluation {
+        let sizes = (batch_size, self.threads);
+        evaluate_in_batches(&self.model, x, y, self.loss, sizes, weights)
+    }
+
+    /// Runs one event on every callback, with the model and optimizer.
+    fn callback(
+        &mut self,
+        callbacks: &mut CallbackList<'_>,
+        progress: &mut Progress,
+        event: impl FnMut(&mut dyn Callback, &mut FitState<'_>) -> Result<(), CallbackError>,
+    ) -> Result<(), TrainError> {
+        callbacks
+            .each(&mut self.model, &mut *self.optimizer, event)
+            .map_err(|e| {
+                progress.abandon();
+                TrainError::Callback(e)
+            })
+    }
+
     /// One optimizer step from the gradients in the model's buffers.
+    /// Frozen parameters are skipped but keep their index, so that
+    /// freezing or unfreezing between fits leaves every other parameter
+    /// with its own optimizer state.
     fn apply_gradients(&mut self) {
         self.optimizer.begin_step();
         let optimizer = &mut self.optimizer;
         let mut index = 0;
-        self.model.visit_params_mut(&mut |p, g| {
-            optimizer.update(index, p, g);
-            index += 1;
+        crate::layer::each_tensor_mut(&mut self.model, &mut |_, t| {
+            if t.role() == Role::Parameter {
+                if t.is_trainable() {
+                    let (p, g) = t.values_and_grad_mut();
+                    optimizer.update(index, p, g);
+                }
+                index += 1;
+            }
         });
     }
 
@@ -581,8 +767,8 @@ impl<M: Layer> Trainer<M> {
             x,
             y,
             self.loss,
-            256,
-            self.threads,
+            (256, self.threads),
+            None,
         ))
     }
 
@@ -612,7 +798,7 @@ impl<M: Layer> Trainer<M> {
         let targets = y.to_owned_targets();
         let buffers = save_buffers(&self.model);
         let (loss, correct, counted) =
-            forward_backward(&mut self.model, x, &targets, self.loss, &mut ctx);
+            forward_backward(&mut self.model, x, &targets, self.loss, None, &mut ctx);
         if !loss.is_finite() {
             restore_buffers(&mut self.model, buffers);
             return Err(TrainError::NonFiniteLoss {
@@ -656,7 +842,7 @@ pub fn loss_and_gradients<'t, M: Layer>(
     y.check(x.batch_size())?;
     let mut ctx = Context::inference();
     let targets = y.to_owned_targets();
-    let (value, _, _) = forward_backward(model, x, &targets, loss, &mut ctx);
+    let (value, _, _) = forward_backward(model, x, &targets, loss, None, &mut ctx);
     // One pass over the tensors: every trained parameter's gradient under
     // its weight-file key (buffers have none).
     let mut tensors = Vec::new();
@@ -696,7 +882,7 @@ pub fn loss_and_gradients_training<'t, M: Layer>(
     });
     let mut rng = seeded_rng(seed);
     let mut ctx = Context::training(&mut rng);
-    let (value, _, _) = forward_backward(model, x, &y.to_owned_targets(), loss, &mut ctx);
+    let (value, _, _) = forward_backward(model, x, &y.to_owned_targets(), loss, None, &mut ctx);
     // The same visit, in the same order, puts every buffer back.
     let mut saved = buffers.into_iter();
     crate::layer::each_tensor_mut(model, &mut |_, t| {

@@ -32,6 +32,13 @@ pub enum LoadError {
         key: String,
         /// Its shape in the model (PyTorch layout).
         expected: Vec<usize>,
+        /// Every tensor the model has and the file lacks, `key` among them,
+        /// in the model's order.
+        missing: Vec<String>,
+        /// Every tensor the file has and the model does not, sorted: next
+        /// to `missing` they show at once a file written under other names
+        /// (`features.0.weight` for `0.weight`).
+        unexpected: Vec<String>,
     },
     /// The file has a tensor the model has no parameter for.
     UnexpectedKey {
@@ -83,10 +90,19 @@ impl fmt::Display for LoadError {
                 write!(f, "cannot read weights file {}: {source}", path.display())
             }
             LoadError::Corrupt { reason } => write!(f, "not a valid safetensors file: {reason}"),
-            LoadError::MissingKey { key, expected } => write!(
-                f,
-                "the file has no tensor `{key}`; the model expects one of shape {expected:?}"
-            ),
+            LoadError::MissingKey {
+                key,
+                expected,
+                missing,
+                unexpected,
+            } => {
+                write!(
+                    f,
+                    "the file has no tensor `{key}`; the model expects one of shape {expected:?}"
+                )?;
+                write_keys(f, "\n  missing from the file", missing)?;
+                write_keys(f, "\n  in the file but not in the model", unexpected)
+            }
             LoadError::UnexpectedKey { key, found } => write!(
                 f,
                 "the file has a tensor `{key}` of shape {found:?} that the model has no parameter for"
@@ -111,6 +127,24 @@ impl fmt::Display for LoadError {
             ),
         }
     }
+}
+
+/// How many keys of a list a message names before it says how many more.
+const KEYS_SHOWN: usize = 8;
+
+/// "label (11): `a`, `b`, ... and 3 more", or nothing for an empty list.
+fn write_keys(f: &mut fmt::Formatter<'_>, label: &str, keys: &[String]) -> fmt::Result {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    write!(f, "{label} ({}): ", keys.len())?;
+    for (i, k) in keys.iter().take(KEYS_SHOWN).enumerate() {
+        write!(f, "{}`{k}`", if i == 0 { "" } else { ", " })?;
+    }
+    if keys.len() > KEYS_SHOWN {
+        write!(f, " and {} more", keys.len() - KEYS_SHOWN)?;
+    }
+    Ok(())
 }
 
 impl std::error::Error for LoadError {
@@ -246,12 +280,7 @@ pub fn decode_params(
                 values.push(None);
                 continue;
             }
-            Err(_) => {
-                return Err(LoadError::MissingKey {
-                    key: p.name.clone(),
-                    expected: p.shape.clone(),
-                })
-            }
+            Err(_) => return Err(missing_key(&file, expected, p)),
         };
         if t.shape() != p.shape.as_slice() {
             return Err(LoadError::WrongShape {
@@ -290,6 +319,30 @@ pub fn decode_params(
         });
     }
     Ok(values)
+}
+
+/// The error for `p`, absent from `file`: with every other key missing
+/// and every key the file has that the model does not.
+fn missing_key(file: &SafeTensors<'_>, expected: &[ParamInfo], p: &ParamInfo) -> LoadError {
+    let missing = expected
+        .iter()
+        // Counts are optional (see `decode_params`).
+        .filter(|q| q.dtype != TensorDtype::I64 && file.tensor(&q.name).is_err())
+        .map(|q| q.name.clone())
+        .collect();
+    let mut unexpected: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|n| !expected.iter().any(|q| q.name == *n))
+        .map(str::to_string)
+        .collect();
+    unexpected.sort_unstable();
+    LoadError::MissingKey {
+        key: p.name.clone(),
+        expected: p.shape.clone(),
+        missing,
+        unexpected,
+    }
 }
 
 /// Loads `layer`'s parameters from safetensors `bytes`: all of them, or on

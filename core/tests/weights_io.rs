@@ -354,7 +354,7 @@ fn missing_key() {
     let bytes = file(&[f32_tensor("weight", &CONV_W, &numbered(24, 1.0))]);
     let err = conv_load_err(&bytes);
     match &err {
-        LoadError::MissingKey { key, expected } => {
+        LoadError::MissingKey { key, expected, .. } => {
             assert_eq!(key, "bias");
             assert_eq!(expected, &vec![3]);
         }
@@ -365,7 +365,7 @@ fn missing_key() {
 
     let bytes = file(&[f32_tensor("bias", &CONV_B, &[1.0; 3])]);
     match conv_load_err(&bytes) {
-        LoadError::MissingKey { key, expected } => {
+        LoadError::MissingKey { key, expected, .. } => {
             assert_eq!(key, "weight");
             assert_eq!(expected, CONV_W.to_vec());
         }
@@ -378,6 +378,57 @@ fn missing_key() {
         conv_load_err(&empty),
         LoadError::MissingKey { .. }
     ));
+}
+
+/// A file written under other names (a PyTorch model whose layers sit in
+/// a `features` submodule) is recognisable from the error alone: it lists
+/// what the model lacks next to what the file has instead.
+#[test]
+fn missing_key_lists_the_files_other_keys() {
+    let bytes = file(&[
+        f32_tensor("features.0.weight", &CONV_W, &numbered(24, 1.0)),
+        f32_tensor("features.0.bias", &CONV_B, &[1.0; 3]),
+    ]);
+    let err = conv_load_err(&bytes);
+    match &err {
+        LoadError::MissingKey {
+            key,
+            missing,
+            unexpected,
+            ..
+        } => {
+            assert_eq!(key, "weight");
+            assert_eq!(missing, &["weight", "bias"]);
+            assert_eq!(unexpected, &["features.0.bias", "features.0.weight"]);
+        }
+        other => panic!("expected MissingKey, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "the file has no tensor `weight`; the model expects one of shape [3, 2, 2, 2]\n  \
+         missing from the file (2): `weight`, `bias`\n  \
+         in the file but not in the model (2): `features.0.bias`, `features.0.weight`"
+    );
+
+    // Long lists name the first few and count the rest.
+    let names: Vec<&'static str> = (0..11).map(|i| &*format!("extra.{i:02}").leak()).collect();
+    let tensors: Vec<T> = names
+        .iter()
+        .map(|&n| f32_tensor(n, &CONV_B, &[0.0; 3]))
+        .chain([f32_tensor("weight", &CONV_W, &numbered(24, 1.0))])
+        .collect();
+    let text = conv_load_err(&file(&tensors)).to_string();
+    assert!(
+        text.ends_with(
+            "in the file but not in the model (11): `extra.00`, `extra.01`, `extra.02`, \
+             `extra.03`, `extra.04`, `extra.05`, `extra.06`, `extra.07` and 3 more"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing from the file (1): `bias`\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -32,7 +32,50 @@ use model::{Checked, LayerSpec};
 
 /// Builds a model from a Keras-style chain of layers, or, written
 /// `sequential! { pub struct Name = ... }`, declares a named model type.
-/// See the `strata` crate's documentation for the grammar.
+///
+/// ```
+/// use strata::prelude::*;
+///
+/// // Keras: Sequential([Input((28, 28, 1)), Conv2D(32, 3, activation="relu"), ...])
+/// let net = sequential![
+///     Input(28, 28, 1)
+///     => Conv2D(32, (3, 3), activation = relu) => MaxPooling2D((2, 2))
+///     => Conv2D(64, (3, 3), padding = same) => relu => GlobalAveragePooling2D
+///     => Dropout(0.5) => Dense(10) => softmax
+/// ];
+/// let x = Batch::<Shape3<U28, U28, U1>>::zeros(4);
+/// let y: Batch<Shape1<U10>> = net.predict(&x); // 4 rows of 10 probabilities
+/// assert_eq!(y.dims(), [4, 10]);
+///
+/// // One public field per layer, Keras's kind and the position in the chain;
+/// // the position is also the key prefix in weight files.
+/// assert_eq!(net.conv2d_0.kernel().len(), 3 * 3 * 1 * 32);
+/// assert_eq!(net.params()[0].name, "0.weight");
+/// ```
+///
+/// The named form declares a type: generic over its input (`Block<S>`)
+/// when the chain has no input shape, a plain type when it has one.
+///
+/// ```
+/// use strata::prelude::*;
+///
+/// sequential! {
+///     /// A reusable feature extractor for any image size.
+///     pub struct Features = Conv2D(8, (3, 3), same) => relu => MaxPool(2, 2)
+/// }
+/// sequential! { pub struct Head = Input(4, 4, 8) => Flatten => Dense(10) => softmax }
+///
+/// // Named types go where types go: fields, return types.
+/// fn features() -> Features<Shape3<U8, U8, U1>> {
+///     Features::new()
+/// }
+/// let net = sequential![Input(8, 8, 1) => { features() } => { Head::new() }];
+/// assert_eq!(net.predict(&Batch::zeros(1)).dims(), [1, 10]);
+/// ```
+///
+/// The grammar (every layer, its arguments and Keras's defaults), the
+/// generated model's structure, training and weight files are in the
+/// `strata` crate's documentation.
 #[proc_macro]
 pub fn sequential(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     match invocation::parse(input.into()) {

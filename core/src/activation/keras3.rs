@@ -11,15 +11,19 @@
 
 use core::f32::consts::FRAC_1_SQRT_2;
 
-use super::{sigmoid, ActivationFn, Keeps};
+use super::{over_channels, sigmoid, unary, ActivationFn, Keeps};
+use crate::onnx::{Attr, ExportError, OnnxGraph};
 
 /// Implements [`ActivationFn`] for the element-wise function `$f`, whose
 /// derivative `$d` is a function of what it keeps (`$keeps`).
 macro_rules! elementwise {
-    ($ty:ident, $name:literal, $keeps:ident, $f:ident, $d:ident) => {
+    ($ty:ident, $name:literal, $keeps:ident, $f:ident, $d:ident, $onnx:expr) => {
         impl ActivationFn for $ty {
             const NAME: &'static str = $name;
             const KEEPS: Keeps = Keeps::$keeps;
+            fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+                $onnx(g, x)
+            }
             fn apply(values: &mut [f32], _: usize) {
                 values.iter_mut().for_each(|v| *v = $f(*v));
             }
@@ -78,23 +82,47 @@ pub struct LeakyRelu;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogSoftmax;
 
-elementwise!(Relu6, "relu6", Output, relu6, d_relu6);
-elementwise!(Elu, "elu", Output, elu, d_elu);
-elementwise!(Selu, "selu", Output, selu, d_selu);
-elementwise!(Gelu, "gelu", Input, gelu, d_gelu);
-elementwise!(Silu, "silu", Input, silu, d_silu);
+elementwise!(Relu6, "relu6", Output, relu6, d_relu6, onnx_relu6);
+elementwise!(Elu, "elu", Output, elu, d_elu, onnx_elu);
+elementwise!(Selu, "selu", Output, selu, d_selu, onnx_selu);
+elementwise!(Gelu, "gelu", Input, gelu, d_gelu, onnx_gelu);
+elementwise!(Silu, "silu", Input, silu, d_silu, onnx_silu);
 elementwise!(
     HardSigmoid,
     "hard_sigmoid",
     Output,
     hard_sigmoid,
-    d_hard_sigmoid
+    d_hard_sigmoid,
+    onnx_hard_sigmoid
 );
-elementwise!(HardSilu, "hard_silu", Input, hard_silu, d_hard_silu);
-elementwise!(Softplus, "softplus", Output, softplus, d_softplus);
-elementwise!(Softsign, "softsign", Input, softsign, d_softsign);
-elementwise!(Mish, "mish", Input, mish, d_mish);
-elementwise!(LeakyRelu, "leaky_relu", Input, leaky_relu, d_leaky_relu);
+elementwise!(
+    HardSilu,
+    "hard_silu",
+    Input,
+    hard_silu,
+    d_hard_silu,
+    |g, x| unary(g, "HardSwish", x)
+);
+elementwise!(
+    Softplus,
+    "softplus",
+    Output,
+    softplus,
+    d_softplus,
+    |g, x| unary(g, "Softplus", x)
+);
+elementwise!(Softsign, "softsign", Input, softsign, d_softsign, |g, x| {
+    unary(g, "Softsign", x)
+});
+elementwise!(Mish, "mish", Input, mish, d_mish, onnx_mish);
+elementwise!(
+    LeakyRelu,
+    "leaky_relu",
+    Input,
+    leaky_relu,
+    d_leaky_relu,
+    |g, x| onnx_leaky(g, x, LEAKY_RELU_SLOPE)
+);
 
 /// Keras's selu constants (those of Klambauer et al., as f32).
 const SELU_ALPHA: f32 = 1.673_263_24_f64 as f32;
@@ -257,8 +285,67 @@ fn d_leaky_relu(x: f32) -> f32 {
     d_leaky(x, LEAKY_RELU_SLOPE)
 }
 
+// ONNX forms of the functions above. Gelu (opset 20) and Mish (opset 18)
+// are newer than the export's opset, so they are written as formulas.
+
+fn onnx_relu6(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+    let (lo, hi) = (g.scalar(0.0)?, g.scalar(6.0)?);
+    Ok(g.node("Clip", &[x, &lo, &hi], &[]))
+}
+
+fn onnx_elu(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+    Ok(g.node("Elu", &[x], &[("alpha", Attr::Float(1.0))]))
+}
+
+fn onnx_selu(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+    let attrs = [
+        ("alpha", Attr::Float(SELU_ALPHA)),
+        ("gamma", Attr::Float(SELU_SCALE)),
+    ];
+    Ok(g.node("Selu", &[x], &attrs))
+}
+
+/// `0.5 · x · (1 + erf(x / √2))`.
+fn onnx_gelu(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+    let (r, one, half) = (g.scalar(FRAC_1_SQRT_2)?, g.scalar(1.0)?, g.scalar(0.5)?);
+    let scaled = g.node("Mul", &[x, &r], &[]);
+    let erf = g.node("Erf", &[&scaled], &[]);
+    let shifted = g.node("Add", &[&erf, &one], &[]);
+    let times_x = g.node("Mul", &[x, &shifted], &[]);
+    Ok(g.node("Mul", &[&times_x, &half], &[]))
+}
+
+fn onnx_silu(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+    let s = g.node("Sigmoid", &[x], &[]);
+    Ok(g.node("Mul", &[x, &s], &[]))
+}
+
+/// Keras's `relu6(x + 3) / 6` is ONNX's `max(0, min(1, x / 6 + 1 / 2))`.
+fn onnx_hard_sigmoid(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+    let attrs = [
+        ("alpha", Attr::Float(1.0 / 6.0)),
+        ("beta", Attr::Float(0.5)),
+    ];
+    Ok(g.node("HardSigmoid", &[x], &attrs))
+}
+
+/// `x · tanh(softplus(x))`.
+fn onnx_mish(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+    let sp = g.node("Softplus", &[x], &[]);
+    let t = g.node("Tanh", &[&sp], &[]);
+    Ok(g.node("Mul", &[x, &t], &[]))
+}
+
+/// `LeakyRelu` with `slope` for negative inputs.
+pub(crate) fn onnx_leaky(g: &mut OnnxGraph, x: &str, slope: f32) -> Result<String, ExportError> {
+    Ok(g.node("LeakyRelu", &[x], &[("alpha", Attr::Float(slope))]))
+}
+
 impl ActivationFn for LogSoftmax {
     const NAME: &'static str = "log_softmax";
+    fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
+        over_channels(g, "LogSoftmax", x)
+    }
     fn apply(values: &mut [f32], last: usize) {
         for row in values.chunks_exact_mut(last.max(1)) {
             // Shifted by the maximum: every exp() is at most 1, and the

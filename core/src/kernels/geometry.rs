@@ -127,8 +127,14 @@ impl ConvGeometry {
         let input = [self.batch, self.in_h, self.in_w, self.in_c]
             .into_iter()
             .try_fold(1usize, usize::checked_mul)?;
-        let patch = self.k_h.checked_mul(self.k_w)?.checked_mul(self.group_in_c())?;
-        let pixels = self.batch.checked_mul(self.out_h)?.checked_mul(self.out_w)?;
+        let patch = self
+            .k_h
+            .checked_mul(self.k_w)?
+            .checked_mul(self.group_in_c())?;
+        let pixels = self
+            .batch
+            .checked_mul(self.out_h)?
+            .checked_mul(self.out_w)?;
         Some((input, patch.checked_mul(out_c)?, pixels.checked_mul(out_c)?))
     }
 

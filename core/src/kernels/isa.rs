@@ -353,4 +353,21 @@ mod tests {
             assert_eq!(dispatch(Isa::Avx512, Fma), (16, 3.25));
         }
     }
+
+    /// `dispatch` is the one door to code compiled for an instruction set
+    /// (calling it on a CPU without the set is undefined behaviour): it
+    /// refuses a set this CPU lacks, or that `STRATA_ISA` turned off.
+    #[test]
+    fn dispatch_refuses_an_isa_the_cpu_lacks() {
+        struct Nothing;
+        impl Kernel for Nothing {
+            type Output = ();
+            fn run<S: Simd>(self, _: S) {}
+        }
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            let result = std::panic::catch_unwind(|| dispatch(isa, Nothing));
+            assert_eq!(result.is_ok(), isa.available(), "{isa:?}");
+        }
+        dispatch(Isa::None, Nothing);
+    }
 }

@@ -19,8 +19,14 @@
 //! Every backward kernel that needs work space takes it from the caller
 //! (`scratch`, sized by its `*_scratch_len` twin), so that a training step
 //! allocates nothing per call.
-
-#![deny(clippy::undocumented_unsafe_blocks)]
+//!
+//! All of strata's unsafe code is here (the SIMD micro-kernels behind
+//! `isa::dispatch`, the call into `matrixmultiply`). Each unsafe block
+//! carries a `// SAFETY:` comment (a lint denied crate-wide), and each
+//! safe function that reaches one checks its sizes with arithmetic that
+//! cannot wrap; the `Hostile arguments` tests of each module feed them
+//! sizes that overflow, strides that stand for negative ones and empty
+//! products.
 
 #[cfg(test)]
 mod activation_tests;

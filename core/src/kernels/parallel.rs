@@ -162,3 +162,76 @@ where
         |chunk, _| f(chunk),
     );
 }
+
+/// Values per chunk of a pass over rows of `row` values: whole rows, about
+/// [`MAP_CHUNK`] values (at least one row).
+fn row_chunk(row: usize) -> usize {
+    let row = row.max(1);
+    (MAP_CHUNK / row).max(1).saturating_mul(row)
+}
+
+/// [`map_chunks`] in chunks of whole rows of `row` values, so that every
+/// chunk starts a row: for passes that treat each column of a row its own
+/// way (a per-channel affine over NHWC values).
+pub(crate) fn map_rows<F>(threads: usize, input: &[f32], output: &mut [f32], row: usize, f: F)
+where
+    F: Fn(&[f32], &mut [f32]) + Sync,
+{
+    let len = input.len().min(output.len());
+    let chunk = row_chunk(row);
+    let workers = elementwise_workers(threads, len).min(len.div_ceil(chunk));
+    if workers <= 1 {
+        f(&input[..len], &mut output[..len]);
+        return;
+    }
+    let items = input[..len]
+        .chunks(chunk)
+        .zip(output[..len].chunks_mut(chunk));
+    run(workers, items, &mut [], 0, |(i, o), _| f(i, o));
+}
+
+/// [`map_rows`] in place.
+pub(crate) fn for_rows<F>(threads: usize, values: &mut [f32], row: usize, f: F)
+where
+    F: Fn(&mut [f32]) + Sync,
+{
+    let chunk = row_chunk(row);
+    let workers = elementwise_workers(threads, values.len()).min(values.len().div_ceil(chunk));
+    if workers <= 1 {
+        f(values);
+        return;
+    }
+    run(workers, values.chunks_mut(chunk), &mut [], 0, |chunk, _| {
+        f(chunk)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No request, however large, turns into more threads than the units,
+    /// the work or [`MAX_THREADS`] allow, nor into a scratch length that
+    /// wraps (issue 9: 2^40 threads aborted, `usize::MAX` overflowed).
+    #[test]
+    fn workers_follow_the_work_and_the_cap() {
+        assert_eq!(workers(usize::MAX, usize::MAX, usize::MAX), MAX_THREADS);
+        assert_eq!(workers(1 << 40, 3, usize::MAX), 3);
+        assert_eq!(workers(usize::MAX, 1 << 40, 5 * FLOPS_PER_THREAD), 5);
+        assert_eq!(workers(0, 0, 0), 1);
+        assert_eq!(elementwise_workers(usize::MAX, usize::MAX), MAX_THREADS);
+        assert_eq!(scratch_len(usize::MAX, 100), MAX_THREADS * stride(100));
+        assert_eq!(scratch_len(2, usize::MAX), usize::MAX);
+        assert_eq!(flops([2, usize::MAX, 3]), usize::MAX);
+        let seen = Mutex::new(Vec::new());
+        let threads = workers(usize::MAX, 3, usize::MAX);
+        let mut scratch = vec![0.0; scratch_len(threads, 5)];
+        run(threads, 0..3, &mut scratch, 5, |i, mine| {
+            assert_eq!(mine.len(), 5);
+            seen.lock().unwrap().push(i);
+        });
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2]);
+    }
+}

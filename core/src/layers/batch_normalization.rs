@@ -27,11 +27,26 @@ use core::marker::PhantomData;
 use rand::RngCore;
 
 use crate::batch::Batch;
+use crate::kernels::parallel::{for_rows, map_rows};
 use crate::layer::{Context, Layer};
+use crate::onnx::{Attr, ExportError, OnnxGraph};
 use crate::shape::Shape;
 use crate::tensor::{Layout, Tensor};
 
 /// Batch normalisation over the last axis of `S`.
+///
+/// In `sequential!`: `BatchNormalization` or `BatchNormalization(momentum = 0.9)`.
+///
+/// ```
+/// use strata_core::typenum::{U1, U2};
+/// use strata_core::{Batch, BatchNormalization, Model, Shape3};
+///
+/// let bn = BatchNormalization::<Shape3<U1, U1, U2>>::keras_default();
+/// // At inference, with the initial moving statistics (mean 0, variance 1):
+/// // x / sqrt(1 + epsilon).
+/// let y = bn.predict(&Batch::from_vec(1, vec![1.0, -2.0]).unwrap());
+/// assert!((y.as_slice()[0] - 1.0 / 1.001f32.sqrt()).abs() < 1e-6);
+/// ```
 pub struct BatchNormalization<S> {
     /// `weight`: gamma, `[C]`; absent with `scale = false`.
     gamma: Option<Tensor>,
@@ -74,12 +89,8 @@ impl fmt::Display for BatchNormError {
 
 impl std::error::Error for BatchNormError {}
 
-/// The per-channel statistics one forward pass normalises with.
-struct Stats {
-    mean: Vec<f32>,
-    /// `1 / sqrt(var + epsilon)`.
-    inv_std: Vec<f32>,
-}
+/// A batch's own per-channel mean and biased variance.
+type Moments = (Vec<f32>, Vec<f32>);
 
 /// What a taped forward pass keeps: the normalised input (for gamma's
 /// gradient and the batch statistics' backward pass), the factor it was
@@ -150,14 +161,6 @@ impl<S: Shape> BatchNormalization<S> {
         self.batches.values()[0] as u64
     }
 
-    /// The statistics of the moving averages.
-    fn moving_stats(&self) -> Stats {
-        Stats {
-            mean: self.moving_mean.values().to_vec(),
-            inv_std: self.inv_std(self.moving_var.values().iter().copied()),
-        }
-    }
-
     fn inv_std(&self, variances: impl Iterator<Item = f32>) -> Vec<f32> {
         let eps = f64::from(self.epsilon);
         variances
@@ -167,7 +170,7 @@ impl<S: Shape> BatchNormalization<S> {
 
     /// The batch's mean and biased variance per channel (in `f64`, two
     /// passes), or `None` for an empty batch, which has none.
-    fn batch_moments(x: &[f32]) -> Option<(Vec<f32>, Vec<f32>)> {
+    fn batch_moments(x: &[f32]) -> Option<Moments> {
         let c = S::LAST;
         let count = x.len() / c.max(1);
         if count == 0 {
@@ -191,37 +194,95 @@ impl<S: Shape> BatchNormalization<S> {
         Some((mean.iter().map(|m| *m as f32).collect(), var))
     }
 
-    /// The statistics `ctx`'s mode calls for, and the batch's variance
-    /// when they are the batch's own (an empty batch has none: it uses
-    /// the moving ones, and has nothing to normalise anyway).
-    fn stats_for(&self, x: &[f32], ctx: &Context<'_>) -> (Stats, Option<Vec<f32>>) {
-        match Self::batch_moments(x).filter(|_| ctx.is_training()) {
-            Some((mean, var)) => {
-                let inv_std = self.inv_std(var.iter().copied());
-                (Stats { mean, inv_std }, Some(var))
-            }
-            None => (self.moving_stats(), None),
+    /// The batch's moments when `ctx`'s mode calls for them, `None` when
+    /// the moving ones are to be used (at inference, and for an empty
+    /// batch, which has none and nothing to normalise anyway).
+    fn batch_stats(&self, x: &[f32], ctx: &Context<'_>) -> Option<Moments> {
+        // Keras: a frozen BatchNormalization (`trainable = false`) runs in
+        // inference mode, even inside `fit`.
+        let batch_stats = ctx.is_training() && self.moving_mean.is_trainable();
+        batch_stats.then(|| Self::batch_moments(x)).flatten()
+    }
+
+    /// The mean and variance to normalise with: the batch's, if given,
+    /// else the moving ones.
+    fn stats<'a>(&'a self, batch: &'a Option<Moments>) -> (&'a [f32], &'a [f32]) {
+        match batch {
+            Some((mean, var)) => (mean, var),
+            None => (self.moving_mean.values(), self.moving_var.values()),
         }
     }
 
-    /// `x = (x - mean) * inv_std`, in place.
-    fn standardize(x: &mut [f32], stats: &Stats) {
-        for row in x.chunks_exact_mut(S::LAST) {
-            for ((v, m), s) in row.iter_mut().zip(&stats.mean).zip(&stats.inv_std) {
-                *v = (*v - m) * s;
-            }
-        }
-    }
-
-    /// `out = x * gamma + beta` (each part only if the layer has it).
-    fn affine(&self, x: &[f32], out: &mut [f32]) {
-        let c = S::LAST;
+    /// The per-channel `scale` and `shift` of the normalisation with
+    /// `mean` and `var` written as `y = x * scale + shift`, gamma and beta
+    /// included: `scale = gamma / sqrt(var + epsilon)`, `shift = beta -
+    /// mean * scale`, as TensorFlow's `batch_normalization` (Keras's)
+    /// computes it. Folded in `f64`, so that the values only see the
+    /// rounding of that one multiply-add.
+    fn fold(&self, (mean, var): (&[f32], &[f32]), scale: &mut [f32], shift: &mut [f32]) {
+        let eps = f64::from(self.epsilon);
         let gamma = self.gamma.as_ref().map(Tensor::values);
         let beta = self.beta.as_ref().map(Tensor::values);
-        for (row, dst) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
-            for (k, (d, v)) in dst.iter_mut().zip(row).enumerate() {
-                let scaled = gamma.map_or(*v, |g| v * g[k]);
-                *d = beta.map_or(scaled, |b| scaled + b[k]);
+        for k in 0..S::LAST {
+            let s = gamma.map_or(1.0, |g| f64::from(g[k])) / (f64::from(var[k]) + eps).sqrt();
+            let b = beta.map_or(0.0, |b| f64::from(b[k]));
+            scale[k] = s as f32;
+            shift[k] = (b - f64::from(mean[k]) * s) as f32;
+        }
+    }
+
+    /// [`Self::fold`] into the context's scratch (so that an inference
+    /// pass allocates nothing): `(scale, shift)`.
+    fn folded<'c>(
+        &self,
+        stats: (&[f32], &[f32]),
+        ctx: &'c mut Context<'_>,
+    ) -> (&'c [f32], &'c [f32]) {
+        let (scale, shift) = ctx.scratch(2 * S::LAST).split_at_mut(S::LAST);
+        self.fold(stats, scale, shift);
+        (scale, shift)
+    }
+
+    /// `out = x * scale + shift` with the statistics `stats`, over whole
+    /// rows on up to `ctx`'s threads: one multiply and one add per value,
+    /// whichever thread computes it, so every thread count gives the same
+    /// bits, and so do the in-place and taped passes.
+    fn normalize_into(
+        &self,
+        stats: (&[f32], &[f32]),
+        x: &[f32],
+        out: &mut [f32],
+        ctx: &mut Context<'_>,
+    ) {
+        let (c, threads) = (S::LAST, ctx.threads());
+        let (scale, shift) = self.folded(stats, ctx);
+        map_rows(threads, x, out, c, |x, out| {
+            for (x, out) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+                for (((y, v), s), b) in out.iter_mut().zip(x).zip(scale).zip(shift) {
+                    *y = v * s + b;
+                }
+            }
+        });
+    }
+
+    /// [`Self::normalize_into`] in place.
+    fn normalize_in_place(&self, stats: (&[f32], &[f32]), x: &mut [f32], ctx: &mut Context<'_>) {
+        let (c, threads) = (S::LAST, ctx.threads());
+        let (scale, shift) = self.folded(stats, ctx);
+        for_rows(threads, x, c, |x| {
+            for x in x.chunks_exact_mut(c) {
+                for ((v, s), b) in x.iter_mut().zip(scale).zip(shift) {
+                    *v = *v * s + b;
+                }
+            }
+        });
+    }
+
+    /// `x = (x - mean) * inv_std`, in place: the tape's x-hat.
+    fn standardize(x: &mut [f32], mean: &[f32], inv_std: &[f32]) {
+        for row in x.chunks_exact_mut(S::LAST) {
+            for ((v, m), s) in row.iter_mut().zip(mean).zip(inv_std) {
+                *v = (*v - m) * s;
             }
         }
     }
@@ -238,24 +299,6 @@ impl<S: Shape> BatchNormalization<S> {
         blend(self.moving_var.values_mut(), var);
         self.batches.values_mut()[0] += 1.0;
     }
-
-    /// `x = (x - mean) * inv_std * gamma + beta`, in place, with the
-    /// statistics `ctx`'s mode calls for: the same arithmetic, in the same
-    /// order, as the taped pass's [`Self::standardize`] then
-    /// [`Self::affine`], so every pass gives the same bits.
-    fn normalize_in_place(&self, values: &mut [f32], ctx: &Context<'_>) {
-        let (stats, _) = self.stats_for(values, ctx);
-        let c = S::LAST;
-        let gamma = self.gamma.as_ref().map(Tensor::values);
-        let beta = self.beta.as_ref().map(Tensor::values);
-        for row in values.chunks_exact_mut(c) {
-            for (k, v) in row.iter_mut().enumerate() {
-                let standard = (*v - stats.mean[k]) * stats.inv_std[k];
-                let scaled = gamma.map_or(standard, |g| standard * g[k]);
-                *v = beta.map_or(scaled, |b| scaled + b[k]);
-            }
-        }
-    }
 }
 
 impl<S: Shape> Layer for BatchNormalization<S> {
@@ -268,12 +311,19 @@ impl<S: Shape> Layer for BatchNormalization<S> {
     }
 
     fn forward_into(&self, input: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
-        out.copy_from(input);
-        self.normalize_in_place(out.as_mut_slice(), ctx);
+        let batch = self.batch_stats(input.as_slice(), ctx);
+        out.resize(input.batch_size());
+        self.normalize_into(
+            self.stats(&batch),
+            input.as_slice(),
+            out.as_mut_slice(),
+            ctx,
+        );
     }
 
     fn forward_owned(&self, mut input: Batch<S>, ctx: &mut Context<'_>) -> Batch<S> {
-        self.normalize_in_place(input.as_mut_slice(), ctx);
+        let batch = self.batch_stats(input.as_slice(), ctx);
+        self.normalize_in_place(self.stats(&batch), input.as_mut_slice(), ctx);
         input
     }
 
@@ -282,17 +332,20 @@ impl<S: Shape> Layer for BatchNormalization<S> {
         mut input: Batch<S>,
         ctx: &mut Context<'_>,
     ) -> (Batch<S>, Self::Tape) {
-        let (stats, batch_var) = self.stats_for(input.as_slice(), ctx);
-        if let Some(var) = &batch_var {
-            self.track(&stats.mean, var);
+        let batch = self.batch_stats(input.as_slice(), ctx);
+        if let Some((mean, var)) = &batch {
+            self.track(mean, var);
         }
-        Self::standardize(input.as_mut_slice(), &stats);
+        let stats = self.stats(&batch);
         let mut out = ctx.take_batch(input.batch_size());
-        self.affine(input.as_slice(), out.as_mut_slice());
+        self.normalize_into(stats, input.as_slice(), out.as_mut_slice(), ctx);
+        // The backward pass needs x-hat, which the output no longer shows.
+        let inv_std = self.inv_std(stats.1.iter().copied());
+        Self::standardize(input.as_mut_slice(), stats.0, &inv_std);
         let tape = BatchNormTape {
             normalized: input,
-            inv_std: stats.inv_std,
-            batch_stats: batch_var.is_some(),
+            inv_std,
+            batch_stats: batch.is_some(),
         };
         (out, tape)
     }
@@ -375,6 +428,25 @@ impl<S: Shape> Layer for BatchNormalization<S> {
         reset(&mut self.moving_mean, 0.0);
         reset(&mut self.moving_var, 1.0);
         reset(&mut self.batches, 0.0);
+    }
+
+    /// ONNX's `BatchNormalization` in its inference form (the moving
+    /// statistics), on axis 1: the channels of NCHW, the features of
+    /// `[N, C]`. An absent gamma or beta is written as ones or zeros.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let c = S::LAST;
+        let or_fill =
+            |t: &Option<Tensor>, v: f32| t.as_ref().map_or(vec![v; c], |t| t.values().to_vec());
+        let scale = g.initializer("weight", &[c], &or_fill(&self.gamma, 1.0))?;
+        let bias = g.initializer("bias", &[c], &or_fill(&self.beta, 0.0))?;
+        let mean = g.initializer("running_mean", &[c], self.moving_mean.values())?;
+        let var = g.initializer("running_var", &[c], self.moving_var.values())?;
+        let attrs = [("epsilon", Attr::Float(self.epsilon))];
+        Ok(g.node(
+            "BatchNormalization",
+            &[input, &scale, &bias, &mean, &var],
+            &attrs,
+        ))
     }
 }
 
@@ -618,6 +690,45 @@ mod tests {
             (fresh.batches_tracked(), fresh.moving_variance()),
             (0, bn.moving_variance())
         );
+    }
+
+    /// The inference pass is one multiply-add per value with gamma, beta
+    /// and the statistics folded: within float rounding of the formula,
+    /// and bitwise the same on any number of threads (2.4M values: the
+    /// pass splits over them).
+    #[test]
+    fn inference_folds_into_one_affine_pass_on_any_thread_count() {
+        let (bn, _, _) = random_layer(true, true);
+        let mut rng = seeded_rng(3);
+        let n = 200_000;
+        let values = (0..n * 12).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let x = Batch::<Map>::from_vec(n, values).unwrap();
+        let y = bn.forward(&x, &mut Context::inference().with_threads(1));
+        for threads in [2, 3] {
+            let mut ctx = Context::inference().with_threads(threads);
+            assert_eq!(bn.forward(&x, &mut ctx).as_slice(), y.as_slice());
+            assert_eq!(
+                bn.forward_owned(x.clone(), &mut ctx).as_slice(),
+                y.as_slice()
+            );
+        }
+        let param = |k: &str| bn.export_param(k).unwrap();
+        let (gamma, beta, mean, var) = (
+            param("weight"),
+            param("bias"),
+            param("running_mean"),
+            param("running_var"),
+        );
+        for (i, (v, out)) in x.as_slice().iter().zip(y.as_slice()).enumerate() {
+            let k = i % 3;
+            let sd = (f64::from(var[k]) + 1e-3).sqrt();
+            let exact = (f64::from(*v) - f64::from(mean[k])) / sd * f64::from(gamma[k])
+                + f64::from(beta[k]);
+            assert!(
+                (f64::from(*out) - exact).abs() < 2e-6,
+                "{i}: {out} vs {exact}"
+            );
+        }
     }
 
     #[test]

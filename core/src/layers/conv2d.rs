@@ -29,6 +29,7 @@ use crate::kernels::conv::backward::{
 };
 use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{
     Dilate, DilatedKernel, DividesInto, PaddingMode, Shape, Shape3, TypeMarker, WindowLen,
     WindowOut,
@@ -39,6 +40,21 @@ use crate::tensor::{Layout, Tensor};
 /// strides `SH × SW`, padding `P` ([`Valid`](crate::Valid) or
 /// [`Same`](crate::Same)), activation `A`, dilation `DH × DW` and `G`
 /// channel groups.
+///
+/// In `sequential!`: `Conv2D(4, (3, 3), padding = same, activation = relu)`.
+///
+/// ```
+/// use strata_core::typenum::{U1, U3, U4, U8};
+/// use strata_core::{seeded_rng, Batch, Conv2D, Model, Relu, Same, Shape3};
+///
+/// // On 8x8x3 images: 4 filters, a 3x3 kernel, strides 1x1, 'same', relu.
+/// let conv: Conv2D<Shape3<U8, U8, U3>, U4, U3, U3, U1, U1, Same, Relu> =
+///     Conv2D::new(true, &mut seeded_rng(0));
+/// let y = conv.predict(&Batch::filled(2, 0.5));
+/// assert_eq!(y.dims(), [2, 8, 8, 4]);
+/// assert!(y.as_slice().iter().all(|&v| v >= 0.0));
+/// assert_eq!(conv.kernel().len(), 3 * 3 * 3 * 4); // HWIO
+/// ```
 pub struct Conv2D<In, F, KH, KW, SH, SW, P, A = Linear, DH = U1, DW = U1, G = U1> {
     /// `weight`: stored HWIO, `[kh, kw, in/groups, out]`.
     kernel: Tensor,
@@ -255,4 +271,30 @@ where
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         self.init(rng);
     }
+
+    /// `Conv` (explicit pads reproducing Keras's 'same', dilations, group),
+    /// then the activation.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let geometry = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(1, G::USIZE);
+        let y = export_conv(g, input, &self.kernel, self.bias.as_ref(), &geometry)?;
+        A::export_onnx(g, &y)
+    }
+}
+
+/// A `Conv` node of `kernel` (exported in PyTorch's `[out, in/groups, kh,
+/// kw]`, ONNX's layout) and `bias` over `geometry`: the convolution of
+/// Conv2D, DepthwiseConv2D and the pointwise part of SeparableConv2D.
+pub(crate) fn export_conv(
+    g: &mut OnnxGraph,
+    input: &str,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    geometry: &ConvGeometry,
+) -> Result<String, ExportError> {
+    let weight = g.initializer("weight", kernel.shape(), &kernel.export())?;
+    let bias = match bias {
+        Some(b) => Some(g.initializer("bias", b.shape(), b.values())?),
+        None => None,
+    };
+    g.conv(input, &weight, bias.as_deref(), geometry)
 }

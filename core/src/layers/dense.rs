@@ -19,12 +19,27 @@ use typenum::Unsigned;
 use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::kernels::dense;
+use crate::kernels::{dense, ConvGeometry};
 use crate::layer::{Context, Layer};
-use crate::shape::{LastAxis, Shape, TypeMarker};
+use crate::onnx::{ExportError, OnnxGraph};
+use crate::shape::{LastAxis, Padding, Shape, TypeMarker};
 use crate::tensor::{Layout, Tensor};
 
 /// A fully connected layer from `In`'s last axis to `U` units, activation `A`.
+///
+/// In `sequential!`: `Dense(2)`, `Dense(2, activation = relu, use_bias = false)`.
+///
+/// ```
+/// use strata_core::typenum::{U2, U3};
+/// use strata_core::{seeded_rng, Batch, Dense, Layer, Model, Shape1};
+///
+/// let mut dense: Dense<Shape1<U3>, U2> = Dense::new(true, &mut seeded_rng(0));
+/// // Weights in PyTorch's layout, [out, in]: y = W x + b.
+/// assert!(dense.import_param("weight", &[1.0, 0.0, 0.0, 0.0, 1.0, 1.0]));
+/// assert!(dense.import_param("bias", &[0.5, -0.5]));
+/// let y = dense.predict(&Batch::from_vec(1, vec![1.0, 2.0, 3.0]).unwrap());
+/// assert_eq!(y.as_slice(), [1.5, 4.5]);
+/// ```
 pub struct Dense<In, U, A = Linear> {
     /// `weight`: stored `[in, units]`.
     kernel: Tensor,
@@ -166,5 +181,34 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
 
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         self.init(rng);
+    }
+
+    /// On a vector, `Gemm` with the kernel as held (`[in, units]`, in the
+    /// order of strata's values: a Flatten before transposes back to
+    /// NHWC, so no permutation); on an image, the same map of the channels
+    /// as a 1×1 `Conv`. Then the activation.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let (inputs, units) = (In::LAST, U::USIZE);
+        let kernel = self.kernel.values();
+        let bias = match &self.bias {
+            Some(b) => Some(g.initializer("bias", &[units], b.values())?),
+            None => None,
+        };
+        let y = if In::RANK == 1 {
+            let weight = g.initializer("weight", &[inputs, units], kernel)?;
+            let mut operands = vec![input, weight.as_str()];
+            operands.extend(bias.as_deref());
+            g.node("Gemm", &operands, &[])
+        } else {
+            // [in, units] to Conv's [units, in, 1, 1].
+            let transposed: Vec<f32> = (0..units * inputs)
+                .map(|i| kernel[(i % inputs) * units + i / inputs])
+                .collect();
+            let weight = g.initializer("weight", &[units, inputs, 1, 1], &transposed)?;
+            let geometry = ConvGeometry::new(1, (1, 1, inputs), (1, 1), (1, 1), Padding::Valid)
+                .ok_or(ExportError::TooLarge(inputs))?;
+            g.conv(input, &weight, bias.as_deref(), &geometry)?
+        };
+        A::export_onnx(g, &y)
     }
 }

@@ -23,7 +23,7 @@ use core::ops::Mul;
 use rand::RngCore;
 use typenum::{Prod, Unsigned, U1};
 
-use super::conv2d::conv_geometry;
+use super::conv2d::{conv_geometry, export_conv};
 use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
@@ -31,6 +31,7 @@ use crate::kernels::conv::depthwise::{
     depthwise_backward_scratch_len, depthwise_conv2d, depthwise_conv2d_backward,
 };
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{
     Dilate, DilatedKernel, PaddingMode, Shape, Shape3, TypeMarker, WindowLen, WindowOut,
 };
@@ -39,6 +40,18 @@ use crate::tensor::{Layout, Tensor};
 /// A depthwise convolution over `In` (a [`Shape3`]) with `KH × KW` windows,
 /// strides `SH × SW`, padding `P`, `M` filters per input channel,
 /// activation `A` and dilation `DH × DW`.
+///
+/// In `sequential!`: `DepthwiseConv2D((3, 3), depth_multiplier = 2)`.
+///
+/// ```
+/// use strata_core::typenum::{U1, U2, U3, U8};
+/// use strata_core::{seeded_rng, Batch, DepthwiseConv2D, Model, Shape3, Valid};
+///
+/// // 8x8x3 images, 3x3 windows, strides 1x1, 'valid', 2 filters per channel.
+/// let conv: DepthwiseConv2D<Shape3<U8, U8, U3>, U3, U3, U1, U1, Valid, U2> =
+///     DepthwiseConv2D::new(true, &mut seeded_rng(0));
+/// assert_eq!(conv.predict(&Batch::zeros(1)).dims(), [1, 6, 6, 6]);
+/// ```
 pub struct DepthwiseConv2D<In, KH, KW, SH, SW, P, M = U1, A = Linear, DH = U1, DW = U1> {
     /// `weight`: stored `[kh, kw, C·m]`.
     kernel: Tensor,
@@ -218,6 +231,15 @@ where
 
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         self.init(rng);
+    }
+
+    /// A `Conv` with one group per input channel (PyTorch's depthwise
+    /// form, whose output channel `c·m + k` is strata's), then the
+    /// activation.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let geometry = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(1, C::USIZE);
+        let y = export_conv(g, input, &self.kernel, self.bias.as_ref(), &geometry)?;
+        A::export_onnx(g, &y)
     }
 }
 

@@ -15,9 +15,24 @@ use rand::Rng;
 
 use crate::batch::Batch;
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::Shape;
 
 /// Dropout over samples of shape `S`.
+///
+/// In `sequential!`: `Dropout(0.5)`.
+///
+/// ```
+/// use strata_core::typenum::U1000;
+/// use strata_core::{seeded_rng, Batch, Dropout, Model, Shape1};
+///
+/// let dropout = Dropout::<Shape1<U1000>>::new(0.5).unwrap();
+/// let x = Batch::filled(1, 1.0);
+/// assert_eq!(dropout.predict(&x), x); // the identity at inference
+/// let y = dropout.predict_training(&x, &mut seeded_rng(0));
+/// let kept = y.as_slice().iter().filter(|&&v| v == 2.0).count(); // scaled by 1 / (1 - rate)
+/// assert!(y.as_slice().iter().all(|&v| v == 0.0 || v == 2.0) && kept > 400 && kept < 600);
+/// ```
 pub struct Dropout<S> {
     rate: f32,
     types: PhantomData<fn() -> S>,
@@ -132,5 +147,10 @@ impl<S: Shape> Layer for Dropout<S> {
             ctx.recycle(mask);
         }
         grad
+    }
+
+    /// Nothing: at inference dropout is the identity.
+    fn export_onnx(&self, _: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        Ok(input.to_string())
     }
 }

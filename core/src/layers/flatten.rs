@@ -10,9 +10,21 @@ use core::marker::PhantomData;
 
 use crate::batch::Batch;
 use crate::layer::{Context, Layer};
+use crate::onnx::{Attr, ExportError, OnnxGraph};
 use crate::shape::{Flattenable, Shape};
 
 /// Flattens `In` into a [`Shape1`](crate::Shape1).
+///
+/// In `sequential!`: `Flatten`.
+///
+/// ```
+/// use strata_core::typenum::{U2, U3};
+/// use strata_core::{Batch, Flatten, Model, Shape3};
+///
+/// let flatten = Flatten::<Shape3<U2, U2, U3>>::new();
+/// let y = flatten.predict(&Batch::filled(5, 1.0));
+/// assert_eq!(y.dims(), [5, 12]);
+/// ```
 pub struct Flatten<In>(PhantomData<fn() -> In>);
 
 impl<In> Flatten<In> {
@@ -60,5 +72,16 @@ impl<In: Flattenable> Layer for Flatten<In> {
 
     fn backward(&mut self, _: (), grad_output: Batch<In::Flat>, _: &mut Context<'_>) -> Batch<In> {
         reshape(grad_output)
+    }
+
+    /// An image goes back to NHWC before ONNX's `Flatten`, so that the
+    /// values come in strata's (Keras's) `h, w, c` order; a vector is
+    /// already flat.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        if In::RANK == 1 {
+            return Ok(input.to_string());
+        }
+        let nhwc = g.to_nhwc(input);
+        Ok(g.node("Flatten", &[&nhwc], &[("axis", Attr::Int(1))]))
     }
 }

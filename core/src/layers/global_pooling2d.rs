@@ -18,6 +18,7 @@ use super::{backward_from_input, forward_keeping_input, Average, Max};
 use crate::batch::Batch;
 use crate::kernels::pool::global;
 use crate::layer::{Context, Layer};
+use crate::onnx::{Attr, ExportError, OnnxGraph};
 use crate::shape::{Shape1, Spatial, TypeMarker};
 
 /// Images, positions (`H·W`) per image, channels per position.
@@ -29,6 +30,8 @@ pub trait GlobalPoolKind: 'static {
     const NAME: &'static str;
     /// Whether the backward pass needs the forward pass's input.
     const KEEPS_INPUT: bool;
+    /// The ONNX operator (`GlobalAveragePool`, `GlobalMaxPool`).
+    const ONNX_OP: &'static str;
     /// Reduces each of `images` images of `positions × channels` values to
     /// `channels` values, the images shared among up to `threads` threads.
     fn forward(dims: Dims, input: &[f32], output: &mut [f32], threads: usize);
@@ -39,6 +42,7 @@ pub trait GlobalPoolKind: 'static {
 impl GlobalPoolKind for Average {
     const NAME: &'static str = "GlobalAveragePooling2D";
     const KEEPS_INPUT: bool = false;
+    const ONNX_OP: &'static str = "GlobalAveragePool";
 
     fn forward(dims: Dims, input: &[f32], output: &mut [f32], threads: usize) {
         global::avg_forward(dims, input, output, threads);
@@ -52,6 +56,7 @@ impl GlobalPoolKind for Average {
 impl GlobalPoolKind for Max {
     const NAME: &'static str = "GlobalMaxPooling2D";
     const KEEPS_INPUT: bool = true;
+    const ONNX_OP: &'static str = "GlobalMaxPool";
 
     fn forward(dims: Dims, input: &[f32], output: &mut [f32], threads: usize) {
         global::max_forward(dims, input, output, threads);
@@ -64,12 +69,37 @@ impl GlobalPoolKind for Max {
 }
 
 /// Global pooling of kind `K` over `In` (a [`Shape3`](crate::Shape3)).
+///
+/// Written through its aliases: [`GlobalAveragePooling2D`]
+/// and [`GlobalMaxPooling2D`] (see their examples).
 pub struct GlobalPooling2D<In, K>(TypeMarker<(In, K)>);
 
 /// The mean of each channel: `(H, W, C) -> (C)`.
+///
+/// In `sequential!`: `GlobalAveragePooling2D` (or `GlobalAvgPool2D`).
+///
+/// ```
+/// use strata_core::typenum::{U1, U2};
+/// use strata_core::{Batch, GlobalAveragePooling2D, Model, Shape3};
+///
+/// let pool = GlobalAveragePooling2D::<Shape3<U2, U2, U1>>::new();
+/// let y = pool.predict(&Batch::from_vec(1, vec![1.0, 2.0, 3.0, 6.0]).unwrap());
+/// assert_eq!(y.as_slice(), [3.0]);
+/// ```
 pub type GlobalAveragePooling2D<In> = GlobalPooling2D<In, Average>;
 
 /// The max of each channel: `(H, W, C) -> (C)`.
+///
+/// In `sequential!`: `GlobalMaxPooling2D` (or `GlobalMaxPool2D`).
+///
+/// ```
+/// use strata_core::typenum::{U1, U2};
+/// use strata_core::{Batch, GlobalMaxPooling2D, Model, Shape3};
+///
+/// let pool = GlobalMaxPooling2D::<Shape3<U2, U2, U1>>::new();
+/// let y = pool.predict(&Batch::from_vec(1, vec![1.0, 2.0, 3.0, 6.0]).unwrap());
+/// assert_eq!(y.as_slice(), [6.0]);
+/// ```
 pub type GlobalMaxPooling2D<In> = GlobalPooling2D<In, Max>;
 
 /// Keras's alias.
@@ -136,6 +166,12 @@ impl<In: Spatial, K: GlobalPoolKind> Layer for GlobalPooling2D<In, K> {
         backward_from_input(input, grad_output, ctx, |input, grad_output, grad_input| {
             K::backward(dims, input, grad_output, grad_input)
         })
+    }
+
+    /// The kind's global operator (`[N, C, 1, 1]`), flattened to `[N, C]`.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let pooled = g.node(K::ONNX_OP, &[input], &[]);
+        Ok(g.node("Flatten", &[&pooled], &[("axis", Attr::Int(1))]))
     }
 }
 

@@ -13,14 +13,26 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use crate::activation::{d_leaky, leaky};
+use crate::activation::{d_leaky, leaky, onnx_leaky};
 use crate::batch::Batch;
 use crate::kernels::parallel::{for_chunks, map_chunks};
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::Shape;
 
 /// The leaky rectifier over samples of shape `S`, with a slope chosen at
 /// run time.
+///
+/// In `sequential!`: `LeakyReLU` (slope 0.3) or `LeakyReLU(negative_slope = 0.1)`.
+///
+/// ```
+/// use strata_core::typenum::U2;
+/// use strata_core::{Batch, LeakyReLU, Model, Shape1};
+///
+/// let layer = LeakyReLU::<Shape1<U2>>::new(0.5).unwrap();
+/// let y = layer.predict(&Batch::from_vec(1, vec![-2.0, 3.0]).unwrap());
+/// assert_eq!(y.as_slice(), [-1.0, 3.0]);
+/// ```
 pub struct LeakyReLU<S> {
     slope: f32,
     types: PhantomData<fn() -> S>,
@@ -118,6 +130,11 @@ impl<S: Shape> Layer for LeakyReLU<S> {
         }
         ctx.recycle(input);
         grad
+    }
+
+    /// ONNX's `LeakyRelu` with this layer's slope.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        onnx_leaky(g, input, self.slope)
     }
 }
 

@@ -17,6 +17,7 @@ pub struct Max;
 impl PoolKind for Max {
     const NAME: &'static str = "MaxPooling2D";
     const KEEPS_INPUT: bool = true;
+    const ONNX_OP: &'static str = "MaxPool";
 
     fn forward(g: &ConvGeometry, input: &[f32], output: &mut [f32], threads: usize) {
         pool2d_threaded(g, input, output, true, threads);
@@ -35,6 +36,18 @@ impl PoolKind for Max {
 
 /// Max pooling over `In` (a [`Shape3`](crate::Shape3)) with a `PH × PW`
 /// window, strides `SH × SW` and padding `P`.
+///
+/// In `sequential!`: `MaxPooling2D((2, 2))` or `MaxPool(2, 2)`.
+///
+/// ```
+/// use strata_core::typenum::{U1, U2, U4};
+/// use strata_core::{Batch, MaxPooling2D, Model, Shape3, Valid};
+///
+/// // A 2x2 window at strides 2x2 over one 4x4 channel holding 0, 1, ..., 15.
+/// let pool = MaxPooling2D::<Shape3<U4, U4, U1>, U2, U2, U2, U2, Valid>::new();
+/// let x = Batch::from_vec(1, (0..16).map(|v| v as f32).collect()).unwrap();
+/// assert_eq!(pool.predict(&x).as_slice(), [5.0, 7.0, 13.0, 15.0]);
+/// ```
 pub type MaxPooling2D<In, PH, PW, SH, SW, P> = Pooling2D<In, PH, PW, SH, SW, P, Max>;
 
 /// Keras's alias.

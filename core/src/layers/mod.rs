@@ -139,17 +139,26 @@ where
     .expect("the type-level shape rule guarantees the window fits")
 }
 
-/// Keras's default initialisation of a layer with a kernel: Glorot-uniform
-/// kernel from `rng`, zero bias.
+/// The initialisation of a layer with a kernel: each tensor's chosen
+/// [`Initializer`](crate::Initializer) (`kernel_initializer = ...`), else
+/// Keras's defaults, a Glorot-uniform kernel from `rng` and a zero bias.
+/// A bias's fans are its length, as Keras computes them for a vector.
 pub(crate) fn init_kernel_and_bias(
     kernel: &mut Tensor,
     bias: Option<&mut Tensor>,
     (fan_in, fan_out): (usize, usize),
     rng: &mut dyn RngCore,
 ) {
-    glorot_uniform(kernel.values_mut(), fan_in, fan_out, rng);
+    match kernel.initializer() {
+        Some(init) => init.fill(kernel.values_mut(), (fan_in, fan_out), rng),
+        None => glorot_uniform(kernel.values_mut(), fan_in, fan_out, rng),
+    }
     if let Some(b) = bias {
-        b.values_mut().fill(0.0);
+        let len = b.numel();
+        match b.initializer() {
+            Some(init) => init.fill(b.values_mut(), (len, len), rng),
+            None => b.values_mut().fill(0.0),
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use super::{backward_from_input, forward_keeping_input, window_geometry};
 use crate::batch::Batch;
 use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{PaddingMode, Shape3, TypeMarker, WindowLen, WindowOut};
 
 /// What a pooling window computes: the max, the mean.
@@ -25,6 +26,8 @@ pub trait PoolKind: 'static {
     const NAME: &'static str;
     /// Whether the backward pass needs the forward pass's input.
     const KEEPS_INPUT: bool;
+    /// The ONNX operator (`MaxPool`, `AveragePool`).
+    const ONNX_OP: &'static str;
     /// Pools each window of `input` into `output`, the batch's images
     /// shared among up to `threads` threads.
     fn forward(g: &ConvGeometry, input: &[f32], output: &mut [f32], threads: usize);
@@ -40,6 +43,9 @@ pub trait PoolKind: 'static {
 
 /// Pooling over `In` (a [`Shape3`]) with a `PH × PW` window, strides
 /// `SH × SW`, padding `P` and kind `K`.
+///
+/// Written through its aliases: [`MaxPooling2D`](crate::MaxPooling2D) and
+/// [`AveragePooling2D`](crate::AveragePooling2D) (see their examples).
 pub struct Pooling2D<In, PH, PW, SH, SW, P, K>(TypeMarker<(In, PH, PW, SH, SW, P, K)>);
 
 impl<In, PH, PW, SH, SW, P, K> Pooling2D<In, PH, PW, SH, SW, P, K> {
@@ -105,5 +111,15 @@ where
         backward_from_input(input, grad_output, ctx, |input, grad_output, grad_input| {
             K::backward(&g, input, grad_output, grad_input)
         })
+    }
+
+    /// The kind's pooling operator with Keras's padding as explicit pads
+    /// (which ONNX, like Keras, leaves out of maxima and averages).
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        g.pool(
+            K::ONNX_OP,
+            input,
+            &window_geometry::<H, W, C, PH, PW, SH, SW, P>(1),
+        )
     }
 }

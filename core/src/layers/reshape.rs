@@ -15,9 +15,22 @@ use core::marker::PhantomData;
 
 use crate::batch::Batch;
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{ElementCount, ReshapesTo, TypeMarker};
 
 /// Reinterprets samples of `In` as samples of `Out`.
+///
+/// In `sequential!`: `Reshape((4, 3, 1))`.
+///
+/// ```
+/// use strata_core::typenum::{U1, U2, U3, U4};
+/// use strata_core::{Batch, Model, Reshape, Shape3};
+///
+/// let reshape = Reshape::<Shape3<U2, U2, U3>, Shape3<U4, U3, U1>>::new();
+/// let x = Batch::from_vec(1, (0..12).map(|v| v as f32).collect()).unwrap();
+/// let y = reshape.predict(&x);
+/// assert_eq!((y.dims(), y.as_slice()), (vec![1, 4, 3, 1], x.as_slice()));
+/// ```
 pub struct Reshape<In, Out>(TypeMarker<(In, Out)>);
 
 impl<In, Out> Reshape<In, Out> {
@@ -67,6 +80,27 @@ where
 
     fn backward(&mut self, _: (), grad_output: Batch<Out>, _: &mut Context<'_>) -> Batch<In> {
         retype(grad_output)
+    }
+
+    /// ONNX's `Reshape` (batch kept, `0`) of the values in strata's order:
+    /// an image input goes back to NHWC first, an image output to NCHW
+    /// after. Between vectors it is the identity.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        if In::RANK == 1 && Out::RANK == 1 {
+            return Ok(input.to_string());
+        }
+        let x = if In::RANK == 3 {
+            g.to_nhwc(input)
+        } else {
+            input.to_string()
+        };
+        let mut shape = vec![0];
+        for &d in Out::DIMS {
+            shape.push(i64::try_from(d).map_err(|_| ExportError::TooLarge(d))?);
+        }
+        let shape = g.ints("shape", &shape)?;
+        let y = g.node("Reshape", &[&x, &shape], &[]);
+        Ok(if Out::RANK == 3 { g.to_nchw(&y) } else { y })
     }
 }
 

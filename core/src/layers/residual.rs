@@ -16,12 +16,27 @@ use typenum::{And, Eq, IsEqual, Unsigned, B1};
 
 use crate::batch::Batch;
 use crate::layer::{Context, Layer, SummaryRow};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{Shape, Shape1, Shape3};
 use crate::tensor::{VisitPath, Visitor, VisitorMut};
 
 use rand::RngCore;
 
 /// A residual block: `main` plus a shortcut (`Identity` when absent).
+///
+/// In `sequential!`: `Residual({ Conv2D(8, (3, 3), same) => relu })`, or
+/// with `shortcut = { Conv2D(8, (1, 1)) }`.
+///
+/// ```
+/// use strata_core::typenum::U3;
+/// use strata_core::{seeded_rng, Batch, Dense, Layer, Model, Residual, Shape1};
+///
+/// let mut main: Dense<Shape1<U3>, U3> = Dense::new(true, &mut seeded_rng(0));
+/// assert!(main.import_param("weight", &[0.0; 9]));
+/// let residual = Residual::identity(main);
+/// let x = Batch::<Shape1<U3>>::from_vec(1, vec![1.0, 2.0, 3.0]).unwrap();
+/// assert_eq!(residual.predict(&x).as_slice(), x.as_slice()); // main(x) = 0, plus x
+/// ```
 pub struct Residual<Main, Sc = Identity> {
     /// The main branch (a `sequential!` chain).
     pub main: Main,
@@ -85,6 +100,9 @@ pub trait ResidualShortcut<In: Shape> {
     fn init(&mut self, rng: &mut dyn RngCore);
     /// As [`Layer::summary_rows`].
     fn rows(&self, rows: &mut Vec<SummaryRow>);
+    /// As [`Layer::export_onnx`], under `shortcut` (the identity writes
+    /// nothing and returns `input`).
+    fn export_shortcut(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError>;
 }
 
 fn add_assign(out: &mut [f32], x: &[f32]) {
@@ -117,6 +135,9 @@ impl<S: Shape> ResidualShortcut<S> for Identity {
     fn visit_mut(&mut self, _: &mut VisitPath, _: &mut dyn VisitorMut) {}
     fn init(&mut self, _: &mut dyn RngCore) {}
     fn rows(&self, _: &mut Vec<SummaryRow>) {}
+    fn export_shortcut(&self, _: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        Ok(input.to_string())
+    }
 }
 
 impl<L: Layer> ResidualShortcut<L::Input> for L {
@@ -169,6 +190,10 @@ impl<L: Layer> ResidualShortcut<L::Input> for L {
 
     fn rows(&self, rows: &mut Vec<SummaryRow>) {
         self.summary_rows(rows);
+    }
+
+    fn export_shortcut(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        g.part("shortcut", |g| self.export_onnx(g, input))
     }
 }
 
@@ -306,6 +331,14 @@ where
             params: 0,
             trainable: 0,
         });
+    }
+
+    /// The main branch under `main`, the shortcut under `shortcut`, and
+    /// an `Add` of the two.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let main = g.part("main", |g| self.main.export_onnx(g, input))?;
+        let shortcut = self.shortcut.export_shortcut(g, input)?;
+        Ok(g.node("Add", &[&main, &shortcut], &[]))
     }
 }
 

@@ -21,6 +21,7 @@ use core::marker::PhantomData;
 use rand::RngCore;
 use typenum::{Unsigned, U1};
 
+use super::conv2d::export_conv;
 use super::{forward_activated, init_kernel_and_bias, Activated, DepthwiseConv2D, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
@@ -29,6 +30,7 @@ use crate::kernels::conv::backward::{
 };
 use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{Padding, Shape, Shape3, TypeMarker};
 use crate::tensor::{Layout, Tensor, VisitPath, Visitor, VisitorMut};
 
@@ -43,6 +45,17 @@ pub type SeparablePointwise<In, F, KH, KW, SH, SW, P, M, A, DH, DW> =
 /// A depthwise convolution over `In` (`KH × KW` windows, strides
 /// `SH × SW`, padding `P`, multiplier `M`, dilation `DH × DW`) followed by
 /// a 1×1 convolution to `F` channels with activation `A`.
+///
+/// In `sequential!`: `SeparableConv2D(4, (3, 3), padding = same)`.
+///
+/// ```
+/// use strata_core::typenum::{U1, U3, U4, U8};
+/// use strata_core::{seeded_rng, Batch, Model, Same, SeparableConv2D, Shape3};
+///
+/// let conv: SeparableConv2D<Shape3<U8, U8, U3>, U4, U3, U3, U1, U1, Same> =
+///     SeparableConv2D::new(true, &mut seeded_rng(0));
+/// assert_eq!(conv.predict(&Batch::zeros(1)).dims(), [1, 8, 8, 4]);
+/// ```
 pub struct SeparableConv2D<In, F, KH, KW, SH, SW, P, M = U1, A = Linear, DH = U1, DW = U1> {
     depthwise: SeparableDepthwise<In, KH, KW, SH, SW, P, M, DH, DW>,
     pointwise: SeparablePointwise<In, F, KH, KW, SH, SW, P, M, A, DH, DW>,
@@ -138,6 +151,12 @@ where
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         self.depthwise.initialize(rng);
         self.pointwise.initialize(rng);
+    }
+
+    /// The depthwise `Conv`, then the 1×1 `Conv` and the activation.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let middle = g.part("depthwise", |g| self.depthwise.export_onnx(g, input))?;
+        g.part("pointwise", |g| self.pointwise.export_onnx(g, &middle))
     }
 }
 
@@ -291,6 +310,13 @@ where
 
     fn initialize(&mut self, rng: &mut dyn RngCore) {
         self.init(rng);
+    }
+
+    /// A 1×1 `Conv`, then the activation.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let geometry = Self::geometry::<H, W, C>(1);
+        let y = export_conv(g, input, &self.kernel, self.bias.as_ref(), &geometry)?;
+        A::export_onnx(g, &y)
     }
 }
 

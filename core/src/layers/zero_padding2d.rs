@@ -17,10 +17,24 @@ use typenum::{Sum, Unsigned};
 
 use crate::batch::Batch;
 use crate::layer::{Context, Layer};
+use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{Shape3, TypeMarker};
 
 /// Pads `In` (a [`Shape3`]) with `T` rows of zeros on top, `B` at the
 /// bottom, `L` columns on the left and `R` on the right.
+///
+/// In `sequential!`: `ZeroPadding2D(1)`, `ZeroPadding2D((1, 2))` or
+/// `ZeroPadding2D(((1, 0), (0, 2)))`.
+///
+/// ```
+/// use strata_core::typenum::{U0, U1};
+/// use strata_core::{Batch, Model, Shape3, ZeroPadding2D};
+///
+/// // One row on top, nothing elsewhere, around a 1x1 image.
+/// let pad = ZeroPadding2D::<Shape3<U1, U1, U1>, U1, U0, U0, U0>::new();
+/// let y = pad.predict(&Batch::filled(1, 7.0));
+/// assert_eq!((y.dims(), y.as_slice()), (vec![1, 2, 1, 1], &[0.0, 7.0][..]));
+/// ```
 pub struct ZeroPadding2D<In, T, B, L, R>(TypeMarker<(In, T, B, L, R)>);
 
 impl<In, T, B, L, R> ZeroPadding2D<In, T, B, L, R> {
@@ -147,6 +161,14 @@ where
         });
         ctx.recycle(grad_output);
         grad_input
+    }
+
+    /// ONNX's `Pad` (constant zeros) on the NCHW image's height and width.
+    fn export_onnx(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
+        let [t, b, l, r] = [T::USIZE, B::USIZE, L::USIZE, R::USIZE]
+            .map(|p| i64::try_from(p).map_err(|_| ExportError::TooLarge(p)));
+        let pads = g.ints("pads", &[0, 0, t?, l?, 0, 0, b?, r?])?;
+        Ok(g.node("Pad", &[input, &pads], &[]))
     }
 }
 

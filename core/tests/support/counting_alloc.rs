@@ -5,6 +5,8 @@
 //! Include with `#[path = "support/counting_alloc.rs"] mod counting_alloc;`
 //! and install with `#[global_allocator] static A: Counting = Counting;`.
 
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

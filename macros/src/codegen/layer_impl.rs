@@ -15,6 +15,7 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
     let taped = forward_taped(&plan.fields);
     let backward = backward(&plan.fields);
     let visits = visits(&plan.fields);
+    let export = export_onnx(&plan.fields);
     quote! {
         impl #params Layer for #name #params #where_clause {
             type Input = #input;
@@ -40,6 +41,8 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
             }
 
             #visits
+
+            #export
         }
     }
 }
@@ -116,6 +119,23 @@ fn visits(fields: &[Ident]) -> TokenStream {
 
         fn summary_rows(&self, rows: &mut Vec<SummaryRow>) {
             #(self.#fields.summary_rows(rows);)*
+        }
+    }
+}
+
+/// `export_onnx`: each field's nodes in turn, each under its chain
+/// position and kind (`3:Conv2D/...`), so a viewer shows the chain.
+fn export_onnx(fields: &[Ident]) -> TokenStream {
+    let index = (0..fields.len()).map(Literal::usize_unsuffixed);
+    quote! {
+        fn export_onnx(
+            &self,
+            g: &mut ::strata::onnx::OnnxGraph,
+            x: &str,
+        ) -> ::core::result::Result<::std::string::String, ::strata::onnx::ExportError> {
+            let x = ::std::string::String::from(x);
+            #(let x = g.layer(#index, self.#fields.kind(), |g| self.#fields.export_onnx(g, &x))?;)*
+            ::core::result::Result::Ok(x)
         }
     }
 }

@@ -6,6 +6,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 use syn::Expr;
 
+use super::params::ParamArgs;
 use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::model::{Element, Known};
@@ -21,6 +22,7 @@ pub const ENTRIES: &[Entry] = &[Entry {
         "epsilon",
         "center",
         "scale",
+        "trainable",
         "input_shape",
     ],
     parse,
@@ -34,6 +36,7 @@ struct BatchNormalization {
     epsilon: f64,
     center: bool,
     scale: bool,
+    params: ParamArgs,
 }
 
 /// Keras's order: axis, momentum, epsilon, center, scale.
@@ -65,6 +68,9 @@ fn parse(a: &mut Args) -> Element {
         epsilon,
         center,
         scale,
+        // Only `trainable`: Keras's gamma and beta initializers are not
+        // taken.
+        params: ParamArgs::parse(a, &[]),
     }))
 }
 
@@ -123,7 +129,9 @@ impl LayerDef for BatchNormalization {
         let momentum = Literal::f32_unsuffixed(self.momentum as f32);
         let epsilon = Literal::f32_unsuffixed(self.epsilon as f32);
         let (center, scale) = (self.center, self.scale);
-        quote!(BatchNormalization::new(#momentum, #epsilon, #center, #scale)
-            .expect("sequential! checked the momentum and epsilon"))
+        self.params.wrap(
+            quote!(BatchNormalization::new(#momentum, #epsilon, #center, #scale)
+                .expect("sequential! checked the momentum and epsilon")),
+        )
     }
 }

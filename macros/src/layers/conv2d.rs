@@ -8,6 +8,7 @@ use strata_shapes::Padding;
 use syn::Expr;
 
 use super::activation::{self, Act};
+use super::params::{ParamArgs, KERNEL_AND_BIAS};
 use super::window::{at_least_one, Window2};
 use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
@@ -27,6 +28,11 @@ pub const ENTRIES: &[Entry] = &[Entry {
         "groups",
         "activation",
         "use_bias",
+        "trainable",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
         "input_shape",
     ],
     parse,
@@ -41,6 +47,7 @@ struct Conv2D {
     groups: Num,
     activation: Act,
     use_bias: bool,
+    params: ParamArgs,
 }
 
 fn parse(a: &mut Args) -> Element {
@@ -81,6 +88,7 @@ fn parse(a: &mut Args) -> Element {
         groups,
         activation: a.optional("activation", activation::read, Act::Linear),
         use_bias: a.optional("use_bias", |e| values::boolean(e, "use_bias"), true),
+        params: ParamArgs::parse(a, KERNEL_AND_BIAS),
     }))
 }
 
@@ -197,6 +205,6 @@ impl LayerDef for Conv2D {
 
     fn constructor(&self, _: &InitCx) -> TokenStream {
         let use_bias = self.use_bias;
-        quote!(Conv2D::new(#use_bias, rng))
+        self.params.wrap(quote!(Conv2D::new(#use_bias, rng)))
     }
 }

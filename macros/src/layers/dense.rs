@@ -5,6 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::activation::{self, Act};
+use super::params::{ParamArgs, KERNEL_AND_BIAS};
 use super::window::at_least_one;
 use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
@@ -14,7 +15,17 @@ use crate::values;
 pub const ENTRIES: &[Entry] = &[Entry {
     names: &["Dense"],
     listed: &["Dense"],
-    args: &["units", "activation", "use_bias", "input_shape"],
+    args: &[
+        "units",
+        "activation",
+        "use_bias",
+        "trainable",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "input_shape",
+    ],
     parse,
 }];
 
@@ -22,6 +33,7 @@ struct Dense {
     units: Num,
     activation: Act,
     use_bias: bool,
+    params: ParamArgs,
 }
 
 fn parse(a: &mut Args) -> Element {
@@ -35,6 +47,7 @@ fn parse(a: &mut Args) -> Element {
         units,
         activation: a.optional("activation", activation::read, Act::Linear),
         use_bias: a.optional("use_bias", |e| values::boolean(e, "use_bias"), true),
+        params: ParamArgs::parse(a, KERNEL_AND_BIAS),
     }))
 }
 
@@ -61,7 +74,7 @@ impl LayerDef for Dense {
     fn constructor(&self, cx: &InitCx) -> TokenStream {
         let use_bias = self.use_bias;
         let init = quote!(Dense::new(#use_bias, rng));
-        match (cx.prev.map(|p| p.field_base()), cx.prev_input) {
+        let init = match (cx.prev.map(|p| p.field_base()), cx.prev_input) {
             // Weight files hold this layer's in-features in PyTorch's
             // (C, H, W) flatten order (a reshape to a vector too; the layer
             // ignores it for any other reshape).
@@ -69,6 +82,7 @@ impl LayerDef for Dense {
                 quote!(#init.follows_flatten_of(<#flattened as Shape>::DIMS))
             }
             _ => init,
-        }
+        };
+        self.params.wrap(init)
     }
 }

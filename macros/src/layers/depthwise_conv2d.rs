@@ -7,6 +7,7 @@ use quote::quote;
 
 use super::activation::{self, Act};
 use super::conv2d::{dilation, dilation_types, window};
+use super::params::{ParamArgs, DEPTHWISE};
 use super::window::{at_least_one, Window2};
 use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
@@ -24,6 +25,13 @@ pub const ENTRIES: &[Entry] = &[Entry {
         "dilation_rate",
         "activation",
         "use_bias",
+        "trainable",
+        "depthwise_initializer",
+        "kernel_initializer",
+        "bias_initializer",
+        "depthwise_regularizer",
+        "kernel_regularizer",
+        "bias_regularizer",
         "input_shape",
     ],
     parse,
@@ -89,6 +97,7 @@ struct DepthwiseConv2D {
     depthwise: Depthwise,
     activation: Act,
     use_bias: bool,
+    params: ParamArgs,
 }
 
 fn parse(a: &mut Args) -> Element {
@@ -105,6 +114,7 @@ fn parse(a: &mut Args) -> Element {
         depthwise: Depthwise::parse(a, kernel, USAGE),
         activation: a.optional("activation", activation::read, Act::Linear),
         use_bias: a.optional("use_bias", |e| values::boolean(e, "use_bias"), true),
+        params: ParamArgs::parse(a, DEPTHWISE),
     }))
 }
 
@@ -132,6 +142,7 @@ impl LayerDef for DepthwiseConv2D {
 
     fn constructor(&self, _: &InitCx) -> TokenStream {
         let use_bias = self.use_bias;
-        quote!(DepthwiseConv2D::new(#use_bias, rng))
+        self.params
+            .wrap(quote!(DepthwiseConv2D::new(#use_bias, rng)))
     }
 }

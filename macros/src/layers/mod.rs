@@ -13,6 +13,7 @@ use crate::codegen::types::Support;
 use crate::model::{Element, Known, LayerSpec};
 
 pub mod block;
+pub mod params;
 mod window;
 
 /// How a layer is written: the names that mean it, the named arguments it

@@ -9,6 +9,7 @@ use quote::quote;
 use super::activation::{self, Act};
 use super::conv2d::dilation_types;
 use super::depthwise_conv2d::Depthwise;
+use super::params::{ParamArgs, SEPARABLE};
 use super::window::at_least_one;
 use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
@@ -27,6 +28,15 @@ pub const ENTRIES: &[Entry] = &[Entry {
         "dilation_rate",
         "activation",
         "use_bias",
+        "trainable",
+        "depthwise_initializer",
+        "pointwise_initializer",
+        "kernel_initializer",
+        "bias_initializer",
+        "depthwise_regularizer",
+        "pointwise_regularizer",
+        "kernel_regularizer",
+        "bias_regularizer",
         "input_shape",
     ],
     parse,
@@ -40,6 +50,7 @@ struct SeparableConv2D {
     depthwise: Depthwise,
     activation: Act,
     use_bias: bool,
+    params: ParamArgs,
 }
 
 fn parse(a: &mut Args) -> Element {
@@ -65,6 +76,7 @@ fn parse(a: &mut Args) -> Element {
         depthwise: Depthwise::parse(a, kernel, USAGE),
         activation: a.optional("activation", activation::read, Act::Linear),
         use_bias: a.optional("use_bias", |e| values::boolean(e, "use_bias"), true),
+        params: ParamArgs::parse(a, SEPARABLE),
     }))
 }
 
@@ -93,6 +105,7 @@ impl LayerDef for SeparableConv2D {
 
     fn constructor(&self, _: &InitCx) -> TokenStream {
         let use_bias = self.use_bias;
-        quote!(SeparableConv2D::new(#use_bias, rng))
+        self.params
+            .wrap(quote!(SeparableConv2D::new(#use_bias, rng)))
     }
 }

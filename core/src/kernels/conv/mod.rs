@@ -120,7 +120,8 @@ impl ConvPath {
             ConvPath::Winograd4 => winograd::workers(g, 4, out_c, threads),
             ConvPath::Im2col | ConvPath::Pointwise => {
                 let m = g.out_pixels();
-                let units = m.div_ceil(tile_rows(g, out_c));
+                // No output rows: no tiles, one (idle) thread.
+                let units = m.div_ceil(tile_rows(g, out_c).max(1));
                 let flops = parallel::flops([2, m, g.patch_len(), out_c]);
                 parallel::workers(threads, units, flops)
             }
@@ -129,8 +130,8 @@ impl ConvPath {
 
     /// Scratch values this path needs for `g` with `out_c` output channels
     /// on up to `threads` threads: one slice per thread it actually uses
-    /// (see [`ConvPath::workers`]), so it follows the work, whatever
-    /// `threads` asks.
+    /// (no more than it has work units, or than its work pays for), so it
+    /// follows the work, whatever `threads` asks.
     pub fn scratch_len(self, g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
         let (shared, per_thread) = self.scratch(g);
         let workers = self.workers(g, out_c, threads);
@@ -379,8 +380,9 @@ pub fn conv2d(
 /// must hold [`ConvPath::scratch_len`] values.
 ///
 /// # Panics
-/// When the path does not support `g` and `out_c` ([`ConvPath::supports`]),
-/// a size of `g` overflows `usize`, or a slice is too short.
+/// When there is output to compute and the path does not support `g` and
+/// `out_c` ([`ConvPath::supports`]), when a size of `g` overflows `usize`,
+/// or when a slice is too short.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_with(
     path: ConvPath,

@@ -929,7 +929,10 @@ fn direct_gemm_rejects_short_slices_and_small_sizes() {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 direct::gemm(isa, m, k, n, &a, &b, &mut c);
             }));
-            assert!(result.is_err(), "{isa:?} ({m}, {k}, {n}), {la}/{lb}/{lc}: no panic");
+            assert!(
+                result.is_err(),
+                "{isa:?} ({m}, {k}, {n}), {la}/{lb}/{lc}: no panic"
+            );
         }
         // The exact lengths work, and k = 0 is a product of zeros.
         let (a, b) = (vec![1.0f32; m * k], vec![1.0f32; k * n]);
@@ -963,28 +966,70 @@ fn forward_paths_reject_hostile_sizes() {
             let mut out = vec![0.0f32; lens[3]];
             let mut scratch = vec![0.0f32; scratch_len];
             let call = std::panic::AssertUnwindSafe(|| {
-                conv2d_with(path, g, &x, &k, Some(&b), co, &mut out, &mut scratch, threads)
+                conv2d_with(
+                    path,
+                    g,
+                    &x,
+                    &k,
+                    Some(&b),
+                    co,
+                    &mut out,
+                    &mut scratch,
+                    threads,
+                )
             });
             std::panic::catch_unwind(call).is_err()
         };
-        assert!(!run(&g, lens, usize::MAX), "{path:?}: the exact lengths panic");
+        assert!(
+            !run(&g, lens, usize::MAX),
+            "{path:?}: the exact lengths panic"
+        );
         for i in 0..4 {
             let mut short = lens;
             short[i] -= 1;
             for threads in [1, usize::MAX] {
-                assert!(run(&g, short, threads), "{path:?}: slice {i} short, no panic");
+                assert!(
+                    run(&g, short, threads),
+                    "{path:?}: slice {i} short, no panic"
+                );
             }
         }
         // 2^62 images: the input length overflows (and wraps, in release,
         // to a small number that these slices would pass).
-        let huge = ConvGeometry { batch: 1 << 62, ..g };
-        assert!(run(&huge, lens, 1), "{path:?}: overflowing geometry, no panic");
+        let huge = ConvGeometry {
+            batch: 1 << 62,
+            ..g
+        };
+        assert!(
+            run(&huge, lens, 1),
+            "{path:?}: overflowing geometry, no panic"
+        );
         let empty = ConvGeometry { batch: 0, ..g };
+        assert!(path.scratch_len(&empty, co, usize::MAX) <= scratch_len);
         let mut none: [f32; 0] = [];
-        conv2d_with(path, &empty, &[], &[1.0; 864], None, co, &mut none, &mut [], usize::MAX);
+        conv2d_with(
+            path,
+            &empty,
+            &[],
+            &[1.0; 864],
+            None,
+            co,
+            &mut none,
+            &mut [],
+            usize::MAX,
+        );
     }
     let mut none: [f32; 0] = [];
-    conv2d(&g, &[0.0; 1440], &[], None, 0, &mut none, &mut [], usize::MAX);
+    conv2d(
+        &g,
+        &[0.0; 1440],
+        &[],
+        None,
+        0,
+        &mut none,
+        &mut [],
+        usize::MAX,
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -213,17 +213,53 @@ fn dense_rejects_hostile_sizes() {
             panics(&|| {
                 let (mut gk, mut gi) = (vec![0.0f32; 64], vec![0.0f32; 64]);
                 let dy = [1.0f32; 64];
-                backward((rows, k, units), &x, &[1.0; 64], &dy, &mut gk, None, &mut gi);
+                backward(
+                    (rows, k, units),
+                    &x,
+                    &[1.0; 64],
+                    &dy,
+                    &mut gk,
+                    None,
+                    &mut gi,
+                );
             }),
             "backward ({rows}, {k}, {units}): no panic"
         );
     }
     // Nothing to compute: nothing read, nothing written.
     let mut out: [f32; 0] = [];
-    forward(0, 5, 7, &[], &[0.0; 35], None, &mut out, &mut [], usize::MAX);
-    forward(3, 5, 0, &[0.0; 15], &[], None, &mut out, &mut [], usize::MAX);
+    forward(
+        0,
+        5,
+        7,
+        &[],
+        &[0.0; 35],
+        None,
+        &mut out,
+        &mut [],
+        usize::MAX,
+    );
+    forward(
+        3,
+        5,
+        0,
+        &[0.0; 15],
+        &[],
+        None,
+        &mut out,
+        &mut [],
+        usize::MAX,
+    );
     let mut gi = [7.0f32; 4];
-    backward((0, 4, 3), &[], &[0.0; 12], &[], &mut [0.0; 12], None, &mut []);
+    backward(
+        (0, 4, 3),
+        &[],
+        &[0.0; 12],
+        &[],
+        &mut [0.0; 12],
+        None,
+        &mut [],
+    );
     backward((1, 4, 0), &[1.0; 4], &[], &[], &mut [], None, &mut gi);
     assert_eq!(gi, [0.0; 4], "an empty product still defines dX = 0");
 }

@@ -268,7 +268,18 @@ fn small_m_sgemm_rejects_hostile_strides_and_sizes() {
     }
     // One row never steps by its leading dimension: any value is sound.
     let mut c = [0.0f32; 3];
-    sgemm_strided(1, 2, 3, &[1.0, 2.0], usize::MAX, &[1.0; 6], 3, 0.0, &mut c, usize::MAX);
+    sgemm_strided(
+        1,
+        2,
+        3,
+        &[1.0, 2.0],
+        usize::MAX,
+        &[1.0; 6],
+        3,
+        0.0,
+        &mut c,
+        usize::MAX,
+    );
     assert_eq!(c, [3.0; 3]);
 }
 
@@ -278,8 +289,26 @@ fn small_m_sgemm_rejects_hostile_strides_and_sizes() {
 fn sgemm_zero_sizes_touch_nothing() {
     let max = usize::MAX;
     let mut none: [f32; 0] = [];
-    sgemm_general((0, max, max), &[], (max, max), &[], (max, max), 0.0, &mut none, (max, max));
-    sgemm_general((max, max, 0), &[], (max, max), &[], (max, max), 0.0, &mut none, (max, max));
+    sgemm_general(
+        (0, max, max),
+        &[],
+        (max, max),
+        &[],
+        (max, max),
+        0.0,
+        &mut none,
+        (max, max),
+    );
+    sgemm_general(
+        (max, max, 0),
+        &[],
+        (max, max),
+        &[],
+        (max, max),
+        0.0,
+        &mut none,
+        (max, max),
+    );
     sgemm_strided(0, 3, 4, &[], 3, &[0.0; 12], 4, 0.0, &mut none, 4);
     sgemm_strided(3, 4, 0, &[0.0; 12], 4, &[], 0, 0.0, &mut none, 0);
     let mut c = [2.0f32; 4];
@@ -297,7 +326,7 @@ fn sgemm_zero_sizes_touch_nothing() {
 fn sgemm_general_rejects_overflowing_reach_and_short_operands() {
     let huge = 1usize << 62;
     let big = isize::MAX as usize + 1;
-    let cases: [((usize, usize, usize), [(usize, usize); 3], [usize; 3]); 7] = [
+    let cases = [
         ((16, 4, 4), [(big, 1), (4, 1), (4, 1)], [64; 3]),
         ((16, 4, 4), [(4, 1), (4, 1), (1, big)], [64; 3]),
         ((16, huge, 4), [(huge, 1), (4, 1), (4, 1)], [64; 3]),
@@ -314,6 +343,15 @@ fn sgemm_general_rejects_overflowing_reach_and_short_operands() {
         );
     }
     let mut c = vec![0.0f32; 64];
-    sgemm_general((16, 4, 4), &[1.0; 4], (0, 1), &[1.0; 16], (4, 1), 0.0, &mut c, (4, 1));
+    sgemm_general(
+        (16, 4, 4),
+        &[1.0; 4],
+        (0, 1),
+        &[1.0; 16],
+        (4, 1),
+        0.0,
+        &mut c,
+        (4, 1),
+    );
     assert!(c.iter().all(|&v| v == 4.0));
 }
