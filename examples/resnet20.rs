@@ -17,45 +17,13 @@ use strata::datasets::{digits, train_test_split, DigitsImage};
 use strata::prelude::*;
 use strata::Context;
 
+include!("models/resnet20.rs");
+
 /// The network's input: a CIFAR-sized colour image.
 type Image = Shape3<U32, U32, U3>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The chain of the `p2_resnet20` Keras reference case, written inline
-    // so that the weight keys are Keras's functional model's in PyTorch's
-    // words (`3.main.0.weight`, `9.shortcut.1.running_var`, ...).
-    let net = sequential![
-        Input(32, 32, 3)
-        => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-        // Stage 1: 32×32×16.
-        => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        // Stage 2: 16×16×32.
-        => Residual({ Conv2D(32, (3, 3), same, strides = (2, 2), use_bias = false)
-            => BatchNormalization => relu
-            => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization },
-            shortcut = { Conv2D(32, (1, 1), strides = (2, 2), use_bias = false)
-            => BatchNormalization }) => relu
-        => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        // Stage 3: 8×8×64.
-        => Residual({ Conv2D(64, (3, 3), same, strides = (2, 2), use_bias = false)
-            => BatchNormalization => relu
-            => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization },
-            shortcut = { Conv2D(64, (1, 1), strides = (2, 2), use_bias = false)
-            => BatchNormalization }) => relu
-        => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => GlobalAveragePooling2D => Dense(10) => softmax
-    ];
+    let net = ResNet20::new();
     println!("{}", net.summary());
     time_prediction(&net);
 
@@ -72,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &y_train,
         FitOptions {
             epochs: EPOCHS,
-            batch_size: 32,
+            batch_size: 16,
             seed: 1,
             ..FitOptions::default()
         },

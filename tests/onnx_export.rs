@@ -451,6 +451,29 @@ fn perturb_vectors<M: Model>(net: &mut M) {
     }
 }
 
+/// Softmax and log-softmax over an image's channels (axis 1 of NCHW, not
+/// ONNX's last axis), and a Dense on an image (a 1×1 Conv), with an image
+/// output transposed back to NHWC.
+#[test]
+fn image_outputs_normalise_over_the_channels() {
+    let mut net = sequential![
+        Input(3, 4, 5) => Conv2D(6, (1, 1)) => softmax => Dense(3) => log_softmax
+    ];
+    perturb_vectors(&mut net);
+    let bytes = net.to_onnx().unwrap();
+    check_rules("image softmax", &bytes, &[3, 4, 5], &[3, 4, 3]);
+    let x: Vec<f32> = (0..2 * 60)
+        .map(|i| ((i * 29 % 31) as f32 - 15.0) / 4.0)
+        .collect();
+    let x = Batch::<Shape3<U3, U4, U5>>::from_vec(2, x).unwrap();
+    let ours = net.predict(&x);
+    let (shape, theirs) = run_in_tract(&bytes, &[2, 3, 4, 5], x.as_slice());
+    assert_eq!(shape, [2, 3, 4, 3]);
+    let err = max_abs_diff(ours.as_slice(), &theirs);
+    assert!(err <= 1e-5, "{err}");
+    write_for_script("image_softmax", &bytes, &x, &ours, None);
+}
+
 /// Node names follow the chain, so a viewer shows the Keras layers.
 #[test]
 fn node_names_follow_the_chain() {

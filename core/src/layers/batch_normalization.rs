@@ -168,32 +168,6 @@ impl<S: Shape> BatchNormalization<S> {
             .collect()
     }
 
-    /// The batch's mean and biased variance per channel (in `f64`, two
-    /// passes), or `None` for an empty batch, which has none.
-    fn batch_moments(x: &[f32]) -> Option<Moments> {
-        let c = S::LAST;
-        let count = x.len() / c.max(1);
-        if count == 0 {
-            return None;
-        }
-        let mut sum = vec![0.0f64; c];
-        for row in x.chunks_exact(c) {
-            sum.iter_mut()
-                .zip(row)
-                .for_each(|(s, v)| *s += f64::from(*v));
-        }
-        let mean: Vec<f64> = sum.iter().map(|s| s / count as f64).collect();
-        let mut sq = vec![0.0f64; c];
-        for row in x.chunks_exact(c) {
-            for ((s, v), m) in sq.iter_mut().zip(row).zip(&mean) {
-                let d = f64::from(*v) - m;
-                *s += d * d;
-            }
-        }
-        let var = sq.iter().map(|s| (s / count as f64) as f32).collect();
-        Some((mean.iter().map(|m| *m as f32).collect(), var))
-    }
-
     /// The batch's moments when `ctx`'s mode calls for them, `None` when
     /// the moving ones are to be used (at inference, and for an empty
     /// batch, which has none and nothing to normalise anyway).
@@ -201,7 +175,7 @@ impl<S: Shape> BatchNormalization<S> {
         // Keras: a frozen BatchNormalization (`trainable = false`) runs in
         // inference mode, even inside `fit`.
         let batch_stats = ctx.is_training() && self.moving_mean.is_trainable();
-        batch_stats.then(|| Self::batch_moments(x)).flatten()
+        batch_stats.then(|| batch_moments(x, S::LAST)).flatten()
     }
 
     /// The mean and variance to normalise with: the batch's, if given,
@@ -213,40 +187,23 @@ impl<S: Shape> BatchNormalization<S> {
         }
     }
 
-    /// The per-channel `scale` and `shift` of the normalisation with
-    /// `mean` and `var` written as `y = x * scale + shift`, gamma and beta
-    /// included: `scale = gamma / sqrt(var + epsilon)`, `shift = beta -
-    /// mean * scale`, as TensorFlow's `batch_normalization` (Keras's)
-    /// computes it. Folded in `f64`, so that the values only see the
-    /// rounding of that one multiply-add.
-    fn fold(&self, (mean, var): (&[f32], &[f32]), scale: &mut [f32], shift: &mut [f32]) {
-        let eps = f64::from(self.epsilon);
-        let gamma = self.gamma.as_ref().map(Tensor::values);
-        let beta = self.beta.as_ref().map(Tensor::values);
-        for k in 0..S::LAST {
-            let s = gamma.map_or(1.0, |g| f64::from(g[k])) / (f64::from(var[k]) + eps).sqrt();
-            let b = beta.map_or(0.0, |b| f64::from(b[k]));
-            scale[k] = s as f32;
-            shift[k] = (b - f64::from(mean[k]) * s) as f32;
-        }
-    }
-
-    /// [`Self::fold`] into the context's scratch (so that an inference
-    /// pass allocates nothing): `(scale, shift)`.
+    /// The per-channel `(scale, shift)` of the normalisation with `stats`
+    /// (see [`fold`]), in the context's scratch: an inference pass
+    /// allocates nothing.
     fn folded<'c>(
         &self,
         stats: (&[f32], &[f32]),
         ctx: &'c mut Context<'_>,
     ) -> (&'c [f32], &'c [f32]) {
         let (scale, shift) = ctx.scratch(2 * S::LAST).split_at_mut(S::LAST);
-        self.fold(stats, scale, shift);
+        let gamma = self.gamma.as_ref().map(Tensor::values);
+        let beta = self.beta.as_ref().map(Tensor::values);
+        fold((gamma, beta), self.epsilon, stats, scale, shift);
         (scale, shift)
     }
 
-    /// `out = x * scale + shift` with the statistics `stats`, over whole
-    /// rows on up to `ctx`'s threads: one multiply and one add per value,
-    /// whichever thread computes it, so every thread count gives the same
-    /// bits, and so do the in-place and taped passes.
+    /// `out = x * scale + shift` with the statistics `stats`, on up to
+    /// `ctx`'s threads (see [`affine_into`]).
     fn normalize_into(
         &self,
         stats: (&[f32], &[f32]),
@@ -254,37 +211,16 @@ impl<S: Shape> BatchNormalization<S> {
         out: &mut [f32],
         ctx: &mut Context<'_>,
     ) {
-        let (c, threads) = (S::LAST, ctx.threads());
+        let threads = ctx.threads();
         let (scale, shift) = self.folded(stats, ctx);
-        map_rows(threads, x, out, c, |x, out| {
-            for (x, out) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
-                for (((y, v), s), b) in out.iter_mut().zip(x).zip(scale).zip(shift) {
-                    *y = v * s + b;
-                }
-            }
-        });
+        affine_into(threads, x, out, scale, shift);
     }
 
     /// [`Self::normalize_into`] in place.
     fn normalize_in_place(&self, stats: (&[f32], &[f32]), x: &mut [f32], ctx: &mut Context<'_>) {
-        let (c, threads) = (S::LAST, ctx.threads());
+        let threads = ctx.threads();
         let (scale, shift) = self.folded(stats, ctx);
-        for_rows(threads, x, c, |x| {
-            for x in x.chunks_exact_mut(c) {
-                for ((v, s), b) in x.iter_mut().zip(scale).zip(shift) {
-                    *v = *v * s + b;
-                }
-            }
-        });
-    }
-
-    /// `x = (x - mean) * inv_std`, in place: the tape's x-hat.
-    fn standardize(x: &mut [f32], mean: &[f32], inv_std: &[f32]) {
-        for row in x.chunks_exact_mut(S::LAST) {
-            for ((v, m), s) in row.iter_mut().zip(mean).zip(inv_std) {
-                *v = (*v - m) * s;
-            }
-        }
+        affine_in_place(threads, x, scale, shift);
     }
 
     /// Folds a batch's statistics into the moving ones, and counts it.
@@ -341,7 +277,7 @@ impl<S: Shape> Layer for BatchNormalization<S> {
         self.normalize_into(stats, input.as_slice(), out.as_mut_slice(), ctx);
         // The backward pass needs x-hat, which the output no longer shows.
         let inv_std = self.inv_std(stats.1.iter().copied());
-        Self::standardize(input.as_mut_slice(), stats.0, &inv_std);
+        standardize(input.as_mut_slice(), stats.0, &inv_std);
         let tape = BatchNormTape {
             normalized: input,
             inv_std,
@@ -447,6 +383,94 @@ impl<S: Shape> Layer for BatchNormalization<S> {
             &[input, &scale, &bias, &mean, &var],
             &attrs,
         ))
+    }
+}
+
+// The arithmetic, free of the shape type: every shape of the layer shares
+// one copy of it (and of the thread pool's code its closures instantiate),
+// which keeps networks with dozens of BatchNormalization shapes quick to
+// compile.
+
+/// The batch's mean and biased variance for each of `c` channels (in
+/// `f64`, two passes), or `None` for an empty batch, which has none.
+fn batch_moments(x: &[f32], c: usize) -> Option<Moments> {
+    let count = x.len() / c.max(1);
+    if count == 0 {
+        return None;
+    }
+    let mut sum = vec![0.0f64; c];
+    for row in x.chunks_exact(c) {
+        sum.iter_mut()
+            .zip(row)
+            .for_each(|(s, v)| *s += f64::from(*v));
+    }
+    let mean: Vec<f64> = sum.iter().map(|s| s / count as f64).collect();
+    let mut sq = vec![0.0f64; c];
+    for row in x.chunks_exact(c) {
+        for ((s, v), m) in sq.iter_mut().zip(row).zip(&mean) {
+            let d = f64::from(*v) - m;
+            *s += d * d;
+        }
+    }
+    let var = sq.iter().map(|s| (s / count as f64) as f32).collect();
+    Some((mean.iter().map(|m| *m as f32).collect(), var))
+}
+
+/// The per-channel `scale` and `shift` of the normalisation with `mean`
+/// and `var` written as `y = x * scale + shift`, gamma and beta (when
+/// present) included: `scale = gamma / sqrt(var + epsilon)`, `shift = beta
+/// - mean * scale`, as TensorFlow's `batch_normalization` (Keras's)
+/// computes it. Folded in `f64`, so that the values only see the rounding
+/// of the one multiply-add.
+fn fold(
+    (gamma, beta): (Option<&[f32]>, Option<&[f32]>),
+    epsilon: f32,
+    (mean, var): (&[f32], &[f32]),
+    scale: &mut [f32],
+    shift: &mut [f32],
+) {
+    let eps = f64::from(epsilon);
+    for k in 0..scale.len() {
+        let s = gamma.map_or(1.0, |g| f64::from(g[k])) / (f64::from(var[k]) + eps).sqrt();
+        let b = beta.map_or(0.0, |b| f64::from(b[k]));
+        scale[k] = s as f32;
+        shift[k] = (b - f64::from(mean[k]) * s) as f32;
+    }
+}
+
+/// `out = x * scale + shift` per channel (the last axis, `scale.len()`
+/// values), over whole rows on up to `threads` threads: one multiply and
+/// one add per value whichever thread computes it, so every thread count
+/// gives the same bits, and so does [`affine_in_place`].
+fn affine_into(threads: usize, x: &[f32], out: &mut [f32], scale: &[f32], shift: &[f32]) {
+    let c = scale.len();
+    map_rows(threads, x, out, c, |x, out| {
+        for (x, out) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+            for (((y, v), s), b) in out.iter_mut().zip(x).zip(scale).zip(shift) {
+                *y = v * s + b;
+            }
+        }
+    });
+}
+
+/// [`affine_into`] in place.
+fn affine_in_place(threads: usize, x: &mut [f32], scale: &[f32], shift: &[f32]) {
+    let c = scale.len();
+    for_rows(threads, x, c, |x| {
+        for x in x.chunks_exact_mut(c) {
+            for ((v, s), b) in x.iter_mut().zip(scale).zip(shift) {
+                *v = *v * s + b;
+            }
+        }
+    });
+}
+
+/// `x = (x - mean) * inv_std` per channel, in place: the tape's x-hat.
+fn standardize(x: &mut [f32], mean: &[f32], inv_std: &[f32]) {
+    for row in x.chunks_exact_mut(mean.len()) {
+        for ((v, m), s) in row.iter_mut().zip(mean).zip(inv_std) {
+            *v = (*v - m) * s;
+        }
     }
 }
 

@@ -72,6 +72,9 @@ pub enum ExportError {
     },
     /// A size does not fit ONNX's int64.
     TooLarge(usize),
+    /// The file would pass protobuf's 2 GiB limit, which every ONNX reader
+    /// enforces (weights in external data files are not written).
+    ProtobufLimit(usize),
     /// Writing the file failed.
     Io {
         /// The file.
@@ -95,6 +98,10 @@ impl fmt::Display for ExportError {
             ExportError::TooLarge(d) => {
                 write!(f, "cannot export to ONNX: size {d} does not fit in an int64")
             }
+            ExportError::ProtobufLimit(n) => write!(
+                f,
+                "cannot export to ONNX: the file would take {n} bytes, over protobuf's 2 GiB limit"
+            ),
             ExportError::Io { path, source } => {
                 write!(f, "cannot write ONNX file {}: {source}", path.display())
             }
@@ -168,9 +175,17 @@ fn join(dims: &[usize]) -> String {
         .join(", ")
 }
 
+/// Protobuf's limit on a message's size, which ONNX readers enforce.
+pub const PROTOBUF_LIMIT: usize = i32::MAX as usize;
+
 /// The `.onnx` file of `net`, as bytes.
 pub fn to_bytes<L: Layer + ?Sized>(net: &L) -> Result<Vec<u8>, ExportError> {
-    Ok(to_model(net)?.encode_to_vec())
+    let model = to_model(net)?;
+    let len = model.encoded_len();
+    if len > PROTOBUF_LIMIT {
+        return Err(ExportError::ProtobufLimit(len));
+    }
+    Ok(model.encode_to_vec())
 }
 
 /// Writes `net`'s `.onnx` file to `path`.
