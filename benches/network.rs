@@ -7,7 +7,9 @@
 //! context reused, as `predict_into` does.
 //!
 //! `cargo bench --bench network`; restrict with
-//! `STRATA_BENCH_BATCHES=64` and `STRATA_BENCH_THREADS=1`.
+//! `STRATA_BENCH_BATCHES=64` and `STRATA_BENCH_THREADS=1`, or to one
+//! network with criterion's filter (`cargo bench --bench network --
+//! mobilenet_v2`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -15,6 +17,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use strata::prelude::*;
 use strata::Context;
+
+include!("../examples/models/resnet20.rs");
+include!("../examples/models/mobilenet_v2.rs");
 
 fn list(var: &str, default: &[usize]) -> Vec<usize> {
     match std::env::var(var) {
@@ -62,5 +67,41 @@ fn network(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, network);
+/// `model`'s `predict_into` (output and context reused) on synthetic
+/// images, at the batch sizes and thread counts asked for (`batches` unless
+/// `STRATA_BENCH_BATCHES` says otherwise).
+fn predict_group<M: Model>(c: &mut Criterion, name: &str, model: &M, batches: &[usize]) {
+    let mut group = c.benchmark_group(format!("network/{name}"));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for batch in list("STRATA_BENCH_BATCHES", batches) {
+        let values = batch * M::Input::DIMS.iter().product::<usize>();
+        let pixels = (0..values).map(|i| ((i * 7919) % 1000) as f32 / 1000.0);
+        let x = Batch::<M::Input>::from_vec(batch, pixels.collect()).expect("whole images");
+        group.throughput(Throughput::Elements(batch as u64));
+        for threads in list("STRATA_BENCH_THREADS", &[1, 2]) {
+            let mut ctx = Context::inference().with_threads(threads);
+            let mut y = Layer::forward(model, &x, &mut ctx);
+            let id = BenchmarkId::new(format!("threads{threads}_into"), format!("batch{batch}"));
+            group.bench_function(id, |b| {
+                b.iter(|| model.predict_into(black_box(&x), black_box(&mut y), &mut ctx))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The CIFAR ResNet-20 (0.27M parameters, 41 MFLOPs an image).
+fn resnet20(c: &mut Criterion) {
+    predict_group(c, "resnet20", &ResNet20::new(), &[1, 64]);
+}
+
+/// Keras's MobileNetV2 (3.5M parameters, 0.3 GFLOPs an image).
+fn mobilenet_v2(c: &mut Criterion) {
+    predict_group(c, "mobilenet_v2", &MobileNetV2::new(), &[1, 64]);
+}
+
+criterion_group!(benches, network, resnet20, mobilenet_v2);
 criterion_main!(benches);

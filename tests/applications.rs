@@ -30,7 +30,10 @@ fn mobilenet_v2_has_keras_parameter_counts() {
     // The first residual (Keras's block_2) is layer 17, its depthwise
     // convolution the fourth layer of its main branch.
     let depthwise = params.iter().find(|p| p.name == "17.main.3.weight");
-    assert_eq!(depthwise.map(|p| p.shape.as_slice()), Some(&[144, 1, 3, 3][..]));
+    assert_eq!(
+        depthwise.map(|p| p.shape.as_slice()),
+        Some(&[144, 1, 3, 3][..])
+    );
 }
 
 #[test]
@@ -42,6 +45,20 @@ fn mobilenet_v2_predicts_a_distribution_over_1000_classes() {
     let sum: f32 = y.as_slice().iter().sum();
     assert!((sum - 1.0).abs() < 1e-4, "{sum}");
     assert!(y.as_slice().iter().all(|p| p.is_finite() && *p >= 0.0));
+    // Keras's initial weights shrink the signal block after block (the
+    // depthwise kernels' Glorot fans count every channel) and the initial
+    // moving statistics do not undo it: at inference an untrained
+    // MobileNetV2 is all but uniform, in Keras as here. With the batch's
+    // statistics (training mode) every block is renormalised, and the
+    // features reach the classifier.
+    let pixels = (0..224 * 224 * 3).map(|i| ((i * 7919) % 1000) as f32 / 1000.0);
+    let x = Batch::<Shape3<U224, U224, U3>>::from_vec(1, pixels.collect()).unwrap();
+    let y = net.predict_training(&x, &mut seeded_rng(0));
+    let (lo, hi) = y
+        .as_slice()
+        .iter()
+        .fold((1.0f32, 0.0f32), |(lo, hi), p| (lo.min(*p), hi.max(*p)));
+    assert!(hi > 1.5 * lo, "{lo} .. {hi}");
 }
 
 #[test]
@@ -72,4 +89,29 @@ fn resnet20_has_the_reference_keys_and_output() {
         .fold(0.0f32, f32::max);
     println!("ResNet20 against p2_resnet20: max abs error {err:e}");
     assert!(err <= 1e-4, "max abs error {err}");
+}
+
+/// The README's residual stage, verbatim.
+#[test]
+fn readme_residual_stage() {
+    let stage = sequential![
+        Input(32, 32, 16)
+        => Residual({ Conv2D(32, (3, 3), same, strides = (2, 2), use_bias = false)
+                      => BatchNormalization => relu
+                      => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization },
+                    shortcut = { Conv2D(32, (1, 1), strides = (2, 2), use_bias = false)
+                                 => BatchNormalization })
+        => relu
+        => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu
+                      => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization })
+        => relu
+    ];
+    let y = stage.predict(&Batch::<Shape3<U32, U32, U16>>::zeros(1)); // 16x16x32
+    assert_eq!(y.dims(), [1, 16, 16, 32]);
+    let keys: Vec<String> = stage.params().into_iter().map(|p| p.name).collect();
+    assert!(keys.contains(&"0.main.0.weight".to_string()), "{keys:?}");
+    assert!(
+        keys.contains(&"0.shortcut.1.running_var".to_string()),
+        "{keys:?}"
+    );
 }

@@ -157,7 +157,7 @@ fn misspelled_arguments_get_a_suggestion() {
     let errors = errors_of(quote!(Input(8, 8, 3) => Conv2D(8, 3, data_format = "channels_last")));
     assert_eq!(
         errors,
-        ["unknown argument `data_format` for Conv2D; it takes `filters`, `kernel_size`, `strides`, `padding`, `dilation_rate`, `groups`, `activation`, `use_bias`, `input_shape`"]
+        ["unknown argument `data_format` for Conv2D; it takes `filters`, `kernel_size`, `strides`, `padding`, `dilation_rate`, `groups`, `activation`, `use_bias`, `trainable`, `kernel_initializer`, `bias_initializer`, `kernel_regularizer`, `bias_regularizer`, `input_shape`"]
     );
     let errors = errors_of(quote!(Input(8, 8, 3) => DepthwiseConv2D(3, depth_multipler = 2)));
     assert_eq!(

@@ -418,10 +418,10 @@ fn batch_moments(x: &[f32], c: usize) -> Option<Moments> {
 
 /// The per-channel `scale` and `shift` of the normalisation with `mean`
 /// and `var` written as `y = x * scale + shift`, gamma and beta (when
-/// present) included: `scale = gamma / sqrt(var + epsilon)`, `shift = beta
-/// - mean * scale`, as TensorFlow's `batch_normalization` (Keras's)
-/// computes it. Folded in `f64`, so that the values only see the rounding
-/// of the one multiply-add.
+/// present) included: `scale = gamma / sqrt(var + epsilon)` and
+/// `shift = beta - mean * scale`, as TensorFlow's `batch_normalization`
+/// (Keras's) computes it. Folded in `f64`, so that the values only see the
+/// rounding of the one multiply-add.
 fn fold(
     (gamma, beta): (Option<&[f32]>, Option<&[f32]>),
     epsilon: f32,
