@@ -186,7 +186,6 @@ impl Sgd {
         self.nesterov = nesterov;
         self
     }
-
 }
 
 common_hyperparameters!(Sgd, default_learning_rate = 0.01);
@@ -274,7 +273,6 @@ impl Adam {
             v: Vec::new(),
         }
     }
-
 }
 
 common_hyperparameters!(Adam, default_learning_rate = 0.001);

@@ -32,6 +32,7 @@ use crate::callbacks::{
 use crate::init::{seeded_rng, DEFAULT_SEED};
 use crate::layer::{default_threads, Context, Layer};
 use crate::loss::{Loss, OwnedTargets, TargetError, Targets};
+use crate::model::BatchOf;
 use crate::optim::{HyperparameterError, LearningRateSchedule, Optimizer};
 use crate::sample_weights::{per_sample, WeightError};
 use crate::shape::Shape;
@@ -517,10 +518,11 @@ impl<M: Layer> Trainer<M> {
     /// ([`TrainError::LearningRate`]).
     pub fn fit<'t>(
         &mut self,
-        x: &Batch<M::Input>,
+        x: &impl BatchOf<M::Input>,
         y: impl Into<Targets<'t, M::Output>>,
         mut options: FitOptions<'_, M::Input, M::Output>,
     ) -> Result<History, TrainError> {
+        let x = x.as_input();
         let y = y.into();
         let n = x.batch_size();
         if n == 0 {
@@ -754,9 +756,10 @@ impl<M: Layer> Trainer<M> {
     /// The loss and accuracy on `x` and `y` (inference mode, dropout off).
     pub fn evaluate<'t>(
         &self,
-        x: &Batch<M::Input>,
+        x: &impl BatchOf<M::Input>,
         y: impl Into<Targets<'t, M::Output>>,
     ) -> Result<Evaluation, TrainError> {
+        let x = x.as_input();
         let y = y.into();
         if x.batch_size() == 0 {
             return Err(TrainError::EmptyDataset);
@@ -783,10 +786,11 @@ impl<M: Layer> Trainer<M> {
     /// running statistics, which the refused pass had moved.
     pub fn train_on_batch<'t>(
         &mut self,
-        x: &Batch<M::Input>,
+        x: &impl BatchOf<M::Input>,
         y: impl Into<Targets<'t, M::Output>>,
         seed: u64,
     ) -> Result<Evaluation, TrainError> {
+        let x = x.as_input();
         let y = y.into();
         if x.batch_size() == 0 {
             return Err(TrainError::EmptyDataset);
