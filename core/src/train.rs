@@ -525,36 +525,10 @@ impl<M: Layer> Trainer<M> {
         let x = x.as_input();
         let y = y.into();
         let n = x.batch_size();
-        if n == 0 {
-            return Err(TrainError::EmptyDataset);
-        }
-        if options.batch_size == 0 {
-            return Err(TrainError::ZeroBatchSize);
-        }
-        if options.epochs == 0 {
-            return Err(TrainError::ZeroEpochs);
-        }
-        y.check(n)?;
-        self.optimizer.check().map_err(TrainError::Hyperparameter)?;
-        if let Some((vx, vy)) = &options.validation_data {
-            vy.check(vx.batch_size())?;
-        }
+        let held_out = self.check_fit(n, &y, &options)?;
         let weights = per_sample(options.sample_weight, options.class_weight, &y, n)
             .map_err(TrainError::Weights)?;
-
-        // Keras holds out the last samples, before any shuffling.
-        let split = options.validation_split;
-        let held_out = if options.validation_data.is_some() {
-            0
-        } else if (0.0..1.0).contains(&split) {
-            ((n as f64) * split as f64).floor() as usize
-        } else {
-            return Err(TrainError::ValidationSplit { split, samples: n });
-        };
         let train_n = n - held_out;
-        if train_n == 0 {
-            return Err(TrainError::ValidationSplit { split, samples: n });
-        }
         let split_validation = (held_out > 0).then(|| {
             let idx: Vec<usize> = (train_n..n).collect();
             // Keras splits sample weights with the samples; class weights
@@ -580,20 +554,8 @@ impl<M: Layer> Trainer<M> {
         })?;
 
         for epoch in 0..options.epochs {
-            if let Some(s) = &mut self.schedule {
-                let lr = s.rate(epoch, self.optimizer.learning_rate());
-                // Checked before the optimizer sees it: a NaN rate would
-                // poison every parameter (and be blamed on the loss), a
-                // negative one would train by gradient ascent.
-                if !(lr.is_finite() && lr >= 0.0) {
-                    progress.abandon();
-                    return Err(TrainError::LearningRate {
-                        epoch: epoch + 1,
-                        rate: lr,
-                    });
-                }
-                self.optimizer.set_learning_rate(lr);
-            }
+            self.schedule_rate(epoch)
+                .inspect_err(|_| progress.abandon())?;
             if options.shuffle {
                 order.shuffle(&mut shuffle_rng);
             }
@@ -641,12 +603,7 @@ impl<M: Layer> Trainer<M> {
             history.accuracy.push(accuracy);
             let val = match (&options.validation_data, &split_validation) {
                 (Some((vx, vy)), _) => Some(self.validate(vx, *vy, None, options.batch_size)),
-                (None, Some((vx, vy, w))) => Some(self.validate(
-                    vx,
-                    vy.as_targets(vx.batch_size()),
-                    w.as_deref(),
-                    options.batch_size,
-                )),
+                (None, Some(held)) => Some(self.validate_held_out(held, options.batch_size)),
                 (None, None) => None,
             };
             if let Some(v) = val {
@@ -673,6 +630,72 @@ impl<M: Layer> Trainer<M> {
             c.on_train_end(&history, fit)
         })?;
         Ok(history)
+    }
+
+    /// Checks `fit`'s arguments before anything changes, and returns how
+    /// many of the `n` samples `validation_split` holds out (Keras holds out
+    /// the last ones, before any shuffling).
+    fn check_fit(
+        &self,
+        n: usize,
+        y: &Targets<'_, M::Output>,
+        options: &FitOptions<'_, M::Input, M::Output>,
+    ) -> Result<usize, TrainError> {
+        if n == 0 {
+            return Err(TrainError::EmptyDataset);
+        }
+        if options.batch_size == 0 {
+            return Err(TrainError::ZeroBatchSize);
+        }
+        if options.epochs == 0 {
+            return Err(TrainError::ZeroEpochs);
+        }
+        y.check(n)?;
+        self.optimizer.check().map_err(TrainError::Hyperparameter)?;
+        if let Some((vx, vy)) = &options.validation_data {
+            vy.check(vx.batch_size())?;
+        }
+        let split = options.validation_split;
+        let held_out = if options.validation_data.is_some() {
+            0
+        } else if (0.0..1.0).contains(&split) {
+            ((n as f64) * split as f64).floor() as usize
+        } else {
+            return Err(TrainError::ValidationSplit { split, samples: n });
+        };
+        if held_out == n {
+            return Err(TrainError::ValidationSplit { split, samples: n });
+        }
+        Ok(held_out)
+    }
+
+    /// Sets the schedule's rate for `epoch` (0-based), if there is a
+    /// schedule. Checked before the optimizer sees it: a NaN rate would
+    /// poison every parameter (and be blamed on the loss), a negative one
+    /// would train by gradient ascent.
+    fn schedule_rate(&mut self, epoch: usize) -> Result<(), TrainError> {
+        if let Some(s) = &mut self.schedule {
+            let lr = s.rate(epoch, self.optimizer.learning_rate());
+            if !(lr.is_finite() && lr >= 0.0) {
+                return Err(TrainError::LearningRate {
+                    epoch: epoch + 1,
+                    rate: lr,
+                });
+            }
+            self.optimizer.set_learning_rate(lr);
+        }
+        Ok(())
+    }
+
+    /// Loss and accuracy on the samples `validation_split` held out, with
+    /// their sample weights.
+    fn validate_held_out(
+        &self,
+        (x, y, weights): &(Batch<M::Input>, OwnedTargets, Option<Vec<f32>>),
+        batch_size: usize,
+    ) -> Evaluation {
+        let targets = y.as_targets(x.batch_size());
+        self.validate(x, targets, weights.as_deref(), batch_size)
     }
 
     /// One checked gradient step of `fit` on one batch (`at`: the 0-based
