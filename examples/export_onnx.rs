@@ -15,6 +15,7 @@ use strata::datasets::{digits, train_test_split};
 use strata::prelude::*;
 
 include!("models/mobilenet_v2.rs");
+include!("models/resnet20.rs");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -47,36 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     model.fit(&x_train, &y_train, options)?;
     export(&model.into_model(), &dir, "quickstart")?;
 
-    let resnet20 = sequential![
-        Input(32, 32, 3)
-        => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-        => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(32, (3, 3), same, strides = (2, 2), use_bias = false)
-            => BatchNormalization => relu
-            => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization },
-            shortcut = { Conv2D(32, (1, 1), strides = (2, 2), use_bias = false)
-            => BatchNormalization }) => relu
-        => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(64, (3, 3), same, strides = (2, 2), use_bias = false)
-            => BatchNormalization => relu
-            => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization },
-            shortcut = { Conv2D(64, (1, 1), strides = (2, 2), use_bias = false)
-            => BatchNormalization }) => relu
-        => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu
-            => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-        => GlobalAveragePooling2D => Dense(10) => softmax
-    ];
-    export(&resnet20, &dir, "resnet20")?;
+    export(&ResNet20::new(), &dir, "resnet20")?;
     export(&MobileNetV2::new(), &dir, "mobilenet_v2")?;
 
     let file = dir.join("resnet20.onnx");

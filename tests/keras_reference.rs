@@ -126,10 +126,13 @@ fn check_param_counts<M: Model>(case: &serde_json::Value, net: &M) {
     }
 }
 
-/// `reference_case!(test_name, "case", chain...)`: the chain is both compiled
-/// by `sequential!` and compared, as text, with the case's `macro` field.
+/// `reference_case!(test_name, "case", engine_tolerance, chain...)`, called
+/// for every case by `reference_chains!`: the chain is both compiled by
+/// `sequential!` and compared, as text, with the case's `macro` field.
 macro_rules! reference_case {
-    ($test:ident, $name:literal, $($chain:tt)*) => {
+    // Against Keras every case gets 1e-4; the engine tolerance is the ONNX
+    // test's.
+    ($test:ident, $name:literal, $engine_tolerance:expr, $($chain:tt)*) => {
         #[test]
         fn $test() {
             run_case($name, stringify!($($chain)*), sequential![$($chain)*]);
@@ -137,91 +140,21 @@ macro_rules! reference_case {
     };
 }
 
-reference_case!(conv_same, "p_conv_same", Input(8, 8, 3) => Conv2D(4, (3, 3), same));
-reference_case!(conv_valid, "p_conv_valid", Input(9, 7, 2) => Conv2D(5, (3, 3)));
-reference_case!(conv_stride2, "p_conv_stride2",
-    Input(9, 9, 3) => Conv2D(4, (3, 3), same, strides = (2, 2)));
-reference_case!(maxpool, "p_maxpool", Input(8, 8, 3) => MaxPool(2, 2));
-reference_case!(dense, "p_dense",
-    Input(4, 4, 2) => Flatten => Dense(6) => relu => Dense(3) => softmax);
-reference_case!(seed_block, "p_seed_block",
-    Input(16, 16, 3) => Conv2D(32, (3, 3), same) => relu => Conv2D(32, (3, 3)) => relu
-    => MaxPool(2, 2) => Dropout(0.25));
-reference_case!(cifar_cnn, "p_cifar_cnn",
-    Input(32, 32, 3) => Conv2D(32, (3, 3), same) => relu => Conv2D(32, (3, 3)) => relu
-    => MaxPool(2, 2) => Dropout(0.25) => Conv2D(64, (3, 3), same) => relu
-    => Conv2D(64, (3, 3)) => relu => MaxPool(2, 2) => Dropout(0.25) => Flatten
-    => Dense(512) => relu => Dropout(0.5) => Dense(10) => softmax);
-
-reference_case!(global_average_pooling, "layers2/p2_gap",
-    Input(7, 7, 3) => Conv2D(6, (3, 3)) => relu => GlobalAveragePooling2D => Dense(3) => softmax);
-reference_case!(global_max_pooling, "layers2/p2_gmp",
-    Input(7, 7, 3) => Conv2D(6, (3, 3), same) => GlobalMaxPooling2D => Dense(3) => softmax);
-reference_case!(activations, "layers2/p2_acts",
-    Input(5, 5, 4) => Conv2D(8, (3, 3), same) => relu6 => Conv2D(8, (1, 1)) => elu => selu
-    => Conv2D(8, (1, 1)) => gelu => silu => Conv2D(8, (1, 1)) => swish => hard_sigmoid
-    => Conv2D(8, (1, 1)) => hard_silu => hard_swish => Conv2D(8, (1, 1)) => softplus => softsign
-    => Conv2D(8, (1, 1)) => mish => leaky_relu => Conv2D(8, (1, 1)) => LeakyReLU
-    => LeakyReLU(negative_slope = 0.1) => Flatten => Dense(6) => log_softmax);
-reference_case!(batch_normalization, "layers2/p2_bn",
-    Input(8, 8, 3) => Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization => relu);
-reference_case!(residual_identity, "layers2/p2_residual_identity",
-    Input(8, 8, 4) => Residual({ Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization => relu
-    => Conv2D(4, (3, 3), same, use_bias = false) => BatchNormalization }) => relu);
-reference_case!(residual_projection, "layers2/p2_residual_projection",
-    Input(8, 8, 4) => Residual({ Conv2D(8, (3, 3), same, strides = (2, 2), use_bias = false)
-    => BatchNormalization => relu => Conv2D(8, (3, 3), same, use_bias = false) => BatchNormalization },
-    shortcut = { Conv2D(8, (1, 1), strides = (2, 2), use_bias = false) => BatchNormalization }) => relu);
-reference_case!(resnet20, "layers2/p2_resnet20",
-    Input(32, 32, 3) => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu
-    => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(16, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(32, (3, 3), same, strides = (2, 2), use_bias = false) => BatchNormalization => relu => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization },
-        shortcut = { Conv2D(32, (1, 1), strides = (2, 2), use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(32, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(64, (3, 3), same, strides = (2, 2), use_bias = false) => BatchNormalization => relu => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization },
-        shortcut = { Conv2D(64, (1, 1), strides = (2, 2), use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-    => Residual({ Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization => relu => Conv2D(64, (3, 3), same, use_bias = false) => BatchNormalization }) => relu
-    => GlobalAveragePooling2D => Dense(10) => softmax);
-
-reference_case!(mobilenet_v2_block, "layers2/p2_mbv2_block",
-    Input(8, 8, 8) => Residual({ Conv2D(48, (1, 1), same, use_bias = false)
-    => BatchNormalization(momentum = 0.999, epsilon = 0.001) => relu6
-    => DepthwiseConv2D((3, 3), padding = same, use_bias = false)
-    => BatchNormalization(momentum = 0.999, epsilon = 0.001) => relu6
-    => Conv2D(8, (1, 1), same, use_bias = false) => BatchNormalization(momentum = 0.999, epsilon = 0.001) }));
-reference_case!(depthwise, "layers2/p2_depthwise",
-    Input(9, 9, 3) => DepthwiseConv2D((3, 3), strides = 2, padding = same, depth_multiplier = 2) => relu6);
-reference_case!(separable, "layers2/p2_separable",
-    Input(8, 8, 4) => SeparableConv2D(6, (3, 3), padding = same) => relu);
-reference_case!(dilated_grouped, "layers2/p2_dilated_grouped",
-    Input(11, 11, 4) => Conv2D(8, (3, 3), dilation_rate = 2, groups = 2));
-reference_case!(reshape, "layers2/p2_reshape",
-    Input(6, 6, 3) => Conv2D(8, (3, 3), same) => relu => GlobalAveragePooling2D => Reshape((1, 1, 8))
-    => Conv2D(4, (1, 1)) => Reshape((4,)) => softmax);
-reference_case!(zero_padding_asymmetric, "layers2/p2_zeropad_asym",
-    Input(8, 8, 3) => ZeroPadding2D(((0, 1), (0, 1))) => DepthwiseConv2D((3, 3), strides = 2)
-    => BatchNormalization => relu6);
+include!("support/reference_chains.rs");
+reference_chains!(reference_case);
 
 #[test]
 fn every_case_in_cases_json_has_a_test() {
     let text = std::fs::read_to_string(reference_dir().join("cases.json")).unwrap();
     let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let tested = [
-        "p_conv_same",
-        "p_conv_valid",
-        "p_conv_stride2",
-        "p_maxpool",
-        "p_dense",
-        "p_seed_block",
-        "p_cifar_cnn",
-    ];
+    let source = include_str!("support/reference_chains.rs");
     for c in cases.as_array().unwrap() {
         let name = c["name"].as_str().unwrap();
-        assert!(tested.contains(&name), "reference case {name} has no test");
+        let quoted = format!("\"{name}\"");
+        assert!(
+            source.contains(&quoted),
+            "reference case {name} has no test"
+        );
     }
 }
 
@@ -229,7 +162,7 @@ fn every_case_in_cases_json_has_a_test() {
 fn every_layers2_case_has_a_test() {
     let text = std::fs::read_to_string(reference_dir().join("layers2/cases.json")).unwrap();
     let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let source = include_str!("keras_reference.rs");
+    let source = include_str!("support/reference_chains.rs");
     for c in cases.as_array().unwrap() {
         let name = c["name"].as_str().unwrap();
         let quoted = format!("\"layers2/{name}\"");
