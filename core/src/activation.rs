@@ -64,6 +64,11 @@ pub trait ActivationFn: Copy + Default + Debug + Send + Sync + 'static {
     /// Whether this is the identity (nothing to save for backward).
     const IS_LINEAR: bool = false;
 
+    /// `Some((lo, hi))` when the function is `x.clamp(lo, hi)` with a NaN
+    /// staying a NaN (relu, relu6): fused into a convolution, it then runs
+    /// as a step compiled for the vector unit.
+    const CLAMP: Option<(f32, f32)> = None;
+
     /// Whether each value's result depends on that value alone, so that any
     /// split of a tensor among threads gives the same result (false for the
     /// functions normalising over the last axis).
@@ -109,6 +114,7 @@ pub struct Softmax;
 pub struct Linear;
 
 impl ActivationFn for Relu {
+    const CLAMP: Option<(f32, f32)> = Some((0.0, f32::INFINITY));
     const NAME: &'static str = "relu";
     fn apply(values: &mut [f32], _: usize) {
         // Not v.max(0.0): that would turn a NaN into 0 and hide it. A

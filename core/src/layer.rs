@@ -40,9 +40,15 @@ pub struct Context<'a> {
     threads: usize,
     /// Activation buffers for reuse (see [`Context::take_batch`]).
     buffers: Vec<Vec<f32>>,
+    /// How many buffers [`Context::take_batch`] handed out: all a pass
+    /// needs, so all a [`Workspace`] keeps.
+    taken: usize,
     /// The gradient with respect to a final softmax's input, offered by a
     /// loss that can compute it directly (see [`Context::offer_logit_gradient`]).
     logit_gradient: Option<Vec<f32>>,
+    /// Small per-channel buffers of fused layers (see
+    /// [`crate::fusion::fused_into`]), kept so that a call allocates none.
+    stores: [Vec<f32>; 3],
 }
 
 /// The number of threads a [`Context`] uses unless told otherwise: the
@@ -58,7 +64,9 @@ impl<'a> Context<'a> {
             scratch: Vec::new(),
             threads: default_threads(),
             buffers: Vec::new(),
+            taken: 0,
             logit_gradient: None,
+            stores: Default::default(),
         }
     }
 
@@ -140,13 +148,69 @@ impl<'a> Context<'a> {
     }
 }
 
+/// The memory a [`Context`] reuses (its scratch and activation buffers),
+/// carried from one context to the next so that a training loop that
+/// needs a fresh context per step (each with its own random stream) does
+/// not allocate, and fault in, every buffer again on every step.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    scratch: Vec<f32>,
+    buffers: Vec<Vec<f32>>,
+}
+
+impl<'a> Context<'a> {
+    /// This context, reusing `workspace`'s memory.
+    pub fn with_workspace(mut self, workspace: Workspace) -> Self {
+        self.scratch = workspace.scratch;
+        self.buffers = workspace.buffers;
+        self
+    }
+
+    /// The memory this context holds, for [`Context::with_workspace`]: the
+    /// scratch, and as many of the largest buffers as it handed out (the
+    /// others were allocated by layers themselves; keeping them would let
+    /// the pile grow with every step).
+    pub fn into_workspace(mut self) -> Workspace {
+        self.buffers
+            .sort_by_key(|b| std::cmp::Reverse(b.capacity()));
+        self.buffers.truncate(self.taken);
+        Workspace {
+            scratch: self.scratch,
+            buffers: self.buffers,
+        }
+    }
+}
+
 impl Context<'_> {
+    /// The fused layers' per-channel buffers, for the length of a call:
+    /// give them back with [`Context::return_stores`].
+    pub(crate) fn take_stores(&mut self) -> [Vec<f32>; 3] {
+        std::mem::take(&mut self.stores)
+    }
+
+    /// Keeps `stores` for the next [`Context::take_stores`].
+    pub(crate) fn return_stores(&mut self, stores: [Vec<f32>; 3]) {
+        self.stores = stores;
+    }
+
     /// A batch of `len` samples made from a buffer this context keeps (the
-    /// largest it has), so that a model's intermediate activations reuse
-    /// memory from one call to the next. Give it back with
-    /// [`Context::recycle`].
+    /// smallest that holds it, else the largest), so that a model's
+    /// intermediate activations reuse memory from one call to the next.
+    /// Give it back with [`Context::recycle`].
     pub fn take_batch<S: Shape>(&mut self, len: usize) -> Batch<S> {
-        let best = (0..self.buffers.len()).max_by_key(|&i| self.buffers[i].capacity());
+        self.taken += 1;
+        let need = len.saturating_mul(S::NUMEL);
+        // A large buffer spent on a small batch would leave a small one to
+        // grow (a copy) for the next large batch.
+        let capacity = |i: usize| self.buffers[i].capacity();
+        // Among those, the one longest already: growing a buffer's length
+        // writes zeros over the gap (a memset of up to the whole batch),
+        // which the layer then overwrites anyway.
+        let gap = |i: usize| need.saturating_sub(self.buffers[i].len());
+        let fits = (0..self.buffers.len())
+            .filter(|&i| capacity(i) >= need)
+            .min_by_key(|&i| (gap(i), capacity(i)));
+        let best = fits.or_else(|| (0..self.buffers.len()).max_by_key(|&i| capacity(i)));
         let buffer = best
             .map(|i| self.buffers.swap_remove(i))
             .unwrap_or_default();

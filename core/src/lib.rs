@@ -12,6 +12,7 @@ pub mod activation;
 pub mod batch;
 pub mod callbacks;
 pub mod datasets;
+pub mod fusion;
 pub mod init;
 pub mod kernels;
 pub mod layer;

@@ -308,17 +308,15 @@ impl Optimizer for Adam {
         decay(param, self.weight_decay, lr);
         let lr_t = lr * (1.0 - self.beta_2.powi(t)).sqrt() / (1.0 - self.beta_1.powi(t));
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
-        let m = slot(&mut self.m, index, param.len());
-        for (m, g) in m.iter_mut().zip(grad) {
+        slot(&mut self.m, index, param.len());
+        slot(&mut self.v, index, param.len());
+        let (m, v) = (&mut self.m[index], &mut self.v[index]);
+        // One pass over the four arrays (the large ones do not fit in
+        // cache): each moment is updated before the step reads it.
+        for (((w, g), m), v) in param.iter_mut().zip(grad).zip(m).zip(v) {
             *m += (g - *m) * (1.0 - b1);
-        }
-        let v = slot(&mut self.v, index, param.len());
-        for (v, g) in v.iter_mut().zip(grad) {
             *v += (g * g - *v) * (1.0 - b2);
-        }
-        let (m, v) = (&self.m[index], &self.v[index]);
-        for ((w, m), v) in param.iter_mut().zip(m).zip(v) {
-            *w -= lr_t * m / (v.sqrt() + eps);
+            *w -= lr_t * *m / (v.sqrt() + eps);
         }
     }
 }

@@ -14,6 +14,8 @@
 //! weight files, so the conversion is written once, here.
 
 use core::fmt;
+use std::any::Any;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::init::Initializer;
 use crate::regularizers::Regularizer;
@@ -125,6 +127,33 @@ pub struct Tensor {
     initializer: Option<Initializer>,
     /// A penalty on the values added to the training loss.
     regularizer: Option<Regularizer>,
+    /// What the owning layer computed from the values (see
+    /// [`Tensor::derived`]); emptied by every access that can change them.
+    derived: Derived,
+}
+
+/// A value computed from a tensor's values, under a key. Copies of a
+/// tensor start without one, and two tensors compare equal whatever they
+/// hold: it is a cache, not part of the tensor.
+#[derive(Default)]
+struct Derived(Mutex<Option<(u64, Arc<dyn Any + Send + Sync>)>>);
+
+impl Derived {
+    fn clear(&mut self) {
+        *self.0.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Derived::default()
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl fmt::Debug for Tensor {
@@ -173,7 +202,37 @@ impl Tensor {
             trainable: true,
             initializer: None,
             regularizer: None,
+            derived: Derived::default(),
         }
+    }
+
+    /// `make(values)`, computed once and kept until the values change (any
+    /// `&mut` access to them: an optimizer step, loading weights): what a
+    /// layer derives from its weights for fast inference (a convolution's
+    /// Winograd-transformed kernel). `key` names what is kept; asking for
+    /// another key, or another type, recomputes and replaces it. Safe to
+    /// call from many threads at once (a shared model): one computes, the
+    /// others wait and share the result.
+    pub fn derived<T, F>(&self, key: u64, make: F) -> Arc<T>
+    where
+        T: Any + Send + Sync,
+        F: FnOnce(&[f32]) -> T,
+    {
+        let mut slot = self
+            .derived
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((k, value)) = slot.as_ref() {
+            if *k == key {
+                if let Ok(value) = Arc::clone(value).downcast::<T>() {
+                    return value;
+                }
+            }
+        }
+        let value = Arc::new(make(&self.values));
+        *slot = Some((key, Arc::clone(&value) as Arc<dyn Any + Send + Sync>));
+        value
     }
 
     /// Whether training may change this tensor (Keras's `trainable`; true
@@ -237,6 +296,7 @@ impl Tensor {
     /// Changes how the stored values are read and written in PyTorch's
     /// layout (the values themselves stay as they are).
     pub fn set_layout(&mut self, layout: Layout) {
+        self.derived.clear();
         self.layout = layout;
     }
 
@@ -247,6 +307,7 @@ impl Tensor {
 
     /// The values, writable, in the layer's storage layout.
     pub fn values_mut(&mut self) -> &mut [f32] {
+        self.derived.clear();
         &mut self.values
     }
 
@@ -270,6 +331,7 @@ impl Tensor {
     /// optimizer step updates.
     pub fn values_and_grad_mut(&mut self) -> (&mut [f32], &mut [f32]) {
         self.grad_mut();
+        self.derived.clear();
         (&mut self.values, &mut self.grad)
     }
 
@@ -304,6 +366,7 @@ impl Tensor {
         if torch.len() != self.values.len() {
             return false;
         }
+        self.derived.clear();
         for (t, v) in torch.iter().enumerate() {
             self.values[self.layout.stored_index(t)] = *v;
         }

@@ -30,7 +30,7 @@ use crate::callbacks::{
     BatchLogs, Callback, CallbackError, CallbackList, EpochLogs, FitState, TrainingInfo,
 };
 use crate::init::{seeded_rng, DEFAULT_SEED};
-use crate::layer::{default_threads, Context, Layer};
+use crate::layer::{default_threads, Context, Layer, Workspace};
 use crate::loss::{Loss, OwnedTargets, TargetError, Targets};
 use crate::model::BatchOf;
 use crate::optim::{HyperparameterError, LearningRateSchedule, Optimizer};
@@ -451,6 +451,10 @@ pub struct Trainer<M> {
     optimizer: Box<dyn Optimizer + Send>,
     schedule: Option<Box<dyn LearningRateSchedule + Send>>,
     threads: usize,
+    /// The last step's buffers, for the next step's context: one step's
+    /// activations and gradients stay allocated between steps, so that
+    /// each step does not allocate (and fault in) all of them again.
+    workspace: Workspace,
 }
 
 impl<M> Deref for Trainer<M> {
@@ -476,6 +480,7 @@ impl<M: Layer> Trainer<M> {
             optimizer: Box::new(optimizer),
             schedule: None,
             threads: default_threads(),
+            workspace: Workspace::default(),
         }
     }
 
@@ -569,7 +574,9 @@ impl<M: Layer> Trainer<M> {
                     .as_ref()
                     .map(|w| chunk.iter().map(|&i| w[i]).collect());
                 let (xb, targets) = (gather(x, chunk), y.gather(chunk));
-                let mut ctx = Context::training(&mut dropout_rng).with_threads(self.threads);
+                let mut ctx = Context::training(&mut dropout_rng)
+                    .with_threads(self.threads)
+                    .with_workspace(std::mem::take(&mut self.workspace));
                 let (loss, c, k) = self
                     .train_step(
                         &xb,
@@ -579,6 +586,7 @@ impl<M: Layer> Trainer<M> {
                         (epoch, step),
                     )
                     .inspect_err(|_| progress.abandon())?;
+                self.workspace = ctx.into_workspace();
                 total += loss as f64 * chunk.len() as f64;
                 seen += chunk.len();
                 correct += c;
@@ -821,11 +829,14 @@ impl<M: Layer> Trainer<M> {
         y.check(x.batch_size())?;
         self.optimizer.check().map_err(TrainError::Hyperparameter)?;
         let mut rng = seeded_rng(seed);
-        let mut ctx = Context::training(&mut rng).with_threads(self.threads);
+        let mut ctx = Context::training(&mut rng)
+            .with_threads(self.threads)
+            .with_workspace(std::mem::take(&mut self.workspace));
         let targets = y.to_owned_targets();
         let buffers = save_buffers(&self.model);
         let (loss, correct, counted) =
             forward_backward(&mut self.model, x, &targets, self.loss, None, &mut ctx);
+        self.workspace = ctx.into_workspace();
         if !loss.is_finite() {
             restore_buffers(&mut self.model, buffers);
             return Err(TrainError::NonFiniteLoss {

@@ -17,9 +17,10 @@ use crate::onnx::{Attr, ExportError, OnnxGraph};
 /// Implements [`ActivationFn`] for the element-wise function `$f`, whose
 /// derivative `$d` is a function of what it keeps (`$keeps`).
 macro_rules! elementwise {
-    ($ty:ident, $name:literal, $keeps:ident, $f:ident, $d:ident, $onnx:expr) => {
+    ($ty:ident, $name:literal, $keeps:ident, $f:ident, $d:ident, $onnx:expr $(, clamp = $clamp:expr)?) => {
         impl ActivationFn for $ty {
             const NAME: &'static str = $name;
+            $(const CLAMP: Option<(f32, f32)> = Some($clamp);)?
             const KEEPS: Keeps = Keeps::$keeps;
             fn export_onnx(g: &mut OnnxGraph, x: &str) -> Result<String, ExportError> {
                 $onnx(g, x)
@@ -82,7 +83,15 @@ pub struct LeakyRelu;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogSoftmax;
 
-elementwise!(Relu6, "relu6", Output, relu6, d_relu6, onnx_relu6);
+elementwise!(
+    Relu6,
+    "relu6",
+    Output,
+    relu6,
+    d_relu6,
+    onnx_relu6,
+    clamp = (0.0, 6.0)
+);
 elementwise!(Elu, "elu", Output, elu, d_elu, onnx_elu);
 elementwise!(Selu, "selu", Output, selu, d_selu, onnx_selu);
 elementwise!(Gelu, "gelu", Input, gelu, d_gelu, onnx_gelu);

@@ -32,6 +32,7 @@
 mod activation_tests;
 pub(crate) mod conv;
 pub(crate) mod dense;
+pub mod epilogue;
 pub(crate) mod gemm;
 mod geometry;
 pub(crate) mod isa;
@@ -41,7 +42,10 @@ pub(crate) mod pool;
 #[cfg(test)]
 mod testutil;
 
-pub use conv::{choose_path, conv2d, conv2d_scratch_len, ConvPath};
+pub use conv::{
+    choose_path, conv2d, conv2d_scratch_len, conv2d_then, ConvExtras, ConvPath, PreparedKernel,
+};
+pub use epilogue::{Epilogue, Step};
 pub use gemm::{sgemm, sgemm_calls};
 pub use geometry::ConvGeometry;
 pub use isa::Isa;

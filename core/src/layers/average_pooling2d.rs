@@ -23,7 +23,13 @@ impl PoolKind for Average {
         pool2d_threaded(g, input, output, false, threads);
     }
 
-    fn backward(g: &ConvGeometry, _: Option<&[f32]>, grad_output: &[f32], grad_input: &mut [f32]) {
+    fn backward(
+        g: &ConvGeometry,
+        _: Option<&[f32]>,
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+        _threads: usize,
+    ) {
         avg_pool2d_backward(g, grad_output, grad_input);
     }
 }

@@ -27,6 +27,8 @@ use core::marker::PhantomData;
 use rand::RngCore;
 
 use crate::batch::Batch;
+use crate::fusion::EpilogueLayer;
+use crate::kernels::epilogue::Step;
 use crate::kernels::parallel::{for_rows, map_rows};
 use crate::layer::{Context, Layer};
 use crate::onnx::{Attr, ExportError, OnnxGraph};
@@ -234,6 +236,26 @@ impl<S: Shape> BatchNormalization<S> {
         blend(self.moving_mean.values_mut(), mean);
         blend(self.moving_var.values_mut(), var);
         self.batches.values_mut()[0] += 1.0;
+    }
+}
+
+/// At inference (or frozen) the normalisation is a per-channel affine map,
+/// so it runs inside the convolution before it (see `crate::fusion`).
+impl<S: Shape> EpilogueLayer for BatchNormalization<S> {
+    fn epilogue_step<'a>(&'a self, ctx: &Context<'_>, store: &'a mut Vec<f32>) -> Option<Step<'a>> {
+        if ctx.is_training() && self.moving_mean.is_trainable() {
+            // Batch statistics: a reduction over the whole batch first.
+            return None;
+        }
+        store.clear();
+        store.resize(2 * S::LAST, 0.0);
+        let (scale, shift) = store.split_at_mut(S::LAST);
+        let gamma = self.gamma.as_ref().map(Tensor::values);
+        let beta = self.beta.as_ref().map(Tensor::values);
+        let stats = (self.moving_mean.values(), self.moving_var.values());
+        fold((gamma, beta), self.epsilon, stats, scale, shift);
+        let (scale, shift) = store.split_at(S::LAST);
+        Some(Step::Affine { scale, shift })
     }
 }
 

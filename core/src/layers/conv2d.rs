@@ -17,17 +17,22 @@
 //! of `in/g` input channels.
 
 use core::marker::PhantomData;
+use std::sync::Arc;
 
 use rand::RngCore;
 use typenum::{Unsigned, U1};
 
-use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
+use super::{init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
+use crate::fusion::{with_activation, FusedHead};
 use crate::kernels::conv::backward::{
     conv2d_backward_grouped_scratch, conv2d_backward_grouped_scratch_len,
 };
-use crate::kernels::{conv2d, conv2d_scratch_len, ConvGeometry};
+use crate::kernels::{
+    choose_path, conv2d_scratch_len, conv2d_then, ConvExtras, ConvGeometry, ConvPath, Epilogue,
+    PreparedKernel,
+};
 use crate::layer::{Context, Layer};
 use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{
@@ -172,11 +177,45 @@ where
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
+        self.convolve(input, out, Epilogue::NONE, ctx);
+    }
+}
+
+impl<H, W, C, F, KH, KW, SH, SW, P, A, DH, DW, G>
+    Conv2D<Shape3<H, W, C>, F, KH, KW, SH, SW, P, A, DH, DW, G>
+where
+    Self: Layer<Input = Shape3<H, W, C>>,
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    F: Unsigned,
+    KH: Unsigned,
+    KW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+    DH: Unsigned,
+    DW: Unsigned,
+    G: Unsigned,
+{
+    /// The convolution plus bias, then `then` on each piece of output.
+    fn convolve(
+        &self,
+        input: &Batch<Shape3<H, W, C>>,
+        out: &mut Batch<<Self as Layer>::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) {
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), G::USIZE);
         out.resize(input.batch_size());
+        let prepared = prepared_kernel(&self.kernel, &g, F::USIZE, ctx);
         let threads = ctx.threads();
         let scratch = ctx.scratch(conv2d_scratch_len(&g, F::USIZE, threads));
-        conv2d(
+        let extras = ConvExtras {
+            prepared: prepared.as_deref().and_then(Option::as_ref),
+            epilogue: then,
+        };
+        conv2d_then(
             &g,
             input.as_slice(),
             self.kernel.values(),
@@ -185,7 +224,73 @@ where
             out.as_mut_slice(),
             scratch,
             threads,
+            extras,
         );
+    }
+}
+
+/// `kernel` prepared for the path that computes `g` (Winograd's
+/// transformed weights), kept beside the tensor until its values change,
+/// so that inference transforms it once, not per call. Training, which
+/// changes the weights every step, transforms per call instead (`None`).
+pub(crate) fn prepared_kernel(
+    kernel: &Tensor,
+    g: &ConvGeometry,
+    out_c: usize,
+    ctx: &Context<'_>,
+) -> Option<Arc<Option<PreparedKernel>>> {
+    if ctx.is_training() {
+        return None;
+    }
+    let path = choose_path(g, out_c);
+    matches!(path, ConvPath::Winograd | ConvPath::Winograd4).then(|| {
+        // Keyed by the path: a layer computes one geometry, but the key
+        // keeps a cache from serving a path it was not made for.
+        kernel.derived(path_key(path), |k| PreparedKernel::new(g, k, out_c))
+    })
+}
+
+/// A number per [`ConvPath`] that [`Tensor::derived`] keys on.
+fn path_key(path: ConvPath) -> u64 {
+    match path {
+        ConvPath::Winograd => 2,
+        ConvPath::Winograd4 => 4,
+        _ => 0,
+    }
+}
+
+impl<H, W, C, F, KH, KW, SH, SW, P, A, DH, DW, G> FusedHead
+    for Conv2D<Shape3<H, W, C>, F, KH, KW, SH, SW, P, A, DH, DW, G>
+where
+    Self: Layer<Input = Shape3<H, W, C>>,
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    F: Unsigned,
+    KH: Unsigned,
+    KW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+    A: ActivationFn,
+    DH: Unsigned,
+    DW: Unsigned,
+    G: Unsigned,
+{
+    fn forward_into_then(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) {
+        match with_activation::<A>(then) {
+            Some(steps) => self.convolve(input, out, Epilogue::new(steps.as_slice()), ctx),
+            None => {
+                self.forward_into(input, out, ctx);
+                then.apply(out.as_mut_slice(), F::USIZE);
+            }
+        }
     }
 }
 
@@ -226,7 +331,8 @@ where
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
-        forward_activated(self, input, out, ctx);
+        // The activation runs inside the kernel when it is element-wise.
+        self.forward_into_then(input, out, Epilogue::NONE, ctx);
     }
 
     fn forward_taped(
@@ -245,7 +351,7 @@ where
     ) -> Batch<Self::Input> {
         activation_backward::<A>(tape.kept(), grad.as_mut_slice(), F::USIZE, ctx);
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(grad.batch_size(), G::USIZE);
-        let mut grad_input = Batch::<Self::Input>::zeros(grad.batch_size());
+        let mut grad_input = ctx.take_batch::<Self::Input>(grad.batch_size());
         let threads = ctx.threads();
         let scratch = ctx.scratch(conv2d_backward_grouped_scratch_len(&g, F::USIZE, threads));
         let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();

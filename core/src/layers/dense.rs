@@ -161,7 +161,8 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
     ) -> Batch<In> {
         activation_backward::<A>(tape.kept(), grad.as_mut_slice(), U::USIZE, ctx);
         let rows = grad.batch_size() * (In::NUMEL / In::LAST.max(1));
-        let mut grad_input = Batch::<In>::zeros(grad.batch_size());
+        let mut grad_input = ctx.take_batch::<In>(grad.batch_size());
+        let threads = ctx.threads();
         let (kernel, grad_kernel) = self.kernel.values_and_grad_mut();
         dense::backward(
             (rows, In::LAST, U::USIZE),
@@ -171,6 +172,7 @@ impl<In: LastAxis, U: Unsigned, A: ActivationFn> Layer for Dense<In, U, A> {
             grad_kernel,
             self.bias.as_mut().map(Tensor::grad_mut),
             grad_input.as_mut_slice(),
+            threads,
         );
         tape.recycle(ctx);
         ctx.recycle(grad);

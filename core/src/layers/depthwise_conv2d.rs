@@ -24,12 +24,14 @@ use rand::RngCore;
 use typenum::{Prod, Unsigned, U1};
 
 use super::conv2d::{conv_geometry, export_conv};
-use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
+use super::{init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
+use crate::fusion::{with_activation, FusedHead};
 use crate::kernels::conv::depthwise::{
-    depthwise_backward_scratch_len, depthwise_conv2d, depthwise_conv2d_backward,
+    depthwise_backward_scratch_len, depthwise_conv2d_backward, depthwise_conv2d_then,
 };
+use crate::kernels::epilogue::Epilogue;
 use crate::layer::{Context, Layer};
 use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{
@@ -135,17 +137,86 @@ where
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
-        let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), C::USIZE);
         out.resize(input.batch_size());
-        depthwise_conv2d(
+        self.convolve(input, out.as_mut_slice(), Epilogue::NONE, ctx);
+    }
+}
+
+impl<H, W, C, KH, KW, SH, SW, P, M, A, DH, DW>
+    DepthwiseConv2D<Shape3<H, W, C>, KH, KW, SH, SW, P, M, A, DH, DW>
+where
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    KH: Unsigned,
+    KW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+    M: Unsigned,
+    DH: Unsigned,
+    DW: Unsigned,
+{
+    /// The convolution plus bias into `out` (sized for the batch), then
+    /// `then` on each output row.
+    fn convolve(
+        &self,
+        input: &Batch<Shape3<H, W, C>>,
+        out: &mut [f32],
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) {
+        let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), C::USIZE);
+        depthwise_conv2d_then(
             &g,
             M::USIZE,
             input.as_slice(),
             self.kernel.values(),
             self.bias(),
-            out.as_mut_slice(),
+            out,
             ctx.threads(),
+            then,
         );
+    }
+}
+
+impl<H, W, C, KH, KW, SH, SW, P, M, A, DH, DW> FusedHead
+    for DepthwiseConv2D<Shape3<H, W, C>, KH, KW, SH, SW, P, M, A, DH, DW>
+where
+    Self: Layer<Input = Shape3<H, W, C>>,
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    KH: Unsigned,
+    KW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+    M: Unsigned,
+    A: ActivationFn,
+    DH: Unsigned,
+    DW: Unsigned,
+{
+    fn forward_into_then(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) {
+        out.resize(input.batch_size());
+        match with_activation::<A>(then) {
+            Some(steps) => self.convolve(
+                input,
+                out.as_mut_slice(),
+                Epilogue::new(steps.as_slice()),
+                ctx,
+            ),
+            None => {
+                self.forward_into(input, out, ctx);
+                then.apply(out.as_mut_slice(), C::USIZE * M::USIZE);
+            }
+        }
     }
 }
 
@@ -186,7 +257,8 @@ where
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
-        forward_activated(self, input, out, ctx);
+        // The activation runs inside the kernel when it is element-wise.
+        self.forward_into_then(input, out, Epilogue::NONE, ctx);
     }
 
     fn forward_taped(

@@ -11,7 +11,7 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use rand::Rng;
+use rand::RngCore;
 
 use crate::batch::Batch;
 use crate::layer::{Context, Layer};
@@ -86,18 +86,36 @@ impl<S: Shape> Dropout<S> {
         }
         let mut mask = ctx.take_batch::<S>(values.batch_size());
         let rng = ctx.rng().expect("training mode has a random stream");
-        let keep = 1.0 / (1.0 - self.rate);
-        for m in mask.as_mut_slice() {
-            *m = if rng.random::<f32>() < self.rate {
-                0.0
-            } else {
-                keep
-            };
-        }
-        for (v, m) in values.as_mut_slice().iter_mut().zip(mask.as_slice()) {
-            *v *= m;
-        }
+        draw_mask(rng, self.rate, mask.as_mut_slice(), values.as_mut_slice());
         Some(mask)
+    }
+}
+
+/// Units whose random words [`draw_mask`] draws at once.
+const MASK_CHUNK: usize = 256;
+
+/// Fills `mask` with each unit's factor (0 with probability `rate`, else
+/// `1 / (1 - rate)`) and multiplies `values` by it. The words are drawn in
+/// chunks (one call of the stream per chunk rather than per unit), and
+/// each is turned into a uniform `[0, 1)` draw exactly as `rng.random::<f32>()`
+/// does (its top 24 bits), so block generators such as the seeded one give
+/// the masks a draw per unit gives.
+fn draw_mask(rng: &mut dyn RngCore, rate: f32, mask: &mut [f32], values: &mut [f32]) {
+    let keep = 1.0 / (1.0 - rate);
+    let scale = 1.0 / (1u32 << 24) as f32;
+    let mut bytes = [0u8; 4 * MASK_CHUNK];
+    for (m, v) in mask
+        .chunks_mut(MASK_CHUNK)
+        .zip(values.chunks_mut(MASK_CHUNK))
+    {
+        let bytes = &mut bytes[..4 * m.len()];
+        rng.fill_bytes(bytes);
+        for ((m, v), word) in m.iter_mut().zip(v).zip(bytes.chunks_exact(4)) {
+            let word = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            let draw = (word >> 8) as f32 * scale;
+            *m = if draw < rate { 0.0 } else { keep };
+            *v *= *m;
+        }
     }
 }
 
@@ -152,5 +170,43 @@ impl<S: Shape> Layer for Dropout<S> {
     /// Nothing: at inference dropout is the identity.
     fn export_onnx(&self, _: &mut OnnxGraph, input: &str) -> Result<String, ExportError> {
         Ok(input.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng;
+
+    use super::*;
+    use crate::init::seeded_rng;
+
+    /// The chunked draw gives, from the seeded stream, the mask one
+    /// `random::<f32>()` per unit gives, over several chunks and a partial
+    /// one, and scales the values by it.
+    #[test]
+    fn chunked_mask_is_the_per_unit_draw() {
+        for rate in [0.25f32, 0.5, 0.9] {
+            let n = 3 * MASK_CHUNK + 17;
+            let mut per_unit = seeded_rng(11);
+            let keep = 1.0 / (1.0 - rate);
+            let want: Vec<f32> = (0..n)
+                .map(|_| {
+                    if per_unit.random::<f32>() < rate {
+                        0.0
+                    } else {
+                        keep
+                    }
+                })
+                .collect();
+            let mut mask = vec![f32::NAN; n];
+            let mut values: Vec<f32> = (0..n).map(|i| i as f32 - 7.5).collect();
+            draw_mask(&mut seeded_rng(11), rate, &mut mask, &mut values);
+            assert_eq!(mask, want, "rate {rate}");
+            for (i, (v, m)) in values.iter().zip(&want).enumerate() {
+                assert_eq!(*v, (i as f32 - 7.5) * m);
+            }
+            let dropped = mask.iter().filter(|&&m| m == 0.0).count() as f32 / n as f32;
+            assert!((dropped - rate).abs() < 0.05, "rate {rate}: {dropped}");
+        }
     }
 }

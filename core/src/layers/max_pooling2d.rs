@@ -7,7 +7,7 @@
 //! first largest cell of each window, found again from the kept input.
 
 use super::pooling2d::{PoolKind, Pooling2D};
-use crate::kernels::pool::{max_pool2d_backward, pool2d_threaded};
+use crate::kernels::pool::{max_pool2d_backward_threaded, pool2d_threaded};
 use crate::kernels::ConvGeometry;
 
 /// The max of a window.
@@ -28,9 +28,10 @@ impl PoolKind for Max {
         input: Option<&[f32]>,
         grad_output: &[f32],
         grad_input: &mut [f32],
+        threads: usize,
     ) {
         let input = input.expect("max pooling keeps its input");
-        max_pool2d_backward(g, input, grad_output, grad_input);
+        max_pool2d_backward_threaded(g, input, grad_output, grad_input, threads);
     }
 }
 

@@ -32,12 +32,14 @@ pub trait PoolKind: 'static {
     /// shared among up to `threads` threads.
     fn forward(g: &ConvGeometry, input: &[f32], output: &mut [f32], threads: usize);
     /// Writes the gradient of the input, given the output's; `input` is the
-    /// forward pass's when [`PoolKind::KEEPS_INPUT`].
+    /// forward pass's when [`PoolKind::KEEPS_INPUT`]. The batch's images may
+    /// be shared among up to `threads` threads.
     fn backward(
         g: &ConvGeometry,
         input: Option<&[f32]>,
         grad_output: &[f32],
         grad_input: &mut [f32],
+        threads: usize,
     );
 }
 
@@ -108,8 +110,9 @@ where
         ctx: &mut Context<'_>,
     ) -> Batch<Self::Input> {
         let g = window_geometry::<H, W, C, PH, PW, SH, SW, P>(grad_output.batch_size());
+        let threads = ctx.threads();
         backward_from_input(input, grad_output, ctx, |input, grad_output, grad_input| {
-            K::backward(&g, input, grad_output, grad_input)
+            K::backward(&g, input, grad_output, grad_input, threads)
         })
     }
 

@@ -15,6 +15,7 @@ use core::ops::BitAnd;
 use typenum::{And, Eq, IsEqual, Unsigned, B1};
 
 use crate::batch::Batch;
+use crate::kernels::parallel::map_chunks;
 use crate::layer::{Context, Layer, SummaryRow};
 use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{Shape, Shape1, Shape3};
@@ -105,20 +106,24 @@ pub trait ResidualShortcut<In: Shape> {
     fn export_shortcut(&self, g: &mut OnnxGraph, input: &str) -> Result<String, ExportError>;
 }
 
-fn add_assign(out: &mut [f32], x: &[f32]) {
-    out.iter_mut().zip(x).for_each(|(o, v)| *o += v);
+/// `out += x`, element-wise work shared among the context's threads (a
+/// pass over a whole activation: serial, it held the other threads idle).
+fn add_assign(out: &mut [f32], x: &[f32], ctx: &Context<'_>) {
+    map_chunks(ctx.threads(), x, out, |x, out| {
+        out.iter_mut().zip(x).for_each(|(o, v)| *o += v);
+    });
 }
 
 impl<S: Shape> ResidualShortcut<S> for Identity {
     type Output = S;
     type Tape = ();
 
-    fn add_into(&self, x: &Batch<S>, out: &mut Batch<S>, _: &mut Context<'_>) {
-        add_assign(out.as_mut_slice(), x.as_slice());
+    fn add_into(&self, x: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
+        add_assign(out.as_mut_slice(), x.as_slice(), ctx);
     }
 
-    fn add_taped(&mut self, x: &Batch<S>, out: &mut Batch<S>, _: &mut Context<'_>) {
-        add_assign(out.as_mut_slice(), x.as_slice());
+    fn add_taped(&mut self, x: &Batch<S>, out: &mut Batch<S>, ctx: &mut Context<'_>) {
+        add_assign(out.as_mut_slice(), x.as_slice(), ctx);
     }
 
     fn add_backward(
@@ -126,9 +131,9 @@ impl<S: Shape> ResidualShortcut<S> for Identity {
         _: (),
         grad: &Batch<S>,
         grad_input: &mut Batch<S>,
-        _: &mut Context<'_>,
+        ctx: &mut Context<'_>,
     ) {
-        add_assign(grad_input.as_mut_slice(), grad.as_slice());
+        add_assign(grad_input.as_mut_slice(), grad.as_slice(), ctx);
     }
 
     fn visit(&self, _: &mut VisitPath, _: &mut dyn Visitor) {}
@@ -147,7 +152,7 @@ impl<L: Layer> ResidualShortcut<L::Input> for L {
     fn add_into(&self, x: &Batch<L::Input>, out: &mut Batch<L::Output>, ctx: &mut Context<'_>) {
         let mut y = ctx.take_batch(x.batch_size());
         self.forward_into(x, &mut y, ctx);
-        add_assign(out.as_mut_slice(), y.as_slice());
+        add_assign(out.as_mut_slice(), y.as_slice(), ctx);
         ctx.recycle(y);
     }
 
@@ -159,7 +164,7 @@ impl<L: Layer> ResidualShortcut<L::Input> for L {
     ) -> L::Tape {
         let input = copy_in(x, ctx);
         let (y, tape) = self.forward_taped(input, ctx);
-        add_assign(out.as_mut_slice(), y.as_slice());
+        add_assign(out.as_mut_slice(), y.as_slice(), ctx);
         ctx.recycle(y);
         tape
     }
@@ -172,7 +177,7 @@ impl<L: Layer> ResidualShortcut<L::Input> for L {
         ctx: &mut Context<'_>,
     ) {
         let g = self.backward(tape, copy_in(grad, ctx), ctx);
-        add_assign(grad_input.as_mut_slice(), g.as_slice());
+        add_assign(grad_input.as_mut_slice(), g.as_slice(), ctx);
         ctx.recycle(g);
     }
 
@@ -461,5 +466,26 @@ mod tests {
         // Batch statistics: each channel normalised to -1, 1 (nearly), plus x.
         assert!((out.as_slice()[0] - (1.0 - 1.0)).abs() < 1e-3);
         assert!((out.as_slice()[3] - (5.0 + 1.0)).abs() < 1e-3);
+    }
+
+    /// The shortcut's sum over a large batch, split among threads, is
+    /// bitwise the main branch's output plus the input.
+    #[test]
+    fn the_sum_is_the_same_on_any_number_of_threads() {
+        let net = Residual::identity(BatchNormalization::<Shape1<U2>>::keras_default());
+        let n = 400_000;
+        let x =
+            Batch::<Shape1<U2>>::from_vec(n, (0..2 * n).map(|i| (i % 977) as f32 / 7.0).collect())
+                .unwrap();
+        let main = net.main.predict(&x);
+        for threads in [1, 2, 5] {
+            let mut ctx = Context::inference().with_threads(threads);
+            let y = net.forward(&x, &mut ctx);
+            let expected = main.as_slice().iter().zip(x.as_slice()).map(|(m, x)| m + x);
+            assert!(
+                y.as_slice().iter().copied().eq(expected),
+                "{threads} threads"
+            );
+        }
     }
 }

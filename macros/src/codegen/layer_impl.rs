@@ -4,6 +4,7 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::plan::Plan;
+use crate::layers::Fusion;
 
 /// `impl<..> Layer for #name<..> where .. { .. }`, under the support
 /// imports.
@@ -11,7 +12,7 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
     let (params, where_clause) = (plan.params(), plan.where_clause());
     let (input, output) = (plan.input_ty(), plan.output_ty());
     let field_tys = &plan.field_tys;
-    let forward = forward_into(&plan.fields);
+    let forward = forward_into(&plan.fields, &plan.fusion);
     let taped = forward_taped(&plan.fields);
     let backward = backward(&plan.fields);
     let visits = visits(&plan.fields);
@@ -49,28 +50,65 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
 
 /// `x_i` is layer `i`'s output. The first layer reads the caller's input,
 /// the last writes into `out`; the ones between own their input, so
-/// activations, dropout and flatten can work in place.
-fn forward_into(fields: &[Ident]) -> TokenStream {
+/// activations, dropout and flatten can work in place. A run of a
+/// convolution and the per-pixel layers after it is one `fused_into` call
+/// (see `strata_core::fusion`).
+fn forward_into(fields: &[Ident], fusion: &[Fusion]) -> TokenStream {
     let n = fields.len();
-    let step = |(i, field): (usize, &Ident)| {
-        let (o, p) = (
-            format_ident!("x{}", i),
-            format_ident!("x{}", i.saturating_sub(1)),
-        );
-        match (i, i + 1 == n) {
-            (0, true) => quote!(self.#field.forward_into(x, out, ctx);),
-            (0, false) => quote! {
-                let mut #o = ctx.take_batch(x.batch_size());
-                self.#field.forward_into(x, &mut #o, ctx);
-            },
-            (_, true) => quote! {
-                self.#field.forward_into(&#p, out, ctx);
-                ctx.recycle(#p);
-            },
-            (_, false) => quote!(let #o = self.#field.forward_owned(#p, ctx);),
-        }
-    };
-    fields.iter().enumerate().map(step).collect()
+    let mut code = TokenStream::new();
+    // The variable holding the output of the layers so far (none: `x`).
+    let mut prev: Option<Ident> = None;
+    let mut i = 0;
+    while i < n {
+        let last = i + fused_tail(fusion, i);
+        let target = format_ident!("x{}", last);
+        let is_last = last + 1 == n;
+        let call = |x: TokenStream, out: TokenStream| run(&fields[i..=last], x, out);
+        code.extend(match (&prev, is_last) {
+            (None, true) => call(quote!(x), quote!(out)),
+            (None, false) => {
+                let run = call(quote!(x), quote!(&mut #target));
+                quote!(let mut #target = ctx.take_batch(x.batch_size()); #run)
+            }
+            (Some(p), true) => {
+                let run = call(quote!(&#p), quote!(out));
+                quote!(#run ctx.recycle(#p);)
+            }
+            (Some(p), false) if last == i => {
+                let field = &fields[i];
+                quote!(let #target = self.#field.forward_owned(#p, ctx);)
+            }
+            (Some(p), false) => {
+                let run = call(quote!(&#p), quote!(&mut #target));
+                quote!(let mut #target = ctx.take_batch(#p.batch_size()); #run ctx.recycle(#p);)
+            }
+        });
+        prev = Some(target);
+        i = last + 1;
+    }
+    code
+}
+
+/// `fields` (one, or a fused run) from `x` into `out`.
+fn run(fields: &[Ident], x: TokenStream, out: TokenStream) -> TokenStream {
+    match fields {
+        [field] => quote!(self.#field.forward_into(#x, #out, ctx);),
+        [head, tail @ ..] => quote!(fused_into(&self.#head, (#(&self.#tail,)*), #x, #out, ctx);),
+        [] => TokenStream::new(),
+    }
+}
+
+/// How many layers after field `i` run inside it: the per-pixel layers
+/// (at most three) right after a convolution.
+fn fused_tail(fusion: &[Fusion], i: usize) -> usize {
+    if fusion[i] != Fusion::Head {
+        return 0;
+    }
+    fusion[i + 1..]
+        .iter()
+        .take(3)
+        .take_while(|f| **f == Fusion::Tail)
+        .count()
 }
 
 fn tapes(n: usize) -> Vec<Ident> {

@@ -9,7 +9,7 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use super::types::{field_name, Support};
-use crate::layers::{InitCx, LayerDef, TypeCx};
+use crate::layers::{Fusion, InitCx, LayerDef, TypeCx};
 use crate::model::{Checked, Known};
 
 /// How unknown shapes are written.
@@ -40,6 +40,8 @@ struct ShapeTy {
 /// Everything about a model's types and fields.
 pub struct Plan {
     pub fields: Vec<Ident>,
+    /// Each field's part in fused runs (see `codegen::layer_impl`).
+    pub fusion: Vec<Fusion>,
     pub field_tys: Vec<TokenStream>,
     pub inits: Vec<TokenStream>,
     /// The model's type parameters (`S0`, `B1`, ... or `S`).
@@ -62,6 +64,7 @@ impl Plan {
     pub fn new(checked: &Checked, unknowns: Unknowns, support: Support, model: &Ident) -> Plan {
         let mut plan = Plan {
             fields: Vec::new(),
+            fusion: Vec::new(),
             field_tys: Vec::new(),
             inits: Vec::new(),
             generics: Vec::new(),
@@ -106,6 +109,7 @@ impl Plan {
         self.items.push(def.items(&cx));
         self.bounds.extend(def.bounds(&cx));
         self.fields.push(field_name(def.field_base(), i));
+        self.fusion.push(def.fusion());
         self.shapes.push(input);
     }
 
@@ -247,8 +251,22 @@ impl Plan {
             }
         });
         let params = params.map(|p| quote!(#p: #shape));
+        // What `fused_into` needs of the fields it fuses.
+        let fused = self
+            .field_tys
+            .iter()
+            .zip(&self.fusion)
+            .filter_map(|(ty, f)| {
+                let role = match f {
+                    Fusion::Head => self.support.name("FusedHead"),
+                    Fusion::Tail => self.support.name("EpilogueLayer"),
+                    Fusion::None => return None,
+                };
+                Some(quote!(#ty: #role))
+            });
         params
             .chain(layers)
+            .chain(fused)
             .chain(self.bounds.iter().cloned())
             .collect()
     }

@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Expr;
 
-use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
+use super::{Entry, Fusion, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::codegen::types::Support;
 use crate::model::{Element, Known};
@@ -217,5 +217,14 @@ impl LayerDef for Activation {
 
     fn constructor(&self, _: &InitCx) -> TokenStream {
         quote!(Activation::new())
+    }
+
+    fn fusion(&self) -> Fusion {
+        // Softmax and log-softmax normalise over the last axis: not a
+        // per-value step.
+        match self.0 {
+            Act::Softmax | Act::LogSoftmax => Fusion::None,
+            _ => Fusion::Tail,
+        }
     }
 }

@@ -7,7 +7,7 @@ use quote::quote;
 use syn::Expr;
 
 use super::params::ParamArgs;
-use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
+use super::{Entry, Fusion, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::model::{Element, Known};
 use crate::text::layer_text;
@@ -133,5 +133,9 @@ impl LayerDef for BatchNormalization {
             quote!(BatchNormalization::new(#momentum, #epsilon, #center, #scale)
                 .expect("sequential! checked the momentum and epsilon")),
         )
+    }
+
+    fn fusion(&self) -> Fusion {
+        Fusion::Tail
     }
 }

@@ -10,7 +10,7 @@ use syn::Expr;
 use super::activation::{self, Act};
 use super::params::{ParamArgs, KERNEL_AND_BIAS};
 use super::window::{at_least_one, Window2};
-use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
+use super::{Entry, Fusion, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::codegen::types::Support;
 use crate::model::{Element, Known, Num};
@@ -206,5 +206,9 @@ impl LayerDef for Conv2D {
     fn constructor(&self, _: &InitCx) -> TokenStream {
         let use_bias = self.use_bias;
         self.params.wrap(quote!(Conv2D::new(#use_bias, rng)))
+    }
+
+    fn fusion(&self) -> Fusion {
+        Fusion::Head
     }
 }

@@ -41,7 +41,12 @@ fn parse(a: &mut Args) -> Element {
     a.no_more("Dense(units, activation = ..., use_bias = ...)");
     let missing = "Dense needs its number of units: `Dense(10)`";
     let one = Num::new(1, a.span());
-    let units = a.required(units, missing, |e| values::usize(e, "the number of units"), one);
+    let units = a.required(
+        units,
+        missing,
+        |e| values::usize(e, "the number of units"),
+        one,
+    );
     at_least_one(a, units, "the number of units");
     Element::Layer(Box::new(Dense {
         units,

@@ -9,7 +9,7 @@ use super::activation::{self, Act};
 use super::conv2d::{dilation, dilation_types, window};
 use super::params::{ParamArgs, DEPTHWISE};
 use super::window::{at_least_one, Window2};
-use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
+use super::{Entry, Fusion, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::model::{Element, Known, Num};
 use crate::values;
@@ -144,5 +144,9 @@ impl LayerDef for DepthwiseConv2D {
         let use_bias = self.use_bias;
         self.params
             .wrap(quote!(DepthwiseConv2D::new(#use_bias, rng)))
+    }
+
+    fn fusion(&self) -> Fusion {
+        Fusion::Head
     }
 }

@@ -83,7 +83,8 @@ impl LayerDef for GlobalPooling {
 
     fn output_shape(&self, input: &Known, _: &ShapeCx) -> syn::Result<Known> {
         Ok(match input.dims() {
-            Some(d) => strata_shapes::global_pool_output(d).map_or(Known::Unknown, |c| Known::Dims(vec![c])),
+            Some(d) => strata_shapes::global_pool_output(d)
+                .map_or(Known::Unknown, |c| Known::Dims(vec![c])),
             None => Known::Rank(1),
         })
     }

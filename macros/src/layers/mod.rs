@@ -68,6 +68,26 @@ pub trait LayerDef {
         let _ = cx;
         Vec::new()
     }
+
+    /// What this layer can be in a fused run at inference (see
+    /// `strata_core::fusion`).
+    fn fusion(&self) -> Fusion {
+        Fusion::None
+    }
+}
+
+/// A layer's part in a fused run: a convolution computes, the per-pixel
+/// layers right after it run inside its kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fusion {
+    /// Runs on its own.
+    None,
+    /// Can apply the layers after it to its output as it computes it
+    /// (`strata_core::fusion::FusedHead`).
+    Head,
+    /// Can run inside the layer before it
+    /// (`strata_core::fusion::EpilogueLayer`).
+    Tail,
 }
 
 /// What an output-shape rule may need besides its input: where to point

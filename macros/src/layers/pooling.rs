@@ -85,14 +85,20 @@ fn parse(a: &mut Args, kind: Kind) -> Element {
     let short = short_window(a);
     let [pool, strides, padding] = assign_rest(a, short.is_some());
     let pool = short.unwrap_or_else(|| {
-        pool.map_or((two, two), |e| a.read(&e, |e| values::pair(e, "the pool size"), (two, two)))
+        pool.map_or((two, two), |e| {
+            a.read(&e, |e| values::pair(e, "the pool size"), (two, two))
+        })
     });
     let strides_given = strides.is_some();
     let window = Window2 {
         kernel: pool,
         // Keras: the strides default to the pool size.
-        strides: strides.map_or(pool, |e| a.read(&e, |e| values::pair(e, "the strides"), pool)),
-        padding: padding.map_or(Padding::Valid, |e| a.read(&e, values::padding, Padding::Valid)),
+        strides: strides.map_or(pool, |e| {
+            a.read(&e, |e| values::pair(e, "the strides"), pool)
+        }),
+        padding: padding.map_or(Padding::Valid, |e| {
+            a.read(&e, values::padding, Padding::Valid)
+        }),
     };
     window.check(a, "a pool size", strides_given);
     Element::Layer(Box::new(Pooling { kind, window }))

@@ -10,6 +10,13 @@
 //! the row it reaches, with the channel axis innermost, so each step is one
 //! contiguous vector operation over the channels.
 //!
+//! With one filter per channel (`m = 1`, MobileNet's case) and a SIMD
+//! instruction set, a register-blocked kernel does the work instead (see
+//! [`blocked_row`]): a block of up to 12 output pixels × a register of
+//! channels stays in registers across the whole window, so each output
+//! value is stored once, and each input vector is loaded once per window
+//! row for all the cells of the block that read it.
+//!
 //! The geometry is a [`ConvGeometry`] with `groups == in_c` (one group per
 //! channel); the kernel is `[k_h, k_w, in_c · m]` (HWIO with one input
 //! channel per group), output channel `c · m + k` coming from input channel
@@ -18,6 +25,8 @@
 //! then the groups in order), so results do not depend on the thread count.
 
 use super::ConvGeometry;
+use crate::kernels::epilogue::Epilogue;
+use crate::kernels::isa::{dispatch, Isa, Kernel, Scalar, Simd};
 use crate::kernels::parallel;
 
 /// Most image groups the backward pass splits a batch into.
@@ -27,7 +36,8 @@ const MAX_IMAGE_GROUPS: usize = 8;
 const ROWS_PER_UNIT: usize = 4;
 
 /// `out += x ⊙ w` per output channel `c · m + k` (input channel `c`): the
-/// inner step of the forward pass, one output pixel and one window cell.
+/// inner step of the portable forward pass and of the backward pass, one
+/// output pixel and one window cell.
 #[inline]
 fn multiply_add(m: usize, x: &[f32], w: &[f32], out: &mut [f32]) {
     if m == 1 {
@@ -69,6 +79,16 @@ fn input_column(g: &ConvGeometry, ox: usize, offset: isize) -> usize {
     (ox as isize * g.s_w as isize + offset) as usize
 }
 
+/// The window cells `lo..hi` (of `k`, `d` apart) that land inside `0..len`
+/// when the window starts at `start - pad`: a contiguous range, as the
+/// position grows with the cell.
+fn cells_inside(start: usize, pad: usize, k: usize, d: usize, len: usize) -> (usize, usize) {
+    // Cell `i` is inside when `pad - start <= i · d < len + pad - start`.
+    let lo = pad.saturating_sub(start).div_ceil(d).min(k);
+    let hi = (len + pad).saturating_sub(start).div_ceil(d).min(k);
+    (lo, hi.max(lo))
+}
+
 fn check_geometry(g: &ConvGeometry, m: usize) {
     assert!(
         g.groups == g.in_c && m >= 1,
@@ -83,6 +103,7 @@ fn check_geometry(g: &ConvGeometry, m: usize) {
 /// # Panics
 /// When `g` is not one group per channel, or a slice is shorter than `g`
 /// and `m` say (a caller bug).
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d(
     g: &ConvGeometry,
@@ -93,65 +114,428 @@ pub fn depthwise_conv2d(
     output: &mut [f32],
     threads: usize,
 ) {
-    check_geometry(g, m);
-    let oc = g.in_c * m;
-    let row_len = g.out_w * oc;
-    let rows = g.batch * g.out_h;
-    assert!(input.len() >= g.input_len(), "depthwise: input too short");
-    assert!(
-        kernel.len() >= g.k_h * g.k_w * oc,
-        "depthwise: kernel too short"
-    );
-    assert!(
-        output.len() >= rows * row_len,
-        "depthwise: output too short"
-    );
-    if let Some(b) = bias {
-        assert!(b.len() >= oc, "depthwise: bias too short");
-    }
-    if rows * row_len == 0 {
-        return;
-    }
-    let flops = parallel::flops([2, rows, row_len, g.k_h, g.k_w]);
-    let units = output[..rows * row_len].chunks_mut(ROWS_PER_UNIT * row_len);
-    let workers = parallel::workers(threads, rows.div_ceil(ROWS_PER_UNIT), flops);
-    parallel::run(workers, units.enumerate(), &mut [], 0, |(u, band), _| {
-        for (r, out_row) in band.chunks_exact_mut(row_len).enumerate() {
-            forward_row(g, m, input, kernel, bias, u * ROWS_PER_UNIT + r, out_row);
-        }
-    });
+    depthwise_conv2d_then(g, m, input, kernel, bias, output, threads, Epilogue::NONE);
 }
 
-/// One output row (`row` = image · out_h + oy) of [`depthwise_conv2d`].
-fn forward_row(
+/// [`depthwise_conv2d`], then `epilogue` on each output row (`out_w`
+/// pixels of `in_c · m` channels) right after the row is computed, while
+/// it is in cache. The result equals applying `epilogue` to the whole
+/// output afterwards, bitwise.
+///
+/// # Panics
+/// As [`depthwise_conv2d`], and when an epilogue step has fewer than
+/// `in_c · m` channel values.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_then(
     g: &ConvGeometry,
     m: usize,
     input: &[f32],
     kernel: &[f32],
     bias: Option<&[f32]>,
-    row: usize,
-    out_row: &mut [f32],
+    output: &mut [f32],
+    threads: usize,
+    epilogue: Epilogue<'_>,
 ) {
-    let (c, oc) = (g.in_c, g.in_c * m);
-    let (b, oy) = (row / g.out_h, row % g.out_h);
-    match bias {
-        Some(bias) => out_row
-            .chunks_exact_mut(oc)
-            .for_each(|o| o.copy_from_slice(&bias[..oc])),
-        None => out_row.fill(0.0),
+    let forward = Forward {
+        g,
+        m,
+        input,
+        kernel,
+        bias,
+        epilogue,
+    };
+    forward.run(output, threads, RowPath::choose(m, Isa::detect()));
+}
+
+/// How [`Forward`] computes its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowPath {
+    /// Slice code the compiler vectorises: any `m`, any target.
+    Portable,
+    /// [`blocked_row`] compiled for this instruction set (`Isa::None`: its
+    /// one-lane instance), `m = 1` only.
+    Blocked(Isa),
+}
+
+impl RowPath {
+    /// The blocked kernel where it applies and has vectors; without SIMD
+    /// its one-lane form loses to the compiler's vectorised slice code.
+    fn choose(m: usize, isa: Isa) -> Self {
+        if m == 1 && isa != Isa::None {
+            RowPath::Blocked(isa)
+        } else {
+            RowPath::Portable
+        }
     }
-    for ky in 0..g.k_h {
-        let Some(iy) = input_row(g, oy, ky) else {
-            continue;
-        };
-        let line = &input[(b * g.in_h + iy) * g.in_w * c..][..g.in_w * c];
-        for kx in 0..g.k_w {
-            let w = &kernel[(ky * g.k_w + kx) * oc..][..oc];
-            let offset = (kx * g.d_w) as isize - g.pad_left as isize;
-            let (lo, hi) = columns_inside(g, offset);
-            for ox in lo..hi {
-                let ix = input_column(g, ox, offset);
-                multiply_add(m, &line[ix * c..][..c], w, &mut out_row[ox * oc..][..oc]);
+}
+
+/// The operands of one forward call.
+struct Forward<'a> {
+    g: &'a ConvGeometry,
+    m: usize,
+    input: &'a [f32],
+    kernel: &'a [f32],
+    bias: Option<&'a [f32]>,
+    epilogue: Epilogue<'a>,
+}
+
+impl Forward<'_> {
+    /// Computes every output row on up to `threads` threads, by `path`.
+    fn run(&self, output: &mut [f32], threads: usize, path: RowPath) {
+        let g = self.g;
+        check_geometry(g, self.m);
+        assert!(
+            path == RowPath::Portable || self.m == 1,
+            "depthwise: the blocked kernel needs m = 1"
+        );
+        let oc = g.in_c * self.m;
+        let row_len = g.out_w * oc;
+        let rows = g.batch * g.out_h;
+        let (input_len, kernel_len, output_len) = g
+            .checked_lens(oc)
+            .expect("depthwise: a size overflows usize");
+        assert!(self.input.len() >= input_len, "depthwise: input too short");
+        assert!(
+            self.kernel.len() >= kernel_len,
+            "depthwise: kernel too short"
+        );
+        assert!(output.len() >= output_len, "depthwise: output too short");
+        if let Some(b) = self.bias {
+            assert!(b.len() >= oc, "depthwise: bias too short");
+        }
+        if output_len == 0 {
+            return;
+        }
+        let flops = parallel::flops([2, rows, row_len, g.k_h, g.k_w]);
+        let units = output[..output_len].chunks_mut(ROWS_PER_UNIT * row_len);
+        let workers = parallel::workers(threads, rows.div_ceil(ROWS_PER_UNIT), flops);
+        parallel::run(workers, units.enumerate(), &mut [], 0, |(u, band), _| {
+            for (r, out_row) in band.chunks_exact_mut(row_len).enumerate() {
+                let row = u * ROWS_PER_UNIT + r;
+                match path {
+                    RowPath::Portable => self.portable_row(row, out_row),
+                    RowPath::Blocked(isa) => dispatch(
+                        isa,
+                        BlockedRow {
+                            f: self,
+                            row,
+                            out_row,
+                        },
+                    ),
+                }
+                self.epilogue.apply(out_row, oc);
+            }
+        });
+    }
+
+    /// One output row (`row` = image · out_h + oy), by slices.
+    fn portable_row(&self, row: usize, out_row: &mut [f32]) {
+        let (g, m) = (self.g, self.m);
+        let (c, oc) = (g.in_c, g.in_c * m);
+        let (b, oy) = (row / g.out_h, row % g.out_h);
+        match self.bias {
+            Some(bias) => out_row
+                .chunks_exact_mut(oc)
+                .for_each(|o| o.copy_from_slice(&bias[..oc])),
+            None => out_row.fill(0.0),
+        }
+        for ky in 0..g.k_h {
+            let Some(iy) = input_row(g, oy, ky) else {
+                continue;
+            };
+            let line = &self.input[(b * g.in_h + iy) * g.in_w * c..][..g.in_w * c];
+            for kx in 0..g.k_w {
+                let w = &self.kernel[(ky * g.k_w + kx) * oc..][..oc];
+                let offset = (kx * g.d_w) as isize - g.pad_left as isize;
+                let (lo, hi) = columns_inside(g, offset);
+                for ox in lo..hi {
+                    let ix = input_column(g, ox, offset);
+                    multiply_add(m, &line[ix * c..][..c], w, &mut out_row[ox * oc..][..oc]);
+                }
+            }
+        }
+    }
+}
+
+/// One output row of a forward call with `m = 1`, run by [`dispatch`].
+struct BlockedRow<'a, 'b> {
+    f: &'b Forward<'a>,
+    row: usize,
+    out_row: &'b mut [f32],
+}
+
+impl Kernel for BlockedRow<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        // Fewer channels than lanes: one lane at a time (the same
+        // arithmetic, so the same values).
+        if self.f.g.in_c < S::LANES {
+            return blocked_row(Scalar, self.f, self.row, self.out_row);
+        }
+        blocked_row(s, self.f, self.row, self.out_row)
+    }
+}
+
+/// What every block of one output row reads.
+struct RowOperands<'a> {
+    g: &'a ConvGeometry,
+    /// The row's image, `in_h × in_w × in_c`.
+    image: &'a [f32],
+    kernel: &'a [f32],
+    bias: Option<&'a [f32]>,
+    /// The output row.
+    oy: usize,
+    /// The window rows that land inside the image.
+    ky: (usize, usize),
+}
+
+/// One output row with `m = 1`, in blocks of pixels × registers of
+/// channels (see [`accumulate`]). The interior columns, whose whole window
+/// lies inside the image, go in blocks of [`block_pixels`] (the last one
+/// overlapping its neighbour rather than running short: recomputed values
+/// are the same values); the border columns one pixel at a time, over the
+/// window cells that land inside. Every value is the bias (or 0) plus
+/// `x · w` for each cell inside, fused, in window order, whichever block
+/// computes it, so all instruction sets give the same bits.
+#[inline(always)]
+fn blocked_row<S: Simd>(s: S, f: &Forward<'_>, row: usize, out: &mut [f32]) {
+    let g = f.g;
+    let (b, oy) = (row / g.out_h, row % g.out_h);
+    let image_len = g.in_h * g.in_w * g.in_c;
+    let r = RowOperands {
+        g,
+        image: &f.input[b * image_len..][..image_len],
+        kernel: &f.kernel[..g.k_h * g.k_w * g.in_c],
+        bias: f.bias.map(|b| &b[..g.in_c]),
+        oy,
+        ky: cells_inside(oy * g.s_h, g.pad_top, g.k_h, g.d_h, g.in_h),
+    };
+    let (interior, pixels_per_block, regs) = interior_plan::<S>(g);
+    let wide = |regs: usize| g.in_c >= regs * S::LANES;
+    for ox in (0..g.out_w).filter(|ox| !interior.contains(ox)) {
+        let cells = cells_inside(ox * g.s_w, g.pad_left, g.k_w, g.d_w, g.in_w);
+        // One pixel has few accumulators: several registers of channels
+        // give the core independent work.
+        if wide(BORDER_REGISTERS) {
+            pixels::<S, 1, BORDER_REGISTERS, 0, 0>(s, &r, ox, cells, out);
+        } else {
+            pixels::<S, 1, 1, 0, 0>(s, &r, ox, cells, out);
+        }
+    }
+    match (pixels_per_block, regs) {
+        (12, 1) => interior_blocks::<S, 12, 1>(s, &r, interior, out),
+        (8, 1) => interior_blocks::<S, 8, 1>(s, &r, interior, out),
+        (4, 1) => interior_blocks::<S, 4, 1>(s, &r, interior, out),
+        (NARROW_PIXELS, NARROW_REGISTERS) => {
+            interior_blocks::<S, NARROW_PIXELS, NARROW_REGISTERS>(s, &r, interior, out)
+        }
+        (NARROW_PIXELS, 1) => interior_blocks::<S, NARROW_PIXELS, 1>(s, &r, interior, out),
+        _ => {}
+    }
+}
+
+/// The interior columns of every output row (whose whole window lies
+/// inside the image), and the pixels and registers of channels of the
+/// blocks that cover them; no interior when it is narrower than a block.
+fn interior_plan<S: Simd>(g: &ConvGeometry) -> (std::ops::Range<usize>, usize, usize) {
+    // The first cell's column is inside from `lo` on, the last cell's
+    // column up to `hi`.
+    let lo = columns_inside(g, -(g.pad_left as isize)).0;
+    let last = (g.k_w.saturating_sub(1) * g.d_w) as isize - g.pad_left as isize;
+    let hi = columns_inside(g, last).1;
+    let wide = g.in_c >= NARROW_REGISTERS * S::LANES;
+    let p = block_pixels::<S>();
+    match hi.saturating_sub(lo) {
+        n if n >= p => (lo..hi, p, 1),
+        n if n >= NARROW_PIXELS && wide => (lo..hi, NARROW_PIXELS, NARROW_REGISTERS),
+        n if n >= NARROW_PIXELS => (lo..hi, NARROW_PIXELS, 1),
+        _ => (0..0, 0, 0),
+    }
+}
+
+/// Pixels per interior block of [`blocked_row`]: as many accumulators as
+/// leave registers for the kernel vectors and the loads (16 registers on
+/// AVX2, 32 on AVX-512 and NEON).
+const fn block_pixels<S: Simd>() -> usize {
+    match S::LANES {
+        8 => 8,
+        1 => 4,
+        _ => 12,
+    }
+}
+
+/// Pixels per interior block when the interior is narrower than
+/// [`block_pixels`] (MobileNet's last 7×7 layers): few, so that overlapping
+/// blocks recompute little...
+const NARROW_PIXELS: usize = 2;
+
+/// ... and registers of channels per such block, for independent work.
+const NARROW_REGISTERS: usize = 4;
+
+/// Registers of channels per border pixel.
+const BORDER_REGISTERS: usize = 4;
+
+/// The interior columns `range` (at least `P`) of a row in blocks of `P`
+/// pixels × `R` registers, the last one overlapping its neighbour. Common
+/// window widths and strides get code of their own: with the offsets
+/// constant, each input vector is loaded once for all the window cells
+/// that reach it.
+#[inline(always)]
+fn interior_blocks<S: Simd, const P: usize, const R: usize>(
+    s: S,
+    r: &RowOperands<'_>,
+    range: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let g = r.g;
+    let all = (0, g.k_w);
+    let mut ox = range.start;
+    while ox < range.end {
+        let first = ox.min(range.end - P);
+        match (g.k_w, g.s_w, g.d_w) {
+            (3, 1, 1) => pixels::<S, P, R, 3, 1>(s, r, first, all, out),
+            (3, 2, 1) => pixels::<S, P, R, 3, 2>(s, r, first, all, out),
+            (5, 1, 1) => pixels::<S, P, R, 5, 1>(s, r, first, all, out),
+            (5, 2, 1) => pixels::<S, P, R, 5, 2>(s, r, first, all, out),
+            _ => pixels::<S, P, R, 0, 0>(s, r, first, all, out),
+        }
+        ox += P;
+    }
+}
+
+/// `P` output pixels from `ox0`, every channel, over window columns
+/// `kx.0..kx.1`: `R` registers of channels at a time (at least that many
+/// channels), the last block overlapping its neighbour when the channels
+/// are not a whole number of blocks. `KW` and `SW`, unless 0, are the
+/// window width and stride, known when compiled (then with no dilation
+/// and every window column).
+#[inline(always)]
+fn pixels<S: Simd, const P: usize, const R: usize, const KW: usize, const SW: usize>(
+    s: S,
+    r: &RowOperands<'_>,
+    ox0: usize,
+    kx: (usize, usize),
+    out: &mut [f32],
+) {
+    let (c, width) = (r.g.in_c, R * S::LANES);
+    check_block(r, ox0, P, kx, width, out.len());
+    assert!(
+        KW == 0 || (kx == (0, KW) && r.g.s_w == SW && r.g.d_w == 1),
+        "depthwise: a {KW}-wide stride-{SW} block on {:?}",
+        r.g
+    );
+    let mut j = 0;
+    while j < c {
+        let j0 = j.min(c - width);
+        // SAFETY: `check_block` proved the block of `P` pixels from `ox0`
+        // over window columns `kx` and window rows `r.ky` in bounds for the
+        // last `width` channels, `j0 <= c - width`, and the window shape is
+        // `r.g`'s, as asserted above.
+        unsafe { accumulate::<S, P, R, KW, SW>(s, r, ox0, kx, j0, out) };
+        j += width;
+    }
+}
+
+/// Checks that `p` pixels from `ox0` over window cells `r.ky × kx` read
+/// inside the image and the kernel, channels `c - width .. c` inside the
+/// bias, and write inside an output of `out_len` values, in arithmetic
+/// that cannot wrap ([`accumulate`] relies on it).
+fn check_block(
+    r: &RowOperands<'_>,
+    ox0: usize,
+    p: usize,
+    (kx0, kx1): (usize, usize),
+    width: usize,
+    out_len: usize,
+) {
+    let g = r.g;
+    let reads = (r.ky.0 < r.ky.1 && kx0 < kx1).then_some(((r.ky.0, r.ky.1), (kx0, kx1)));
+    let ok = || -> Option<bool> {
+        let c = g.in_c;
+        let last_pixel = ox0.checked_add(p.checked_sub(1)?)?;
+        let mut inside = c >= width && out_len >= last_pixel.checked_add(1)?.checked_mul(c)?;
+        inside &= r.bias.is_none_or(|b| b.len() >= c);
+        if let Some(((ky0, ky1), (kx0, kx1))) = reads {
+            let top = (r.oy.checked_mul(g.s_h)?).checked_add(ky0.checked_mul(g.d_h)?)?;
+            let bottom = (r.oy.checked_mul(g.s_h)?).checked_add((ky1 - 1).checked_mul(g.d_h)?)?;
+            let left = (ox0.checked_mul(g.s_w)?).checked_add(kx0.checked_mul(g.d_w)?)?;
+            let right =
+                (last_pixel.checked_mul(g.s_w)?).checked_add((kx1 - 1).checked_mul(g.d_w)?)?;
+            let image = g.in_h.checked_mul(g.in_w)?.checked_mul(c)?;
+            let cells = g.k_h.checked_mul(g.k_w)?.checked_mul(c)?;
+            inside &= top >= g.pad_top && bottom < g.in_h.checked_add(g.pad_top)?;
+            inside &= left >= g.pad_left && right < g.in_w.checked_add(g.pad_left)?;
+            inside &= ky1 <= g.k_h && kx1 <= g.k_w;
+            inside &= r.image.len() >= image && r.kernel.len() >= cells;
+        }
+        Some(inside)
+    };
+    assert!(
+        ok() == Some(true),
+        "depthwise: a block of {p} pixels from column {ox0} reaches outside its slices"
+    );
+}
+
+/// `P` output pixels from `ox0` × channels `j0 .. j0 + R · LANES`: the
+/// accumulators start from the bias and stay in registers across window
+/// rows `r.ky` and columns `kx.0..kx.1`; each cell loads `R` kernel
+/// vectors and `R` input vectors per pixel (fewer when `KW` makes the
+/// offsets constant: pixels whose cells reach the same column share the
+/// load).
+///
+/// # Safety
+/// [`check_block`] must hold for these pixels and window cells with
+/// `width = R · LANES`, and `j0 <= in_c - R · LANES`; unless `KW` is 0,
+/// the geometry must have `k_w = KW`, `s_w = SW`, `d_w = 1` and `kx` be
+/// `(0, KW)`.
+#[inline(always)]
+unsafe fn accumulate<S: Simd, const P: usize, const R: usize, const KW: usize, const SW: usize>(
+    s: S,
+    r: &RowOperands<'_>,
+    ox0: usize,
+    kx: (usize, usize),
+    j0: usize,
+    out: &mut [f32],
+) {
+    let (g, c, lanes) = (r.g, r.g.in_c, S::LANES);
+    let (kx0, kx1) = if KW == 0 { kx } else { (0, KW) };
+    let (s_w, d_w) = if KW == 0 { (g.s_w, g.d_w) } else { (SW, 1) };
+    // SAFETY: `check_block` proved, for every window row `ky` in `r.ky`
+    // and column `kx` in `kx0..kx1`, that input row `oy·s_h + ky·d_h -
+    // pad_top` and columns `(ox0 + p)·s_w + kx·d_w - pad_left` (p < P) lie
+    // inside the image, so the `R · LANES` floats from channel `j0 <= c -
+    // R · LANES` are inside `r.image`; kernel cells `ky·k_w + kx` inside
+    // `r.kernel`; the bias's `c` values and the output's `(ox0 + P)·c`.
+    unsafe {
+        let mut init = [s.zero(); R];
+        if let Some(b) = r.bias {
+            for (i, v) in init.iter_mut().enumerate() {
+                *v = s.load(b.as_ptr().add(j0 + i * lanes));
+            }
+        }
+        let mut acc = [init; P];
+        let step = s_w * c;
+        for ky in r.ky.0..r.ky.1 {
+            let iy = r.oy * g.s_h + ky * g.d_h - g.pad_top;
+            let line = r.image.as_ptr().add(iy * g.in_w * c + j0);
+            let w_row = r.kernel.as_ptr().add(ky * g.k_w * c + j0);
+            for kx in kx0..kx1 {
+                let w_cell = w_row.add(kx * c);
+                let w: [S::V; R] = std::array::from_fn(|i| s.load(w_cell.add(i * lanes)));
+                let x = line.add((ox0 * s_w + kx * d_w - g.pad_left) * c);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    for (i, a) in a.iter_mut().enumerate() {
+                        *a = s.fmadd(s.load(x.add(p * step + i * lanes)), w[i], *a);
+                    }
+                }
+            }
+        }
+        let o = out.as_mut_ptr().add(ox0 * c + j0);
+        for (p, a) in acc.iter().enumerate() {
+            for (i, &a) in a.iter().enumerate() {
+                s.store(o.add(p * c + i * lanes), a);
             }
         }
     }
@@ -314,6 +698,10 @@ fn gather_add(m: usize, w: &[f32], d: &[f32], gx: &mut [f32]) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "depthwise_tests.rs"]
+mod row_tests;
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@
 //! values. Likewise for a last, partial block of channels.
 
 use super::ConvGeometry;
+use crate::kernels::epilogue::Epilogue;
 use crate::kernels::isa::{dispatch, Isa, Kernel, Simd};
 use crate::kernels::parallel;
 
@@ -58,6 +59,7 @@ pub fn workers(g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
 /// satisfy [`fits`]; `scratch` holds what
 /// [`ConvPath::scratch_len`](super::ConvPath::scratch_len) says: a
 /// cache-line-padded slice of [`scratch_len`] values per thread.
+/// `epilogue` runs on each output row as soon as it is computed.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     g: &ConvGeometry,
@@ -69,6 +71,7 @@ pub fn conv2d(
     scratch: &mut [f32],
     threads: usize,
     isa: Isa,
+    epilogue: Epilogue<'_>,
 ) {
     assert!(fits(g, out_c, isa), "direct conv2d: unsupported geometry");
     assert!(input.len() >= g.input_len(), "conv2d: input too short");
@@ -94,6 +97,7 @@ pub fn conv2d(
         for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
             let row = u * unit + r;
             output_row(g, input, kernel, bias, out_c, row, out_row, buf, isa);
+            epilogue.apply(out_row, out_c);
         }
     });
 }
@@ -171,6 +175,21 @@ pub fn gemm_fits(m: usize, n: usize, isa: Isa) -> bool {
 /// When [`gemm_fits`] is false or a slice is too short (sizes whose
 /// product overflows are too large for any slice).
 pub fn gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    gemm_bias(isa, (m, k, n), a, b, None, c);
+}
+
+/// [`gemm`] plus `bias` (`n` values) on every row: `c = a · b + bias`.
+///
+/// # Panics
+/// As [`gemm`], and when `bias` is shorter than `n`.
+pub fn gemm_bias(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+) {
     assert!(gemm_fits(m, n, isa), "direct gemm: unsupported size");
     let fits =
         |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|v| len >= v);
@@ -188,7 +207,7 @@ pub fn gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mu
         kwc: k,
         w: &b[..k * n],
         n,
-        bias: None,
+        bias: bias.map(|b| &b[..n]),
     };
     dispatch(isa, Blocks { operands, out: c });
 }

@@ -34,6 +34,7 @@ pub(crate) mod direct;
 mod tests;
 pub(crate) mod winograd;
 
+pub use super::epilogue::Epilogue;
 use super::gemm::sgemm_strided;
 pub use super::geometry::ConvGeometry;
 use super::isa::{self, Isa};
@@ -99,10 +100,16 @@ impl ConvPath {
     /// whatever the output channels.
     fn scratch(self, g: &ConvGeometry) -> (usize, usize) {
         match self {
-            ConvPath::Im2col => (
-                0,
-                max_tile_rows(g, 0).min(g.out_pixels()) * k_chunk(g.patch_len()),
-            ),
+            ConvPath::Im2col => {
+                let tiled = max_tile_rows(g, 0).min(g.out_pixels()) * k_chunk(g.patch_len());
+                // A small output takes whole patches when the unpacked GEMM
+                // can run it (that depends on the channels too).
+                let unpacked = match small_output(g) {
+                    true => unpacked_unit_rows(g) * g.patch_len(),
+                    false => 0,
+                };
+                (0, tiled.max(unpacked))
+            }
             ConvPath::Pointwise => (0, 0),
             ConvPath::Direct(_) => (0, direct::scratch_len(g)),
             ConvPath::Winograd => winograd::scratch_len(g, 2),
@@ -121,7 +128,10 @@ impl ConvPath {
             ConvPath::Im2col | ConvPath::Pointwise => {
                 let m = g.out_pixels();
                 // No output rows: no tiles, one (idle) thread.
-                let units = m.div_ceil(tile_rows(g, out_c).max(1));
+                let units = match small_output(g) {
+                    true => unpacked_units(g),
+                    false => m.div_ceil(tile_rows(g, out_c).max(1)),
+                };
                 let flops = parallel::flops([2, m, g.patch_len(), out_c]);
                 parallel::workers(threads, units, flops)
             }
@@ -181,6 +191,41 @@ fn winograd_path(g: &ConvGeometry) -> Option<ConvPath> {
 /// `threads` beyond the threads the work can use.
 pub fn conv2d_scratch_len(g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
     choose_path(g, out_c).scratch_len(g, out_c, threads)
+}
+
+/// Output rows up to which the im2col and pointwise paths multiply with
+/// the direct kernel's unpacked GEMM instead of `matrixmultiply`: a small
+/// output (batch 1, maps of 16×16 or less) cannot repay `matrixmultiply`'s
+/// packing of the whole kernel, and the allocation of its packing buffer,
+/// on every call (a fifth of ResNet-20's time at batch 1).
+const UNPACKED_MAX_ROWS: usize = 256;
+
+/// Output rows per unit of the unpacked GEMM (whole units: at least this
+/// many rows each, or all of them in one).
+const UNPACKED_UNIT_ROWS: usize = 64;
+
+/// Whether `g`'s output is small enough for the unpacked GEMM (one channel
+/// group only: its GEMM writes whole output rows).
+fn small_output(g: &ConvGeometry) -> bool {
+    g.groups <= 1 && g.out_pixels() <= UNPACKED_MAX_ROWS
+}
+
+/// Units of the unpacked GEMM: fixed by the geometry.
+fn unpacked_units(g: &ConvGeometry) -> usize {
+    (g.out_pixels() / UNPACKED_UNIT_ROWS).max(1)
+}
+
+/// The most output rows in one unit of the unpacked GEMM.
+fn unpacked_unit_rows(g: &ConvGeometry) -> usize {
+    g.out_pixels().div_ceil(unpacked_units(g))
+}
+
+/// The instruction set of the unpacked GEMM for `g` with `out_c`
+/// channels, if it can take it: every unit a whole register block.
+fn unpacked_isa(g: &ConvGeometry, out_c: usize) -> Option<Isa> {
+    let isa = Isa::detect();
+    let fewest_rows = g.out_pixels() / unpacked_units(g);
+    (small_output(g) && direct::gemm_fits(fewest_rows, out_c, isa)).then_some(isa)
 }
 
 /// Patch columns per GEMM call for patches of `k` values: `k` cut into
@@ -350,6 +395,66 @@ fn im2col_cells(
     }
 }
 
+/// A convolution kernel transformed once for the path that computes it
+/// (Winograd's `U`), so that calls need not transform it again: a layer
+/// keeps one until its weights change ([`crate::Tensor::derived`]).
+#[derive(Clone, Debug)]
+pub struct PreparedKernel {
+    path: ConvPath,
+    in_c: usize,
+    out_c: usize,
+    values: Vec<f32>,
+}
+
+impl PreparedKernel {
+    /// `kernel` (HWIO, for `g` with `out_c` channels) prepared for the path
+    /// [`choose_path`] takes, or `None` when that path reads the kernel as
+    /// it is.
+    ///
+    /// # Panics
+    /// When `kernel` is shorter than `g` and `out_c` say.
+    pub fn new(g: &ConvGeometry, kernel: &[f32], out_c: usize) -> Option<Self> {
+        Self::with_path(choose_path(g, out_c), g, kernel, out_c)
+    }
+
+    /// [`PreparedKernel::new`] for a given path.
+    pub(crate) fn with_path(
+        path: ConvPath,
+        g: &ConvGeometry,
+        kernel: &[f32],
+        out_c: usize,
+    ) -> Option<Self> {
+        let t = match path {
+            ConvPath::Winograd => 2,
+            ConvPath::Winograd4 => 4,
+            _ => return None,
+        };
+        Some(PreparedKernel {
+            path,
+            in_c: g.in_c,
+            out_c,
+            values: winograd::transformed_kernel(t, kernel, g.in_c, out_c),
+        })
+    }
+
+    /// The prepared values if they serve `path` for `g` with `out_c`
+    /// channels.
+    fn for_path(&self, path: ConvPath, g: &ConvGeometry, out_c: usize) -> Option<&[f32]> {
+        (self.path == path && self.in_c == g.in_c && self.out_c == out_c)
+            .then_some(&self.values[..])
+    }
+}
+
+/// What a caller may add to a convolution (see [`conv2d_then`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvExtras<'a> {
+    /// The kernel prepared for the path (ignored when it was prepared for
+    /// another path or shape).
+    pub prepared: Option<&'a PreparedKernel>,
+    /// Applied to each piece of output right after it is computed.
+    pub epilogue: Epilogue<'a>,
+}
+
 /// Convolution: `output = conv(input, kernel) + bias`, NHWC in and out,
 /// `kernel` HWIO (`[k_h, k_w, in_c, out_c]`).
 ///
@@ -370,21 +475,59 @@ pub fn conv2d(
     scratch: &mut [f32],
     threads: usize,
 ) {
-    let path = choose_path(g, out_c);
-    conv2d_with(
-        path, g, input, kernel, bias, out_c, output, scratch, threads,
+    conv2d_then(
+        g,
+        input,
+        kernel,
+        bias,
+        out_c,
+        output,
+        scratch,
+        threads,
+        ConvExtras::default(),
     );
 }
 
-/// [`conv2d`] along a given path (for tests and benchmarks). `scratch`
+/// [`conv2d`] with a prepared kernel and an epilogue: `output =
+/// epilogue(conv(input, kernel) + bias)`, the epilogue run on each piece
+/// of output while it is in cache.
+///
+/// # Panics
+/// As [`conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_then(
+    g: &ConvGeometry,
+    input: &[f32],
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out_c: usize,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+    extras: ConvExtras<'_>,
+) {
+    let path = choose_path(g, out_c);
+    let args = Args {
+        g,
+        input,
+        kernel,
+        bias,
+        out_c,
+        extras,
+    };
+    args.run(path, output, scratch, threads);
+}
+
+/// [`conv2d_then`] along a given path (for tests). `scratch`
 /// must hold [`ConvPath::scratch_len`] values.
 ///
 /// # Panics
 /// When there is output to compute and the path does not support `g` and
 /// `out_c` ([`ConvPath::supports`]), when a size of `g` overflows `usize`,
 /// or when a slice is too short.
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_with(
+pub(crate) fn conv2d_with(
     path: ConvPath,
     g: &ConvGeometry,
     input: &[f32],
@@ -394,43 +537,134 @@ pub fn conv2d_with(
     output: &mut [f32],
     scratch: &mut [f32],
     threads: usize,
+    extras: ConvExtras<'_>,
 ) {
-    // Checked first: every size computed below is at most one of these.
-    let (input_len, kernel_len, output_len) = g
-        .checked_lens(out_c)
-        .unwrap_or_else(|| panic!("conv2d: the sizes of {g:?} overflow usize"));
-    assert!(input.len() >= input_len, "conv2d: input too short");
-    assert!(
-        out_c.is_multiple_of(g.groups.max(1)),
-        "conv2d: {out_c} output channels in {} groups",
-        g.groups
-    );
-    assert!(kernel.len() >= kernel_len, "conv2d: kernel too short");
-    assert!(output.len() >= output_len, "conv2d: output too short");
-    if let Some(b) = bias {
-        assert!(b.len() >= out_c, "conv2d: bias too short");
+    let args = Args {
+        g,
+        input,
+        kernel,
+        bias,
+        out_c,
+        extras,
+    };
+    args.run(path, output, scratch, threads);
+}
+
+impl Args<'_> {
+    /// The im2col and pointwise paths on a small output (see
+    /// [`unpacked_isa`]): each unit's whole patches, then one unpacked GEMM
+    /// onto the bias, then the epilogue.
+    fn unpacked(
+        &self,
+        path: ConvPath,
+        isa: Isa,
+        output: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        let Args {
+            g,
+            input,
+            kernel,
+            bias,
+            out_c,
+            extras,
+        } = *self;
+        let (m, k, units) = (g.out_pixels(), g.patch_len(), unpacked_units(g));
+        let mut rest = &mut output[..m * out_c];
+        let mut done = 0;
+        let work = (0..units).map(move |u| {
+            let end = (u + 1) * m / units;
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut((end - done) * out_c);
+            let first = std::mem::replace(&mut done, end);
+            rest = tail;
+            (first, mine)
+        });
+        let per_thread = path.scratch(g).1;
+        let workers = path.workers(g, out_c, threads);
+        parallel::run(
+            workers,
+            work,
+            scratch,
+            per_thread,
+            |(first, out), patches| {
+                let rows = out.len() / out_c;
+                let a: &[f32] = if path == ConvPath::Pointwise {
+                    &input[first * k..(first + rows) * k]
+                } else {
+                    im2col_columns(g, 0, input, first, rows, 0, k, &mut patches[..rows * k]);
+                    &patches[..rows * k]
+                };
+                direct::gemm_bias(isa, (rows, k, out_c), a, kernel, bias, out);
+                extras.epilogue.apply(out, out_c);
+            },
+        );
     }
-    // Nothing to compute (an empty batch, no filters): every path agrees.
-    if output_len == 0 {
-        return;
-    }
-    assert!(
-        path.supports(g, out_c),
-        "conv2d: {path:?} cannot compute {g:?}"
-    );
-    match path {
-        ConvPath::Direct(isa) => {
-            direct::conv2d(g, input, kernel, bias, out_c, output, scratch, threads, isa)
+}
+
+/// One convolution's operands, for every path.
+struct Args<'a> {
+    g: &'a ConvGeometry,
+    input: &'a [f32],
+    kernel: &'a [f32],
+    bias: Option<&'a [f32]>,
+    out_c: usize,
+    extras: ConvExtras<'a>,
+}
+
+impl Args<'_> {
+    /// Checks the sizes, then computes along `path`.
+    fn run(&self, path: ConvPath, output: &mut [f32], scratch: &mut [f32], threads: usize) {
+        let Args {
+            g,
+            input,
+            kernel,
+            bias,
+            out_c,
+            extras,
+        } = *self;
+        // Checked first: every size computed below is at most one of these.
+        let (input_len, kernel_len, output_len) = g
+            .checked_lens(out_c)
+            .unwrap_or_else(|| panic!("conv2d: the sizes of {g:?} overflow usize"));
+        assert!(input.len() >= input_len, "conv2d: input too short");
+        assert!(
+            out_c.is_multiple_of(g.groups.max(1)),
+            "conv2d: {out_c} output channels in {} groups",
+            g.groups
+        );
+        assert!(kernel.len() >= kernel_len, "conv2d: kernel too short");
+        assert!(output.len() >= output_len, "conv2d: output too short");
+        if let Some(b) = bias {
+            assert!(b.len() >= out_c, "conv2d: bias too short");
         }
-        ConvPath::Winograd => {
-            winograd::conv2d(2, g, input, kernel, bias, out_c, output, scratch, threads)
+        // Nothing to compute (an empty batch, no filters): every path agrees.
+        if output_len == 0 {
+            return;
         }
-        ConvPath::Winograd4 => {
-            winograd::conv2d(4, g, input, kernel, bias, out_c, output, scratch, threads)
+        assert!(
+            path.supports(g, out_c),
+            "conv2d: {path:?} cannot compute {g:?}"
+        );
+        let epilogue = extras.epilogue;
+        let then = winograd::Then {
+            transformed: extras.prepared.and_then(|p| p.for_path(path, g, out_c)),
+            epilogue,
+        };
+        match path {
+            ConvPath::Direct(isa) => direct::conv2d(
+                g, input, kernel, bias, out_c, output, scratch, threads, isa, epilogue,
+            ),
+            ConvPath::Winograd => winograd::conv2d(
+                2, g, input, kernel, bias, out_c, output, scratch, threads, then,
+            ),
+            ConvPath::Winograd4 => winograd::conv2d(
+                4, g, input, kernel, bias, out_c, output, scratch, threads, then,
+            ),
+            ConvPath::Im2col | ConvPath::Pointwise => tiled_gemm(
+                path, g, input, kernel, bias, out_c, output, scratch, threads, epilogue,
+            ),
         }
-        ConvPath::Im2col | ConvPath::Pointwise => tiled_gemm(
-            path, g, input, kernel, bias, out_c, output, scratch, threads,
-        ),
     }
 }
 
@@ -448,7 +682,22 @@ fn tiled_gemm(
     output: &mut [f32],
     scratch: &mut [f32],
     threads: usize,
+    epilogue: Epilogue<'_>,
 ) {
+    if let Some(isa) = unpacked_isa(g, out_c) {
+        let operands = Args {
+            g,
+            input,
+            kernel,
+            bias,
+            out_c,
+            extras: ConvExtras {
+                prepared: None,
+                epilogue,
+            },
+        };
+        return operands.unpacked(path, isa, output, scratch, threads);
+    }
     let m = g.out_pixels();
     let k = g.patch_len();
     let groups = g.groups.max(1);
@@ -496,6 +745,7 @@ fn tiled_gemm(
                     k0 += width;
                 }
             }
+            epilogue.apply(out_tile, out_c);
         },
     );
 }

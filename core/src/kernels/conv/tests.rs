@@ -11,7 +11,11 @@ use super::backward::{
     conv2d_backward, conv2d_backward_grouped, conv2d_backward_grouped_scratch,
     conv2d_backward_grouped_scratch_len, conv2d_backward_scratch, conv2d_backward_scratch_len,
 };
-use super::{choose_path, conv2d, conv2d_scratch_len, conv2d_with, direct, ConvGeometry, ConvPath};
+use super::{
+    choose_path, conv2d, conv2d_scratch_len, conv2d_with, direct, ConvExtras, ConvGeometry,
+    ConvPath, PreparedKernel,
+};
+use crate::kernels::epilogue::{Epilogue, Step};
 use crate::kernels::isa::Isa;
 use crate::kernels::naive;
 use crate::kernels::testutil::*;
@@ -356,7 +360,7 @@ fn all_paths() -> Vec<ConvPath> {
         ConvPath::Winograd,
         ConvPath::Winograd4,
     ];
-    for isa in [Isa::Avx512, Isa::Avx2] {
+    for isa in Isa::SIMD {
         if isa.available() {
             paths.push(ConvPath::Direct(isa));
         }
@@ -378,8 +382,79 @@ fn path_conv(
 ) -> Vec<f32> {
     let mut out = vec![f32::NAN; g.out_pixels() * co];
     let mut scratch = vec![f32::NAN; path.scratch_len(g, co, threads)];
-    conv2d_with(path, g, x, k, bias, co, &mut out, &mut scratch, threads);
+    conv2d_with(
+        path,
+        g,
+        x,
+        k,
+        bias,
+        co,
+        &mut out,
+        &mut scratch,
+        threads,
+        ConvExtras::default(),
+    );
     out
+}
+
+fn relu(values: &mut [f32], _: usize) {
+    values.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+/// A prepared kernel and a fused epilogue change nothing but where the work
+/// happens: `path` with both, on 1 and 3 threads, gives bitwise what the
+/// plain call (`plain`) followed by the epilogue gives.
+#[allow(clippy::too_many_arguments)]
+fn check_extras(
+    path: ConvPath,
+    g: &ConvGeometry,
+    x: &[f32],
+    k: &[f32],
+    bias: Option<&[f32]>,
+    co: usize,
+    plain: &[f32],
+) -> Result<(), TestCaseError> {
+    let scale: Vec<f32> = (0..co).map(|c| 0.5 + c as f32 / 7.0).collect();
+    let shift: Vec<f32> = (0..co).map(|c| c as f32 / 5.0 - 1.0).collect();
+    let steps = [
+        Step::Affine {
+            scale: &scale,
+            shift: &shift,
+        },
+        Step::Map(relu),
+    ];
+    let epilogue = Epilogue::new(&steps);
+    let mut expected = plain.to_vec();
+    epilogue.apply(&mut expected, co);
+    let prepared = PreparedKernel::with_path(path, g, k, co);
+    let is_winograd = matches!(path, ConvPath::Winograd | ConvPath::Winograd4);
+    prop_assert_eq!(prepared.is_some(), is_winograd);
+    for threads in [1, 3] {
+        let mut out = vec![f32::NAN; g.out_pixels() * co];
+        let mut scratch = vec![f32::NAN; path.scratch_len(g, co, threads)];
+        let extras = ConvExtras {
+            prepared: prepared.as_ref(),
+            epilogue,
+        };
+        conv2d_with(
+            path,
+            g,
+            x,
+            k,
+            bias,
+            co,
+            &mut out,
+            &mut scratch,
+            threads,
+            extras,
+        );
+        let same_bits = out
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        prop_assert!(same_bits, "{:?}, {} threads: fused differs", path, threads);
+    }
+    Ok(())
 }
 
 /// Checks every path that supports `geo` against the reference, and that
@@ -417,6 +492,7 @@ fn check_paths(geo: &Geo, co: usize, with_bias: bool, seed: u64) -> Result<usize
                 .all(|(a, b)| a.to_bits() == b.to_bits());
             prop_assert!(same_bits, "{:?}: {} threads differ from 1", path, threads);
         }
+        check_extras(path, &g, &x, &k, bias, co, &one)?;
         checked += 1;
     }
     // What `conv2d` itself picks, with the scratch the layer gives it.
@@ -889,7 +965,7 @@ fn backward_scratch_follows_the_work_not_the_thread_count() {
 #[test]
 fn direct_gemm_rejects_sizes_that_overflow() {
     let k = (((1u128 << 64) + 2) / 6) as usize;
-    for isa in [Isa::Avx2, Isa::Avx512] {
+    for isa in Isa::SIMD {
         if !isa.available() {
             continue;
         }
@@ -910,7 +986,7 @@ fn direct_gemm_rejects_sizes_that_overflow() {
 /// short. Each must panic before the unchecked block code runs.
 #[test]
 fn direct_gemm_rejects_short_slices_and_small_sizes() {
-    for isa in [Isa::Avx2, Isa::Avx512] {
+    for isa in Isa::SIMD {
         if !isa.available() {
             continue;
         }
@@ -976,6 +1052,7 @@ fn forward_paths_reject_hostile_sizes() {
                     &mut out,
                     &mut scratch,
                     threads,
+                    ConvExtras::default(),
                 )
             });
             std::panic::catch_unwind(call).is_err()
@@ -1017,6 +1094,7 @@ fn forward_paths_reject_hostile_sizes() {
             &mut none,
             &mut [],
             usize::MAX,
+            ConvExtras::default(),
         );
     }
     let mut none: [f32; 0] = [];
@@ -1143,7 +1221,7 @@ proptest! {
         prop_assert!(chosen.supports(&g, co));
         if !g.is_plain() {
             prop_assert!(matches!(chosen, ConvPath::Im2col | ConvPath::Pointwise), "{:?}", chosen);
-            for isa in [Isa::Avx512, Isa::Avx2] {
+            for isa in Isa::SIMD {
                 prop_assert!(!ConvPath::Direct(isa).supports(&g, co));
             }
             prop_assert!(!ConvPath::Winograd.supports(&g, co) && !ConvPath::Winograd4.supports(&g, co));
@@ -1294,5 +1372,15 @@ fn backward_scratch_twins_match_and_ignore_stale_scratch() {
             );
             assert_eq!(grouped, twin, "{g:?} on {threads} threads");
         }
+    }
+}
+
+/// Winograd pads a unit's GEMM to [`winograd::MIN_GEMM_ROWS`] rows so that
+/// small units stay on the direct kernel: that must be a whole register
+/// block on every instruction set.
+#[test]
+fn winograd_gemm_rows_cover_every_register_block() {
+    for isa in Isa::SIMD {
+        assert!(isa.block().0 <= super::winograd::MIN_GEMM_ROWS, "{isa:?}");
     }
 }

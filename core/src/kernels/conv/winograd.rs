@@ -18,13 +18,16 @@
 //! from the geometry alone): a unit transforms its input tiles into `V`,
 //! runs the GEMMs into `M`, and transforms `M` back into its output rows,
 //! bias added, all within a per-thread scratch block that stays in cache.
-//! Output channels go in blocks of at most [`COUT_BLOCK`], whose
-//! transformed weights `U` are computed once per call (per block) into the
-//! shared part of the scratch; caching them in the layer would save that
-//! (a pass over the kernel writing `(T+2)² · Cin · Cout` values per call).
+//! Output channels go in blocks of at most [`COUT_BLOCK`]. Their
+//! transformed weights `U` come from the caller when it has them
+//! ([`transformed_kernel`], which a layer computes once and keeps until its
+//! weights change), or are computed per call (per block) into the shared
+//! part of the scratch: a pass over the kernel writing `(T+2)² · Cin ·
+//! Cout` values, which at batch 1 costs as much as the GEMMs.
 
 use super::direct;
 use super::ConvGeometry;
+use crate::kernels::epilogue::Epilogue;
 use crate::kernels::gemm::sgemm;
 use crate::kernels::isa::{dispatch, Isa, Kernel, Simd};
 use crate::kernels::parallel;
@@ -86,6 +89,19 @@ fn unit_tiles(g: &ConvGeometry, t: usize) -> usize {
     rows * tiles_w(g, t)
 }
 
+/// GEMM rows of a unit of `tiles` tiles: at least one register block of
+/// the direct kernel (12 rows), the rows past the tiles zero. A small image
+/// at batch 1 (8×8 outputs: four 4×4 tiles) would otherwise go to
+/// `matrixmultiply`, which packs its operands into memory it allocates on
+/// every call: slower than computing a few rows of zeros.
+fn gemm_rows(tiles: usize) -> usize {
+    tiles.max(MIN_GEMM_ROWS)
+}
+
+/// The most pixels a direct-kernel register block has on any instruction
+/// set (see `Isa::block`).
+pub(crate) const MIN_GEMM_ROWS: usize = 12;
+
 /// `(shared, per_thread)` scratch values for `g` with `t × t` output
 /// tiles (2 or 4).
 pub fn scratch_len(g: &ConvGeometry, t: usize) -> (usize, usize) {
@@ -94,7 +110,7 @@ pub fn scratch_len(g: &ConvGeometry, t: usize) -> (usize, usize) {
     }
     let pos = positions(t);
     let shared = pos * g.in_c * COUT_BLOCK;
-    let per_thread = pos * unit_tiles(g, t) * (g.in_c + COUT_BLOCK);
+    let per_thread = pos * gemm_rows(unit_tiles(g, t)) * (g.in_c + COUT_BLOCK);
     (shared, per_thread)
 }
 
@@ -128,6 +144,7 @@ pub fn conv2d(
     output: &mut [f32],
     scratch: &mut [f32],
     threads: usize,
+    then: Then<'_>,
 ) {
     assert!(fits(g), "winograd conv2d: not a 3x3 stride-1 window");
     assert!(
@@ -145,6 +162,12 @@ pub fn conv2d(
     if let Some(b) = bias {
         assert!(b.len() >= out_c, "conv2d: bias too short");
     }
+    if let Some(u) = then.transformed {
+        assert!(
+            u.len() >= transformed_kernel_len(t, cin, out_c),
+            "conv2d: transformed kernel too short"
+        );
+    }
     let (shared_len, per_thread) = scratch_len(g, t);
     let (u, rest) = scratch.split_at_mut(shared_len);
     let tile_rows = g.batch * tiles_h(g, t);
@@ -155,9 +178,21 @@ pub fn conv2d(
     let mut co0 = 0;
     while co0 < out_c {
         let cb = COUT_BLOCK.min(out_c - co0);
-        let u = &mut u[..pos * cin * cb];
-        transform_kernel(t, kernel, cin, out_c, co0, cb, u);
-        let u = &*u;
+        let u: &[f32] = match then.transformed {
+            Some(all) => &all[pos * cin * co0..pos * cin * (co0 + cb)],
+            None => {
+                let u = &mut u[..pos * cin * cb];
+                transform_kernel(t, kernel, cin, out_c, co0, cb, u);
+                u
+            }
+        };
+        // The epilogue needs every channel of a pixel: it runs with the
+        // last block, whose units cover the same output rows as the others.
+        let epilogue = if co0 + cb == out_c {
+            then.epilogue
+        } else {
+            Epilogue::NONE
+        };
         let mut remaining = &mut output[..g.out_pixels() * out_c];
         let mut next_row = 0;
         let work = (0..units).map(move |unit| {
@@ -180,12 +215,50 @@ pub fn conv2d(
             co0,
             cb,
             isa: Isa::detect(),
+            epilogue,
         };
         parallel::run(workers, work, rest, per_thread, |(tr0, tr1, out), buf| {
             job.run(tr0, tr1, out, buf);
         });
         co0 += cb;
     }
+}
+
+/// What a caller adds to [`conv2d`]: the kernel already transformed, and
+/// an epilogue.
+#[derive(Clone, Copy, Default)]
+pub struct Then<'a> {
+    /// [`transformed_kernel`] of the kernel for the same tile size, or
+    /// `None` to transform per call.
+    pub transformed: Option<&'a [f32]>,
+    /// Applied to the output rows of each unit once they are complete.
+    pub epilogue: Epilogue<'a>,
+}
+
+/// Values of [`transformed_kernel`] for `t × t` tiles.
+pub fn transformed_kernel_len(t: usize, cin: usize, cout: usize) -> usize {
+    positions(t) * cin * cout
+}
+
+/// The transformed weights `U` of every output-channel block, the blocks
+/// one after another (block `co0 ..+ cb` at `(t+2)² · cin · co0`, laid out
+/// as [`conv2d`] computes it per call): what a layer keeps so that
+/// [`conv2d`] need not transform its kernel on every call.
+///
+/// # Panics
+/// When `t` is not 2 or 4, or `kernel` is shorter than `9 · cin · cout`.
+pub fn transformed_kernel(t: usize, kernel: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    assert!(t == 2 || t == 4, "winograd: tiles of 2x2 or 4x4 only");
+    assert!(kernel.len() >= 9 * cin * cout, "winograd: kernel too short");
+    let mut u = vec![0.0; transformed_kernel_len(t, cin, cout)];
+    let mut co0 = 0;
+    while co0 < cout {
+        let cb = COUT_BLOCK.min(cout - co0);
+        let block = &mut u[positions(t) * cin * co0..positions(t) * cin * (co0 + cb)];
+        transform_kernel(t, kernel, cin, cout, co0, cb, block);
+        co0 += cb;
+    }
+    u
 }
 
 /// First output row (over the batch) of tile row `tr`.
@@ -355,6 +428,8 @@ struct Unit<'a> {
     co0: usize,
     cb: usize,
     isa: Isa,
+    /// Run on the unit's output rows once they are complete.
+    epilogue: Epilogue<'a>,
 }
 
 impl Unit<'_> {
@@ -368,10 +443,11 @@ impl Unit<'_> {
                 job: self,
                 tr0,
                 tr1,
-                out,
+                out: &mut *out,
                 buf,
             },
         );
+        self.epilogue.apply(out, self.out_c);
     }
 }
 
@@ -430,8 +506,13 @@ fn unit<const T: usize, const P: usize, const Q: usize>(
     let th = tiles_h(g, T);
     let tw = tiles_w(g, T);
     let tiles = (tr1 - tr0) * tw;
-    let (v, rest) = buf.split_at_mut(pos * tiles * cin);
-    let m = &mut rest[..pos * tiles * cb];
+    // `V[p]` and `M[p]` have `height` rows: the tiles, then zeros.
+    let height = gemm_rows(tiles);
+    let (v, rest) = buf.split_at_mut(pos * height * cin);
+    let m = &mut rest[..pos * height * cb];
+    for p in 0..pos {
+        v[(p * height + tiles) * cin..(p + 1) * height * cin].fill(0.0);
+    }
 
     // Work arrays of the transforms, set up once: every use overwrites
     // what it reads.
@@ -442,20 +523,20 @@ fn unit<const T: usize, const P: usize, const Q: usize>(
         let (b, ty) = (tr / th, tr % th);
         for tx in 0..tw {
             let tile = (tr - tr0) * tw + tx;
-            transform_input_tile::<T, P, Q>(g, input, b, ty, tx, tile, tiles, v, &mut ws);
+            transform_input_tile::<T, P, Q>(g, input, b, ty, tx, tile, height, v, &mut ws);
         }
     }
 
     // The GEMMs: M[p] = V[p] · U[p]. They go to the direct kernel's
     // unpacked micro-kernel when the CPU has one (measured faster than
     // packing on c2-c6, even at Cin = 256).
-    let unpacked = direct::gemm_fits(tiles, cb, isa);
+    let unpacked = direct::gemm_fits(height, cb, isa);
     for p in 0..pos {
-        let a = &v[p * tiles * cin..(p + 1) * tiles * cin];
+        let a = &v[p * height * cin..(p + 1) * height * cin];
         let b = &u[p * cin * cb..(p + 1) * cin * cb];
-        let c = &mut m[p * tiles * cb..(p + 1) * tiles * cb];
+        let c = &mut m[p * height * cb..(p + 1) * height * cb];
         if unpacked {
-            direct::gemm(isa, tiles, cin, cb, a, b, c);
+            direct::gemm(isa, height, cin, cb, a, b, c);
         } else {
             sgemm(tiles, cin, cb, a, b, 0.0, c);
         }
@@ -473,7 +554,7 @@ fn unit<const T: usize, const P: usize, const Q: usize>(
             let mut c = 0;
             while c < cb {
                 let lanes = if cb - c >= LANES { LANES } else { 1 };
-                let at = |p: usize| (p * tiles + tile) * cb + c;
+                let at = |p: usize| (p * height + tile) * cb + c;
                 if lanes == LANES {
                     for (p, row) in ws.a.iter_mut().take(pos).enumerate() {
                         row.copy_from_slice(&m[at(p)..at(p) + LANES]);
@@ -542,7 +623,7 @@ impl<const P: usize, const Q: usize> Work<P, Q> {
 }
 
 /// Writes `Bᵀ d B` of the `(T+2)×(T+2)` input patch of tile `(ty, tx)` of
-/// image `b` into `v[p][tile][..]` (`v` holds `(T+2)² × tiles × in_c`).
+/// image `b` into `v[p][tile][..]` (`v` holds `(T+2)² × height × in_c`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn transform_input_tile<const T: usize, const P: usize, const Q: usize>(
@@ -552,7 +633,7 @@ fn transform_input_tile<const T: usize, const P: usize, const Q: usize>(
     ty: usize,
     tx: usize,
     tile: usize,
-    tiles: usize,
+    height: usize,
     v: &mut [f32],
     ws: &mut Work<P, Q>,
 ) {
@@ -580,7 +661,7 @@ fn transform_input_tile<const T: usize, const P: usize, const Q: usize>(
             }
             input_transform::<T, LANES, P>(&ws.a, &mut ws.t, &mut ws.v);
             for (p, x) in ws.v.iter().take(pos).enumerate() {
-                let at = (p * tiles + tile) * cin + c;
+                let at = (p * height + tile) * cin + c;
                 v[at..at + LANES].copy_from_slice(x);
             }
             c += LANES;
@@ -592,7 +673,7 @@ fn transform_input_tile<const T: usize, const P: usize, const Q: usize>(
             let (mut t1, mut v1) = ([[0.0f32; 1]; P], [[0.0f32; 1]; P]);
             input_transform::<T, 1, P>(&d, &mut t1, &mut v1);
             for (p, x) in v1.iter().take(pos).enumerate() {
-                v[(p * tiles + tile) * cin + c] = x[0];
+                v[(p * height + tile) * cin + c] = x[0];
             }
             c += 1;
         }

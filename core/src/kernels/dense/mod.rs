@@ -109,10 +109,25 @@ pub fn forward(
     }
 }
 
+/// Rows of the kernel gradient per unit of [`backward`]'s work.
+pub const GRAD_ROW_BLOCK: usize = 512;
+
+/// One unit of [`backward`]'s work: the input gradient, or the kernel
+/// gradient's rows from the given one on.
+enum Part<'a> {
+    Input(&'a mut [f32]),
+    Kernel(usize, &'a mut [f32]),
+}
+
 /// The gradients of a dense layer `Y = X · W + bias` (`X` is `rows × n_in`,
 /// `W` is `n_in × units`): adds `Xᵀ · dY` to `grad_kernel` and `Σ dY` to
-/// `grad_bias`, and writes `dY · Wᵀ` to `grad_input`. Two GEMMs reading the
+/// `grad_bias`, and writes `dY · Wᵀ` to `grad_input`. GEMMs reading the
 /// transposed operands in place: it needs no work space.
+///
+/// The input gradient and fixed blocks of [`GRAD_ROW_BLOCK`] rows of the
+/// kernel gradient are independent products, shared among up to `threads`
+/// threads; each is computed the same way whichever thread takes it, so
+/// the result does not depend on `threads`.
 ///
 /// # Panics
 /// When a slice is shorter than the sizes say.
@@ -125,31 +140,58 @@ pub fn backward(
     grad_kernel: &mut [f32],
     grad_bias: Option<&mut [f32]>,
     grad_input: &mut [f32],
+    threads: usize,
 ) {
+    let out_len = rows
+        .checked_mul(units)
+        .expect("dense: output size overflows");
+    let kernel_len = n_in
+        .checked_mul(units)
+        .expect("dense: kernel size overflows");
+    let in_len = rows.checked_mul(n_in).expect("dense: input size overflows");
+    assert!(grad_output.len() >= out_len, "dense: grad_output too short");
+    assert!(
+        grad_kernel.len() >= kernel_len,
+        "dense: grad_kernel too short"
+    );
+    assert!(grad_input.len() >= in_len, "dense: grad_input too short");
     if let Some(gb) = grad_bias {
-        let len = rows
-            .checked_mul(units)
-            .expect("dense: output size overflows");
-        add_column_sums(&grad_output[..len], gb);
+        add_column_sums(&grad_output[..out_len], gb);
     }
-    sgemm_general(
-        (n_in, rows, units),
-        input,
-        (1, n_in),
-        grad_output,
-        (units, 1),
-        1.0,
-        grad_kernel,
-        (units, 1),
-    );
-    sgemm_general(
-        (rows, units, n_in),
-        grad_output,
-        (units, 1),
-        kernel,
-        (1, units),
-        0.0,
-        grad_input,
-        (n_in, 1),
-    );
+    if rows == 0 {
+        // No samples: dW gains nothing and dX is empty.
+        return;
+    }
+    let block = GRAD_ROW_BLOCK * units.max(1);
+    let blocks = grad_kernel[..kernel_len]
+        .chunks_mut(block)
+        .enumerate()
+        .map(|(i, rows)| Part::Kernel(i * GRAD_ROW_BLOCK, rows));
+    let parts = std::iter::once(Part::Input(&mut grad_input[..in_len])).chain(blocks);
+    let flops = parallel::flops([4, rows, n_in, units]);
+    let workers = parallel::workers(threads, 1 + n_in.div_ceil(GRAD_ROW_BLOCK), flops);
+    parallel::run(workers, parts, &mut [], 0, |part, _| match part {
+        // dX (rows × n_in) = dY (rows × units) · Wᵀ (units × n_in)
+        Part::Input(gi) => sgemm_general(
+            (rows, units, n_in),
+            grad_output,
+            (units, 1),
+            kernel,
+            (1, units),
+            0.0,
+            gi,
+            (n_in, 1),
+        ),
+        // dW[first ..] (h × units) += X[:, first ..]ᵀ (h × rows) · dY
+        Part::Kernel(first, gk) => sgemm_general(
+            (gk.len() / units.max(1), rows, units),
+            &input[first..],
+            (1, n_in),
+            grad_output,
+            (units, 1),
+            1.0,
+            gk,
+            (units, 1),
+        ),
+    });
 }

@@ -51,6 +51,7 @@ fn dense_backward_matches_finite_differences() {
                 &mut gk,
                 with_bias.then_some(gb.as_mut_slice()),
                 &mut gi,
+                1,
             );
             let dk: Vec<f32> = gk.iter().zip(&gk0).map(|(a, b)| a - b).collect();
             let db: Vec<f32> = gb.iter().zip(&gb0).map(|(a, b)| a - b).collect();
@@ -221,6 +222,7 @@ fn dense_rejects_hostile_sizes() {
                     &mut gk,
                     None,
                     &mut gi,
+                    4,
                 );
             }),
             "backward ({rows}, {k}, {units}): no panic"
@@ -259,7 +261,56 @@ fn dense_rejects_hostile_sizes() {
         &mut [0.0; 12],
         None,
         &mut [],
+        2,
     );
-    backward((1, 4, 0), &[1.0; 4], &[], &[], &mut [], None, &mut gi);
+    backward((1, 4, 0), &[1.0; 4], &[], &[], &mut [], None, &mut gi, 2);
     assert_eq!(gi, [0.0; 4], "an empty product still defines dX = 0");
+}
+
+/// The backward pass shares the input gradient and fixed blocks of kernel
+/// gradient rows among threads: past one block of rows, the gradients
+/// match the plain products and are the same bits on any thread count.
+#[test]
+fn dense_backward_is_thread_invariant() {
+    let (rows, n_in, units) = (24, 2 * GRAD_ROW_BLOCK + 37, 70);
+    let mut rng = rng(5);
+    let x = uniform_f32(&mut rng, rows * n_in, -1.0, 1.0);
+    let w = uniform_f32(&mut rng, n_in * units, -1.0, 1.0);
+    let dy = uniform_f32(&mut rng, rows * units, -1.0, 1.0);
+    let run = |threads: usize| {
+        let (mut gk, mut gb) = (vec![0.5f32; w.len()], vec![0.25f32; units]);
+        let mut gi = vec![f32::NAN; x.len()];
+        let sizes = (rows, n_in, units);
+        backward(sizes, &x, &w, &dy, &mut gk, Some(&mut gb), &mut gi, threads);
+        (gk, gb, gi)
+    };
+    let (gk, gb, gi) = run(1);
+    for threads in [2, 3, 8] {
+        assert!(
+            run(threads) == (gk.clone(), gb.clone(), gi.clone()),
+            "{threads} threads"
+        );
+    }
+    for i in 0..n_in {
+        for u in 0..units {
+            let want: f64 = (0..rows)
+                .map(|r| x[r * n_in + i] as f64 * dy[r * units + u] as f64)
+                .sum();
+            let got = (gk[i * units + u] - 0.5) as f64;
+            assert!((got - want).abs() < 1e-4, "dW[{i}, {u}]: {got} vs {want}");
+        }
+    }
+    for r in 0..rows {
+        for i in 0..n_in {
+            let want: f64 = (0..units)
+                .map(|u| dy[r * units + u] as f64 * w[i * units + u] as f64)
+                .sum();
+            let got = gi[r * n_in + i] as f64;
+            assert!((got - want).abs() < 1e-4, "dX[{r}, {i}]: {got} vs {want}");
+        }
+    }
+    for (u, b) in gb.iter().enumerate() {
+        let want: f64 = (0..rows).map(|r| dy[r * units + u] as f64).sum();
+        assert!(((b - 0.25) as f64 - want).abs() < 1e-4, "db[{u}]");
+    }
 }

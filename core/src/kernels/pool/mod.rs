@@ -103,6 +103,11 @@ fn window(g: &ConvGeometry, oy: usize, ox: usize) -> (usize, usize, usize, usize
     (y0, y1, x0, x1)
 }
 
+/// Channels [`max_pool2d_backward`] routes at once: its winners and
+/// running maxima live in fixed arrays of this many lanes (a multiple of
+/// every SIMD width, so the channel loops vectorise).
+const ROUTE_LANES: usize = 32;
+
 /// Max pooling's input gradient: each output's gradient goes to the input
 /// cell that won its window (the first maximum in row-major order, padding
 /// never winning); overlapping windows add up.
@@ -114,32 +119,107 @@ pub fn max_pool2d_backward(
 ) {
     let c = g.in_c;
     assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
+    assert!(input.len() >= g.input_len(), "pool: input too short");
+    assert!(
+        grad_output.len() >= g.out_pixels() * c,
+        "pool: grad_output too short"
+    );
     grad_input[..g.input_len()].fill(0.0);
+    let image = g.in_h * g.in_w * c;
     for b in 0..g.batch {
-        let base = b * g.in_h * g.in_w * c;
+        let x = &input[b * image..(b + 1) * image];
+        let dx = &mut grad_input[b * image..(b + 1) * image];
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
-                let (y0, y1, x0, x1) = window(g, oy, ox);
                 let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
-                for ch in 0..c {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut at = usize::MAX;
-                    for iy in y0..y1 {
-                        for ix in x0..x1 {
-                            let i = base + (iy * g.in_w + ix) * c + ch;
-                            if at == usize::MAX || input[i] > best {
-                                best = input[i];
-                                at = i;
-                            }
-                        }
-                    }
-                    if at != usize::MAX {
-                        grad_input[at] += grad_output[o + ch];
-                    }
+                let window = window(g, oy, ox);
+                for c0 in (0..c).step_by(ROUTE_LANES) {
+                    let lanes = ROUTE_LANES.min(c - c0);
+                    let dy = &grad_output[o + c0..o + c0 + lanes];
+                    route_window(g, window, (c0, lanes), x, dy, dx);
                 }
             }
         }
     }
+}
+
+/// Routes `dy` (channels `c0 .. c0 + lanes` of one output) to the winners
+/// of its clipped `window` in `dx`, both one image. Every cell of the
+/// window gets `dy` or zero added per lane (a select, not a branch: which
+/// cell wins is data, and random data defeats the branch predictor).
+fn route_window(
+    g: &ConvGeometry,
+    (y0, y1, x0, x1): (usize, usize, usize, usize),
+    (c0, lanes): (usize, usize),
+    x: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    if y0 >= y1 || x0 >= x1 {
+        return;
+    }
+    let c = g.in_c;
+    let at = |iy: usize, ix: usize| (iy * g.in_w + ix) * c + c0;
+    let mut best = [f32::NEG_INFINITY; ROUTE_LANES];
+    let mut winner = [0u32; ROUTE_LANES];
+    best[..lanes].copy_from_slice(&x[at(y0, x0)..at(y0, x0) + lanes]);
+    // Cells in row-major order, numbered from 0: strictly greater wins, so
+    // the first maximum keeps it (and a NaN, never greater, never takes
+    // over, as in the forward pass).
+    let mut cell = 0u32;
+    for iy in y0..y1 {
+        for ix in x0..x1 {
+            let v = &x[at(iy, ix)..at(iy, ix) + lanes];
+            for ((b, w), &v) in best.iter_mut().zip(&mut winner).zip(v) {
+                // Selects as bit masks: written with `if`, the compiler
+                // kept a branch per lane.
+                let take = lane_mask(v > *b);
+                *b = f32::from_bits((b.to_bits() & !take) | (v.to_bits() & take));
+                *w = (*w & !take) | (cell & take);
+            }
+            cell += 1;
+        }
+    }
+    let mut cell = 0u32;
+    for iy in y0..y1 {
+        for ix in x0..x1 {
+            let d = &mut dx[at(iy, ix)..at(iy, ix) + lanes];
+            for ((d, &w), &dy) in d.iter_mut().zip(&winner).zip(dy) {
+                *d += f32::from_bits(dy.to_bits() & lane_mask(w == cell));
+            }
+            cell += 1;
+        }
+    }
+}
+
+/// All ones when `on`, else zero: a per-lane select mask.
+fn lane_mask(on: bool) -> u32 {
+    0u32.wrapping_sub(u32::from(on))
+}
+
+/// [`max_pool2d_backward`] with the batch's images shared among up to
+/// `threads` threads: windows never span two images, so each image's
+/// gradient is computed the same way whichever thread takes it.
+pub fn max_pool2d_backward_threaded(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+    threads: usize,
+) {
+    let image_in = g.in_h * g.in_w * g.in_c;
+    let image_out = g.out_h * g.out_w * g.in_c;
+    // As the forward pass: a thread pays for itself on ~256 K reads.
+    let work = g.out_pixels() * g.in_c * g.k_h * g.k_w;
+    let workers = threads.max(1).min(g.batch).min((work >> 18).max(1));
+    let one = ConvGeometry { batch: 1, ..*g };
+    let items = input[..g.batch * image_in]
+        .chunks(image_in.max(1))
+        .zip(grad_output[..g.batch * image_out].chunks(image_out.max(1)))
+        .zip(grad_input[..g.batch * image_in].chunks_mut(image_in.max(1)));
+    crate::kernels::parallel::run(workers, items, &mut [], 0, |((x, dy), dx), _| {
+        max_pool2d_backward(&one, x, dy, dx);
+    });
 }
 
 /// Average pooling's input gradient: each output's gradient is shared

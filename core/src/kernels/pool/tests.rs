@@ -357,3 +357,67 @@ fn threaded_pooling_is_bitwise_serial() {
         assert_eq!(run(1), run(3));
     }
 }
+
+/// Max pooling's backward pass written the plain way: per output and
+/// channel, the first strict maximum of the clipped window in row-major
+/// order takes the gradient.
+fn max_backward_reference(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let c = g.in_c;
+    let mut dx = vec![0.0f32; g.input_len()];
+    for b in 0..g.batch {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let ys = (oy * g.s_h) as isize - g.pad_top as isize;
+                let xs = (ox * g.s_w) as isize - g.pad_left as isize;
+                for ch in 0..c {
+                    let mut winner: Option<(usize, f32)> = None;
+                    for iy in ys.max(0)..(ys + g.k_h as isize).min(g.in_h as isize) {
+                        for ix in xs.max(0)..(xs + g.k_w as isize).min(g.in_w as isize) {
+                            let i = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch;
+                            if winner.is_none_or(|(_, v)| x[i] > v) {
+                                winner = Some((i, x[i]));
+                            }
+                        }
+                    }
+                    if let Some((i, _)) = winner {
+                        dx[i] += dy[((b * g.out_h + oy) * g.out_w + ox) * c + ch];
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// Channel counts past one block of lanes, ties (values from a small set),
+/// NaNs, overlapping and clipped windows: the gradient matches the plain
+/// reference bitwise, on any thread count.
+#[test]
+fn max_pool2d_backward_routes_wide_channels_like_the_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let cases = [
+        (3, (9, 7, 40), (2, 2), (2, 2), Padding::Valid),
+        (2, (8, 8, 33), (3, 3), (1, 1), Padding::Same),
+        (4, (7, 6, 64), (3, 2), (2, 1), Padding::Same),
+        (1, (5, 5, 5), (2, 2), (2, 2), Padding::Same),
+    ];
+    for (batch, input, k, s, p) in cases {
+        let g = ConvGeometry::new(batch, input, k, s, p).unwrap();
+        let mut x: Vec<f32> = random_vec(&mut rng, g.input_len())
+            .iter()
+            .map(|v| (v * 3.0).round())
+            .collect();
+        x[5] = f32::NAN;
+        let dy = random_vec(&mut rng, g.out_pixels() * g.in_c);
+        let reference = max_backward_reference(&g, &x, &dy);
+        for threads in [1, 2, 3] {
+            let mut dx = vec![f32::NAN; g.input_len()];
+            super::max_pool2d_backward_threaded(&g, &x, &dy, &mut dx, threads);
+            let same = dx
+                .iter()
+                .zip(&reference)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{g:?} on {threads} threads");
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Layers fused at inference: a convolution and the per-pixel layers right
+//! after it (BatchNormalization, element-wise activations) in one pass.
+//!
+//! `Conv2D => BatchNormalization => relu` written as three layers would
+//! write the convolution's output, then read and write it once per layer
+//! after it. `sequential!` instead calls [`fused_into`] for such a run: the
+//! later layers become the steps of an [`Epilogue`] that the convolution's
+//! kernel applies to each piece of its output while it is in cache. The
+//! layers stay what they are (their own fields, weight keys, tapes and
+//! backward passes); only `forward_into` takes the shortcut, and only when
+//! every later layer can be a step under the context (BatchNormalization
+//! cannot while it normalises with batch statistics): otherwise the run
+//! goes layer by layer. Fused and unfused give bitwise the same values.
+
+use crate::activation::{Activation, ActivationFn};
+use crate::batch::Batch;
+use crate::kernels::epilogue::{Epilogue, Step, Steps};
+use crate::layer::{Context, Layer};
+use crate::shape::Shape;
+
+/// A layer that can apply an [`Epilogue`] to its output as it computes it:
+/// the first layer of a fused run.
+pub trait FusedHead: Layer {
+    /// [`Layer::forward_into`], then `then` on the output (whole pixels of
+    /// the output's last axis), fused into the kernel where it can be.
+    fn forward_into_then(
+        &self,
+        input: &Batch<Self::Input>,
+        out: &mut Batch<Self::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    );
+}
+
+/// A layer that, under some contexts, is one [`Step`] on its input's
+/// pixels, shape unchanged: a later layer of a fused run.
+pub trait EpilogueLayer: Layer {
+    /// The step this layer is under `ctx`, or `None` when it cannot be one
+    /// there. `store` is the layer's to fill with what the step borrows
+    /// (folded per-channel factors).
+    fn epilogue_step<'a>(&'a self, ctx: &Context<'_>, store: &'a mut Vec<f32>) -> Option<Step<'a>>;
+}
+
+/// The later layers of a fused run: a tuple of one to three references to
+/// [`EpilogueLayer`]s, each taking the one before's output.
+pub trait Tail {
+    /// The first layer's input.
+    type Input: Shape;
+    /// The last layer's output.
+    type Output: Shape;
+
+    /// Pushes every layer's step onto `steps`, or returns `false` (the
+    /// run then goes layer by layer).
+    fn steps<'a>(
+        &'a self,
+        ctx: &Context<'_>,
+        stores: &'a mut [Vec<f32>; 3],
+        steps: &mut Steps<'a>,
+    ) -> bool;
+
+    /// The layers one after another, unfused.
+    fn forward_owned(&self, x: Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output>;
+}
+
+impl<B: EpilogueLayer> Tail for (&B,) {
+    type Input = B::Input;
+    type Output = B::Output;
+
+    fn steps<'a>(
+        &'a self,
+        ctx: &Context<'_>,
+        [s0, ..]: &'a mut [Vec<f32>; 3],
+        steps: &mut Steps<'a>,
+    ) -> bool {
+        push(self.0, ctx, s0, steps)
+    }
+
+    fn forward_owned(&self, x: Batch<B::Input>, ctx: &mut Context<'_>) -> Batch<B::Output> {
+        self.0.forward_owned(x, ctx)
+    }
+}
+
+impl<B, C> Tail for (&B, &C)
+where
+    B: EpilogueLayer,
+    C: EpilogueLayer<Input = B::Output>,
+{
+    type Input = B::Input;
+    type Output = C::Output;
+
+    fn steps<'a>(
+        &'a self,
+        ctx: &Context<'_>,
+        [s0, s1, _]: &'a mut [Vec<f32>; 3],
+        steps: &mut Steps<'a>,
+    ) -> bool {
+        push(self.0, ctx, s0, steps) && push(self.1, ctx, s1, steps)
+    }
+
+    fn forward_owned(&self, x: Batch<B::Input>, ctx: &mut Context<'_>) -> Batch<C::Output> {
+        let x = self.0.forward_owned(x, ctx);
+        self.1.forward_owned(x, ctx)
+    }
+}
+
+impl<B, C, D> Tail for (&B, &C, &D)
+where
+    B: EpilogueLayer,
+    C: EpilogueLayer<Input = B::Output>,
+    D: EpilogueLayer<Input = C::Output>,
+{
+    type Input = B::Input;
+    type Output = D::Output;
+
+    fn steps<'a>(
+        &'a self,
+        ctx: &Context<'_>,
+        [s0, s1, s2]: &'a mut [Vec<f32>; 3],
+        steps: &mut Steps<'a>,
+    ) -> bool {
+        push(self.0, ctx, s0, steps) && push(self.1, ctx, s1, steps) && push(self.2, ctx, s2, steps)
+    }
+
+    fn forward_owned(&self, x: Batch<B::Input>, ctx: &mut Context<'_>) -> Batch<D::Output> {
+        let x = self.0.forward_owned(x, ctx);
+        let x = self.1.forward_owned(x, ctx);
+        self.2.forward_owned(x, ctx)
+    }
+}
+
+fn push<'a, L: EpilogueLayer>(
+    layer: &'a L,
+    ctx: &Context<'_>,
+    store: &'a mut Vec<f32>,
+    steps: &mut Steps<'a>,
+) -> bool {
+    layer
+        .epilogue_step(ctx, store)
+        .is_some_and(|step| steps.push(step))
+}
+
+/// `out = tail(head(input))`: `head` with `tail`'s layers as its epilogue
+/// when they can all be steps under `ctx`, else one layer after another.
+/// What `sequential!` generates for a convolution followed by
+/// BatchNormalization and/or element-wise activations.
+///
+/// # Panics
+/// When `tail` changes the shape (no [`EpilogueLayer`] does).
+pub fn fused_into<H, T>(
+    head: &H,
+    tail: T,
+    input: &Batch<H::Input>,
+    out: &mut Batch<T::Output>,
+    ctx: &mut Context<'_>,
+) where
+    H: FusedHead,
+    T: Tail<Input = H::Output>,
+{
+    assert_eq!(
+        <H::Output as Shape>::DIMS,
+        <T::Output as Shape>::DIMS,
+        "a fused tail keeps the shape"
+    );
+    let n = input.batch_size();
+    let mut stores = ctx.take_stores();
+    let mut steps = Steps::new();
+    // The head writes into `out`'s memory, typed as its own output (the
+    // same dimensions): no copy either way.
+    let memory = std::mem::replace(out, Batch::from_buffer(0, Vec::new())).into_vec();
+    let mut head_out = Batch::<H::Output>::from_buffer(n, memory);
+    if tail.steps(ctx, &mut stores, &mut steps) {
+        head.forward_into_then(input, &mut head_out, Epilogue::new(steps.as_slice()), ctx);
+        *out = Batch::from_buffer(n, head_out.into_vec());
+    } else {
+        head.forward_into(input, &mut head_out, ctx);
+        *out = tail.forward_owned(head_out, ctx);
+    }
+    ctx.return_stores(stores);
+}
+
+impl<S: Shape, A: ActivationFn> EpilogueLayer for Activation<S, A> {
+    /// Element-wise functions are a step; softmax and log-softmax, which
+    /// normalise over the last axis, are not.
+    fn epilogue_step<'a>(&'a self, _: &Context<'_>, _: &'a mut Vec<f32>) -> Option<Step<'a>> {
+        A::ELEMENTWISE.then(step::<A>)
+    }
+}
+
+/// Element-wise `A` as a step: a clamp when it is one (compiled for the
+/// vector unit), else the function itself.
+fn step<'a, A: ActivationFn>() -> Step<'a> {
+    match A::CLAMP {
+        Some((lo, hi)) => Step::Clamp { lo, hi },
+        None => Step::Map(A::apply),
+    }
+}
+
+/// The steps of a layer with a built-in activation `A` (Conv2D's
+/// `activation = ...`) followed by `then`: `A` as a step before the
+/// others, or `None` when `A` is not element-wise.
+pub(crate) fn with_activation<'a, A: ActivationFn>(then: Epilogue<'a>) -> Option<Steps<'a>> {
+    let mut steps = Steps::new();
+    let own = match (A::IS_LINEAR, A::ELEMENTWISE) {
+        (true, _) => true,
+        (false, true) => steps.push(step::<A>()),
+        (false, false) => false,
+    };
+    let all = own && then.steps().iter().all(|s| steps.push(*s));
+    all.then_some(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use typenum::{U1, U12, U16, U3, U9};
+
+    use super::*;
+    use crate::activation::Relu;
+    use crate::init::seeded_rng;
+    use crate::layers::{BatchNormalization, Conv2D};
+    use crate::shape::{Same, Shape3};
+    use crate::Sigmoid;
+
+    type In = Shape3<U12, U9, U16>;
+    /// 3×3 stride 1 on 16 channels: a Winograd path, with a prepared kernel.
+    type Conv = Conv2D<In, U16, U3, U3, U1, U1, Same>;
+    type Out = Shape3<U12, U9, U16>;
+
+    fn layers(seed: u64) -> (Conv, BatchNormalization<Out>) {
+        let mut rng = seeded_rng(seed);
+        let conv = Conv::new(true, &mut rng);
+        let mut bn = BatchNormalization::<Out>::new(0.9, 1e-3, true, true).unwrap();
+        // Statistics and affine parameters far from the identity.
+        for (k, key) in ["weight", "bias", "running_mean", "running_var"]
+            .into_iter()
+            .enumerate()
+        {
+            let values: Vec<f32> = (0..16)
+                .map(|c| 0.5 + ((c * 4 + k) as f32 * 0.37).sin().abs())
+                .collect();
+            assert!(bn.import_param(key, &values), "{key}");
+        }
+        (conv, bn)
+    }
+
+    fn input(n: usize) -> Batch<In> {
+        let values = (0..n * In::NUMEL).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0);
+        Batch::from_vec(n, values.collect()).unwrap()
+    }
+
+    fn layer_by_layer(
+        conv: &Conv,
+        bn: &BatchNormalization<Out>,
+        x: &Batch<In>,
+        ctx: &mut Context<'_>,
+    ) -> Batch<Out> {
+        let y = conv.forward(x, ctx);
+        let y = bn.forward_owned(y, ctx);
+        Activation::<Out, Relu>::new().forward_owned(y, ctx)
+    }
+
+    /// Conv2D => BatchNormalization => relu fused gives bitwise what the
+    /// three layers give one after another, on 1 and 3 threads.
+    #[test]
+    fn fused_run_equals_layer_by_layer() {
+        let (conv, bn) = layers(1);
+        let relu = Activation::<Out, Relu>::new();
+        let x = input(3);
+        for threads in [1, 3] {
+            let mut ctx = Context::inference().with_threads(threads);
+            let expected = layer_by_layer(&conv, &bn, &x, &mut ctx);
+            let mut out = Batch::<Out>::zeros(1);
+            fused_into(&conv, (&bn, &relu), &x, &mut out, &mut ctx);
+            assert_eq!(out.dims(), expected.dims());
+            let same = out.as_slice().iter().zip(expected.as_slice());
+            assert!(same.clone().all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(out.as_slice().iter().any(|&v| v > 0.0));
+            assert!(out.as_slice().contains(&0.0));
+        }
+    }
+
+    /// In training mode BatchNormalization normalises with the batch's
+    /// statistics: not a step, so the run goes layer by layer (and still
+    /// gives what the layers give).
+    #[test]
+    fn batch_statistics_are_not_fused() {
+        let (conv, bn) = layers(2);
+        let relu = Activation::<Out, Relu>::new();
+        let x = input(2);
+        let mut store = Vec::new();
+        let mut rng = seeded_rng(0);
+        let mut ctx = Context::training(&mut rng);
+        assert!(bn.epilogue_step(&ctx, &mut store).is_none());
+        let expected = layer_by_layer(&conv, &bn, &x, &mut ctx);
+        let mut out = Batch::<Out>::zeros(2);
+        fused_into(&conv, (&bn, &relu), &x, &mut out, &mut ctx);
+        assert_eq!(out.as_slice(), expected.as_slice());
+        assert!(Activation::<Out, crate::Softmax>::new()
+            .epilogue_step(&ctx, &mut store)
+            .is_none());
+        assert!(Activation::<Out, Sigmoid>::new()
+            .epilogue_step(&ctx, &mut store)
+            .is_some());
+    }
+
+    /// The prepared (Winograd-transformed) kernel follows the weights: a
+    /// changed kernel gives the output a new layer with that kernel gives,
+    /// never the old one.
+    #[test]
+    fn prepared_kernel_follows_the_weights() {
+        let (mut conv, _) = layers(3);
+        let (fresh, _) = layers(4);
+        let x = input(1);
+        let mut ctx = Context::inference();
+        let before = conv.forward(&x, &mut ctx);
+        let again = conv.forward(&x, &mut ctx);
+        assert_eq!(before.as_slice(), again.as_slice());
+        let fresh_weights = fresh.export_param("weight").unwrap();
+        assert!(conv.import_param("weight", &fresh_weights));
+        let bias = fresh.export_param("bias").unwrap();
+        assert!(conv.import_param("bias", &bias));
+        let after = conv.forward(&x, &mut ctx);
+        assert_eq!(after.as_slice(), fresh.forward(&x, &mut ctx).as_slice());
+        assert_ne!(after.as_slice(), before.as_slice());
+        // And through the optimizer's door (`visit_params_mut`).
+        conv.visit_params_mut(&mut |v: &mut [f32], _: &[f32]| v.iter_mut().for_each(|v| *v *= 2.0));
+        let doubled = conv.forward(&x, &mut ctx);
+        let expected: Vec<f32> = after.as_slice().iter().map(|v| v * 2.0).collect();
+        for (a, b) in doubled.as_slice().iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
