@@ -231,15 +231,16 @@ where
 
 /// `kernel` prepared for the path that computes `g` (Winograd's
 /// transformed weights), kept beside the tensor until its values change,
-/// so that inference transforms it once, not per call. Training, which
-/// changes the weights every step, transforms per call instead (`None`).
+/// so that inference transforms it once, not per call, where that pays
+/// ([`PreparedKernel::pays`]). Training, which changes the weights every
+/// step, transforms per call instead (`None`).
 pub(crate) fn prepared_kernel(
     kernel: &Tensor,
     g: &ConvGeometry,
     out_c: usize,
     ctx: &Context<'_>,
 ) -> Option<Arc<Option<PreparedKernel>>> {
-    if ctx.is_training() {
+    if ctx.is_training() || !PreparedKernel::pays(g, out_c) {
         return None;
     }
     let path = choose_path(g, out_c);

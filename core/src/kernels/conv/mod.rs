@@ -24,8 +24,8 @@
 //! - [`ConvPath::Im2col`]: everything else, tiled im2col + GEMM.
 //!
 //! Every path splits its work into units fixed by the geometry and runs them
-//! on up to `threads` scoped threads (see the `parallel` module): the result is
-//! bitwise identical whatever the thread count.
+//! on up to `threads` threads of the process's pool (see the `parallel`
+//! module): the result is bitwise identical whatever the thread count.
 
 pub(crate) mod backward;
 pub(crate) mod depthwise;
@@ -404,7 +404,16 @@ pub struct PreparedKernel {
     in_c: usize,
     out_c: usize,
     values: Vec<f32>,
+    /// Where the prepared values start in `values` (a 64-byte boundary).
+    start: usize,
 }
+
+/// Output tiles up to which a prepared kernel pays (the transform then
+/// costs over 1% of the convolution).
+const PREPARED_MAX_TILES: usize = 512;
+
+/// Floats in a 64-byte cache line.
+const ALIGN_FLOATS: usize = 16;
 
 impl PreparedKernel {
     /// `kernel` (HWIO, for `g` with `out_c` channels) prepared for the path
@@ -415,6 +424,21 @@ impl PreparedKernel {
     /// When `kernel` is shorter than `g` and `out_c` say.
     pub fn new(g: &ConvGeometry, kernel: &[f32], out_c: usize) -> Option<Self> {
         Self::with_path(choose_path(g, out_c), g, kernel, out_c)
+    }
+
+    /// Whether keeping `g`'s kernel prepared pays: the per-call transform
+    /// costs about `5 / tiles` of the GEMMs it feeds, so it matters for
+    /// small batches and maps (a fifth of ResNet-20's time at batch 1),
+    /// while on large ones the transform written into the call's scratch
+    /// was measured faster than a kept copy read back from memory (cifar
+    /// at batch 64: 1.06×).
+    pub fn pays(g: &ConvGeometry, out_c: usize) -> bool {
+        let t = match choose_path(g, out_c) {
+            ConvPath::Winograd => 2,
+            ConvPath::Winograd4 => 4,
+            _ => return false,
+        };
+        winograd::tile_count(g, t) <= PREPARED_MAX_TILES
     }
 
     /// [`PreparedKernel::new`] for a given path.
@@ -429,11 +453,22 @@ impl PreparedKernel {
             ConvPath::Winograd4 => 4,
             _ => return None,
         };
+        let u = winograd::transformed_kernel(t, kernel, g.in_c, out_c);
+        // Copied to a 64-byte boundary: the GEMMs load whole cache lines
+        // of it per register, and a large allocation starts 16 bytes past
+        // a page boundary, which would split every load in two.
+        let mut values = vec![0.0; u.len() + ALIGN_FLOATS];
+        let start = values
+            .as_ptr()
+            .align_offset(ALIGN_FLOATS * 4)
+            .min(ALIGN_FLOATS);
+        values[start..start + u.len()].copy_from_slice(&u);
         Some(PreparedKernel {
             path,
             in_c: g.in_c,
             out_c,
-            values: winograd::transformed_kernel(t, kernel, g.in_c, out_c),
+            values,
+            start,
         })
     }
 
@@ -441,7 +476,7 @@ impl PreparedKernel {
     /// channels.
     fn for_path(&self, path: ConvPath, g: &ConvGeometry, out_c: usize) -> Option<&[f32]> {
         (self.path == path && self.in_c == g.in_c && self.out_c == out_c)
-            .then_some(&self.values[..])
+            .then_some(&self.values[self.start..])
     }
 }
 

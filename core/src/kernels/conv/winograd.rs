@@ -83,6 +83,13 @@ fn tile_rows_per_unit(g: &ConvGeometry, t: usize) -> usize {
     rows.div_ceil(units.max(1))
 }
 
+/// Output tiles of the whole batch.
+pub(crate) fn tile_count(g: &ConvGeometry, t: usize) -> usize {
+    g.batch
+        .saturating_mul(tiles_h(g, t))
+        .saturating_mul(tiles_w(g, t))
+}
+
 /// Largest number of tiles in one unit.
 fn unit_tiles(g: &ConvGeometry, t: usize) -> usize {
     let rows = tile_rows_per_unit(g, t).min(g.batch * tiles_h(g, t));

@@ -8,64 +8,21 @@ pub mod global;
 #[cfg(test)]
 mod tests;
 
-use super::isa::{dispatch, Isa, Kernel, Simd};
 use super::ConvGeometry;
 
 /// Max pooling: each output is the largest input cell in its window.
 /// Padding cells never win (they act as -inf, as in Keras's 'same').
 pub fn max_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
-    let job = Pool {
-        g,
-        input,
-        output,
-        max: true,
-    };
-    dispatch(Isa::detect(), job);
+    // Unlike f32::max, a NaN wins: a NaN input must not vanish (TensorFlow
+    // propagates it too, and training relies on seeing it in the loss).
+    let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
+    pool(g, input, output, f32::NEG_INFINITY, max, |acc, _| acc);
 }
 
 /// Average pooling: each output is the mean of the input cells in its
 /// window; at 'same' borders only the cells inside the input count.
 pub fn avg_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
-    let job = Pool {
-        g,
-        input,
-        output,
-        max: false,
-    };
-    dispatch(Isa::detect(), job);
-}
-
-/// One pooling call, compiled for the vector unit: its channel loops are
-/// plain code the compiler vectorises inside `dispatch`'s entry point (at
-/// the baseline x86-64 width they ran at a quarter of AVX-512's).
-struct Pool<'a, 'b> {
-    g: &'a ConvGeometry,
-    input: &'a [f32],
-    output: &'b mut [f32],
-    max: bool,
-}
-
-impl Kernel for Pool<'_, '_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<S: Simd>(self, _: S) {
-        let Pool {
-            g,
-            input,
-            output,
-            max,
-        } = self;
-        if max {
-            // Unlike f32::max, a NaN wins: a NaN input must not vanish
-            // (TensorFlow propagates it too, and training relies on seeing
-            // it in the loss).
-            let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
-            pool(g, input, output, f32::NEG_INFINITY, max, |acc, _| acc);
-        } else {
-            pool(g, input, output, 0.0, |a, b| a + b, |acc, n| acc / n as f32);
-        }
-    }
+    pool(g, input, output, 0.0, |a, b| a + b, |acc, n| acc / n as f32);
 }
 
 /// [`max_pool2d`] (`max`) or [`avg_pool2d`] with the batch's images
@@ -96,7 +53,6 @@ pub fn pool2d_threaded(
     });
 }
 
-#[inline(always)]
 fn pool(
     g: &ConvGeometry,
     input: &[f32],
