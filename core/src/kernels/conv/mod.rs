@@ -542,25 +542,18 @@ pub fn conv2d_then(
     extras: ConvExtras<'_>,
 ) {
     let path = choose_path(g, out_c);
-    let args = Args {
-        g,
-        input,
-        kernel,
-        bias,
-        out_c,
-        extras,
-    };
-    args.run(path, output, scratch, threads);
+    conv2d_with(
+        path, g, input, kernel, bias, out_c, output, scratch, threads, extras,
+    );
 }
 
-/// [`conv2d_then`] along a given path (for tests). `scratch`
+/// [`conv2d_then`] along a given path (the tests run every path). `scratch`
 /// must hold [`ConvPath::scratch_len`] values.
 ///
 /// # Panics
 /// When there is output to compute and the path does not support `g` and
 /// `out_c` ([`ConvPath::supports`]), when a size of `g` overflows `usize`,
 /// or when a slice is too short.
-#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d_with(
     path: ConvPath,
@@ -696,43 +689,35 @@ impl Args<'_> {
             ConvPath::Winograd4 => winograd::conv2d(
                 4, g, input, kernel, bias, out_c, output, scratch, threads, then,
             ),
-            ConvPath::Im2col | ConvPath::Pointwise => tiled_gemm(
-                path, g, input, kernel, bias, out_c, output, scratch, threads, epilogue,
-            ),
+            ConvPath::Im2col | ConvPath::Pointwise => {
+                tiled_gemm(self, path, output, scratch, threads)
+            }
         }
     }
 }
 
 /// The im2col and pointwise paths: output rows in tiles of [`tile_rows`],
 /// each tile's patches in chunks of [`k_chunk`] columns, one GEMM per
-/// channel group and chunk.
-#[allow(clippy::too_many_arguments)]
+/// channel group and chunk (on a small output, [`Args::unpacked`]).
 fn tiled_gemm(
+    args: &Args<'_>,
     path: ConvPath,
-    g: &ConvGeometry,
-    input: &[f32],
-    kernel: &[f32],
-    bias: Option<&[f32]>,
-    out_c: usize,
     output: &mut [f32],
     scratch: &mut [f32],
     threads: usize,
-    epilogue: Epilogue<'_>,
 ) {
+    let &Args {
+        g,
+        input,
+        kernel,
+        bias,
+        out_c,
+        extras,
+    } = args;
     if let Some(isa) = unpacked_isa(g, out_c) {
-        let operands = Args {
-            g,
-            input,
-            kernel,
-            bias,
-            out_c,
-            extras: ConvExtras {
-                prepared: None,
-                epilogue,
-            },
-        };
-        return operands.unpacked(path, isa, output, scratch, threads);
+        return args.unpacked(path, isa, output, scratch, threads);
     }
+    let epilogue = extras.epilogue;
     let m = g.out_pixels();
     let k = g.patch_len();
     let groups = g.groups.max(1);
