@@ -72,7 +72,9 @@ fn col2im_add(
                 if kx0 == kx1 {
                     continue;
                 }
-                let at = (line as isize + x0) as usize + kx0;
+                // `kx0` skips the columns left of the input, so the sum is
+                // a column of this line (cast only once it is).
+                let at = (line as isize + x0 + kx0 as isize) as usize;
                 let dst = &mut grad_input[at * g.in_c..(at + kx1 - kx0) * g.in_c];
                 for (d, s) in dst.iter_mut().zip(&row[kx0 * cg..kx1 * cg]) {
                     *d += s;
