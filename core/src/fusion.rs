@@ -302,6 +302,28 @@ mod tests {
             .is_some());
     }
 
+    /// A convolution whose own activation is not element-wise (softmax)
+    /// runs it after the kernel, fused or not: the same values as the
+    /// linear convolution followed by the activation layer.
+    #[test]
+    fn softmax_activation_runs_after_the_kernel() {
+        type SoftConv = Conv2D<In, U16, U3, U3, U1, U1, Same, crate::Softmax>;
+        let soft = SoftConv::new(true, &mut seeded_rng(5));
+        let (mut linear, bn) = layers(6);
+        assert!(linear.import_param("weight", &soft.export_param("weight").unwrap()));
+        assert!(linear.import_param("bias", &soft.export_param("bias").unwrap()));
+        let x = input(2);
+        let mut ctx = Context::inference();
+        let expected = Activation::<Out, crate::Softmax>::new()
+            .forward_owned(linear.forward(&x, &mut ctx), &mut ctx);
+        assert_eq!(soft.forward(&x, &mut ctx).as_slice(), expected.as_slice());
+        let relu = Activation::<Out, Relu>::new();
+        let mut fused = Batch::<Out>::zeros(2);
+        fused_into(&soft, (&bn, &relu), &x, &mut fused, &mut ctx);
+        let expected = relu.forward_owned(bn.forward_owned(expected, &mut ctx), &mut ctx);
+        assert_eq!(fused.as_slice(), expected.as_slice());
+    }
+
     /// The prepared (Winograd-transformed) kernel follows the weights: a
     /// changed kernel gives the output a new layer with that kernel gives,
     /// never the old one.

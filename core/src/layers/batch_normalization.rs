@@ -198,10 +198,15 @@ impl<S: Shape> BatchNormalization<S> {
         ctx: &'c mut Context<'_>,
     ) -> (&'c [f32], &'c [f32]) {
         let (scale, shift) = ctx.scratch(2 * S::LAST).split_at_mut(S::LAST);
+        self.fold_into(stats, scale, shift);
+        (scale, shift)
+    }
+
+    /// [`fold`] with this layer's gamma, beta and epsilon.
+    fn fold_into(&self, stats: (&[f32], &[f32]), scale: &mut [f32], shift: &mut [f32]) {
         let gamma = self.gamma.as_ref().map(Tensor::values);
         let beta = self.beta.as_ref().map(Tensor::values);
         fold((gamma, beta), self.epsilon, stats, scale, shift);
-        (scale, shift)
     }
 
     /// `out = x * scale + shift` with the statistics `stats`, on up to
@@ -250,10 +255,8 @@ impl<S: Shape> EpilogueLayer for BatchNormalization<S> {
         store.clear();
         store.resize(2 * S::LAST, 0.0);
         let (scale, shift) = store.split_at_mut(S::LAST);
-        let gamma = self.gamma.as_ref().map(Tensor::values);
-        let beta = self.beta.as_ref().map(Tensor::values);
         let stats = (self.moving_mean.values(), self.moving_var.values());
-        fold((gamma, beta), self.epsilon, stats, scale, shift);
+        self.fold_into(stats, scale, shift);
         let (scale, shift) = store.split_at(S::LAST);
         Some(Step::Affine { scale, shift })
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use typenum::{Unsigned, U1};
 
-use super::{init_kernel_and_bias, Activated, KernelTape};
+use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::fusion::{with_activation, FusedHead};
@@ -240,24 +240,15 @@ pub(crate) fn prepared_kernel(
     out_c: usize,
     ctx: &Context<'_>,
 ) -> Option<Arc<Option<PreparedKernel>>> {
-    if ctx.is_training() || !PreparedKernel::pays(g, out_c) {
+    let path = choose_path(g, out_c);
+    if ctx.is_training() || !PreparedKernel::pays(path, g) {
         return None;
     }
-    let path = choose_path(g, out_c);
-    matches!(path, ConvPath::Winograd | ConvPath::Winograd4).then(|| {
-        // Keyed by the path: a layer computes one geometry, but the key
-        // keeps a cache from serving a path it was not made for.
-        kernel.derived(path_key(path), |k| PreparedKernel::new(g, k, out_c))
-    })
-}
-
-/// A number per [`ConvPath`] that [`Tensor::derived`] keys on.
-fn path_key(path: ConvPath) -> u64 {
-    match path {
-        ConvPath::Winograd => 2,
-        ConvPath::Winograd4 => 4,
-        _ => 0,
-    }
+    // Keyed by the path (only the Winograd ones pay): a layer computes one
+    // geometry, but the key keeps a cache from serving a path it was not
+    // made for.
+    let key = if path == ConvPath::Winograd { 2 } else { 4 };
+    Some(kernel.derived(key, |k| PreparedKernel::new(g, k, out_c)))
 }
 
 impl<H, W, C, F, KH, KW, SH, SW, P, A, DH, DW, G> FusedHead
@@ -288,7 +279,9 @@ where
         match with_activation::<A>(then) {
             Some(steps) => self.convolve(input, out, Epilogue::new(steps.as_slice()), ctx),
             None => {
-                self.forward_into(input, out, ctx);
+                // An activation over the last axis (softmax): after the
+                // whole output, not inside the kernel.
+                forward_activated(self, input, out, ctx);
                 then.apply(out.as_mut_slice(), F::USIZE);
             }
         }

@@ -24,7 +24,7 @@ use rand::RngCore;
 use typenum::{Prod, Unsigned, U1};
 
 use super::conv2d::{conv_geometry, export_conv};
-use super::{init_kernel_and_bias, Activated, KernelTape};
+use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
 use crate::fusion::{with_activation, FusedHead};
@@ -213,7 +213,9 @@ where
                 ctx,
             ),
             None => {
-                self.forward_into(input, out, ctx);
+                // An activation over the last axis (softmax): after the
+                // whole output, not inside the kernel.
+                forward_activated(self, input, out, ctx);
                 then.apply(out.as_mut_slice(), C::USIZE * M::USIZE);
             }
         }

@@ -197,7 +197,9 @@ pub fn conv2d_scratch_len(g: &ConvGeometry, out_c: usize, threads: usize) -> usi
 /// the direct kernel's unpacked GEMM instead of `matrixmultiply`: a small
 /// output (batch 1, maps of 16×16 or less) cannot repay `matrixmultiply`'s
 /// packing of the whole kernel, and the allocation of its packing buffer,
-/// on every call (a fifth of ResNet-20's time at batch 1).
+/// on every call (a fifth of ResNet-20's time at batch 1, profiled on an
+/// AMD Zen 5 with AVX-512; the ratio of packing to multiplying is the same
+/// on any machine: one pass over the kernel per output row block).
 const UNPACKED_MAX_ROWS: usize = 256;
 
 /// Output rows per unit of the unpacked GEMM (whole units: at least this
@@ -426,14 +428,15 @@ impl PreparedKernel {
         Self::with_path(choose_path(g, out_c), g, kernel, out_c)
     }
 
-    /// Whether keeping `g`'s kernel prepared pays: the per-call transform
-    /// costs about `5 / tiles` of the GEMMs it feeds, so it matters for
-    /// small batches and maps (a fifth of ResNet-20's time at batch 1),
-    /// while on large ones the transform written into the call's scratch
-    /// was measured faster than a kept copy read back from memory (cifar
-    /// at batch 64: 1.06×).
-    pub fn pays(g: &ConvGeometry, out_c: usize) -> bool {
-        let t = match choose_path(g, out_c) {
+    /// Whether keeping `g`'s kernel prepared for `path` (the path
+    /// [`choose_path`] gives) pays: the per-call transform costs about
+    /// `5 / tiles` of the GEMMs it feeds, so it matters for small batches
+    /// and maps, while on large ones the transform written into the call's
+    /// scratch was measured faster than a kept copy read back from memory
+    /// (cifar at batch 64, AMD Zen 5 with AVX-512 and 1 MiB of L2: 1.06×;
+    /// BENCHMARKS.md).
+    pub fn pays(path: ConvPath, g: &ConvGeometry) -> bool {
+        let t = match path {
             ConvPath::Winograd => 2,
             ConvPath::Winograd4 => 4,
             _ => return false,
