@@ -88,6 +88,28 @@ impl Isa {
             Isa::None => (1, 1),
         }
     }
+
+    /// `(pixels, channels)` the direct kernel needs at least: a row of its
+    /// smallest block's pixels and one register of channels (fewer than two
+    /// registers take blocks one register wide).
+    pub fn min_block(self) -> (usize, usize) {
+        let pixels = match self {
+            Isa::Avx512 | Isa::Neon => 8,
+            Isa::Avx2 => 6,
+            Isa::None => 1,
+        };
+        (pixels, self.lanes())
+    }
+
+    /// Floats per vector register.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+            Isa::Neon => 4,
+            Isa::None => 1,
+        }
+    }
 }
 
 /// One vector register type of an instruction set, and the operations the
@@ -458,6 +480,7 @@ mod tests {
         }
         for isa in Isa::SIMD.into_iter().filter(|isa| isa.available()) {
             assert_eq!(dispatch(isa, Block), isa.block(), "{isa:?}");
+            assert_eq!(2 * isa.lanes(), isa.block().1, "{isa:?}");
         }
     }
 

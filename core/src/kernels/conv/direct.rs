@@ -21,8 +21,8 @@ use crate::kernels::parallel;
 
 /// Whether the direct kernel can run `g` with `out_c` channels on `isa`.
 pub fn fits(g: &ConvGeometry, out_c: usize, isa: Isa) -> bool {
-    let (p, nb) = isa.block();
-    isa.available() && g.is_plain() && g.out_w >= p && out_c >= nb && g.patch_len() > 0
+    let (p, lanes) = isa.min_block();
+    isa.available() && g.is_plain() && g.out_w >= p && out_c >= lanes && g.patch_len() > 0
 }
 
 /// Columns of zero-padded input one output row's windows cover.
@@ -162,8 +162,8 @@ fn output_row(
 
 /// Whether [`gemm`] can multiply with `m` rows and `n` columns on `isa`.
 pub fn gemm_fits(m: usize, n: usize, isa: Isa) -> bool {
-    let (p, nb) = isa.block();
-    isa.available() && m >= p && n >= nb
+    let (p, lanes) = isa.min_block();
+    isa.available() && m >= p && n >= lanes
 }
 
 /// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`), `c` (`m × n`)
@@ -245,43 +245,71 @@ impl Kernel for Blocks<'_, '_> {
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
         // The block's pixel count must be a constant for its accumulators
-        // to live in registers: one instance per vector width.
-        match S::PIXELS {
-            12 => blocks::<S, 12>(s, &self.operands, self.out),
-            6 => blocks::<S, 6>(s, &self.operands, self.out),
-            _ => blocks::<S, 1>(s, &self.operands, self.out),
+        // to live in registers: one instance per vector width. Fewer
+        // channels than two registers take blocks one register wide and
+        // twice as many pixels, so the same registers stay busy (16
+        // channels on AVX-512: ResNet's first stage).
+        let (o, out) = (&self.operands, self.out);
+        let wide = o.n >= 2 * S::LANES;
+        let three = o.pix_stride > 0 && o.kwc == 3 * o.pix_stride;
+        match (S::PIXELS, wide, three) {
+            (12, true, false) => blocks::<S, 12, 8, 2, 0>(s, o, out),
+            (12, false, false) => blocks::<S, 24, 8, 1, 0>(s, o, out),
+            (12, true, true) => blocks::<S, 12, 8, 2, 3>(s, o, out),
+            (12, false, true) => blocks::<S, 24, 8, 1, 3>(s, o, out),
+            (6, true, _) => blocks::<S, 6, 3, 2, 0>(s, o, out),
+            (6, false, _) => blocks::<S, 12, 6, 1, 0>(s, o, out),
+            _ => blocks::<S, 1, 1, 1, 0>(s, o, out),
         }
     }
 }
 
-/// Covers the `pixels × n` outputs with blocks of `P` pixels × two
-/// registers of channels. Blocks that would pass the end start earlier
-/// instead and recompute a few outputs: the same arithmetic, so the same
-/// values.
+/// Covers the `pixels × n` outputs with blocks of `P` pixels × `R`
+/// registers of channels, and the last pixels of a row (fewer than `P`)
+/// with blocks of `H < P` pixels, so at most `H - 1` outputs of a row are
+/// computed twice. Blocks that would pass the end start earlier instead
+/// and recompute a few outputs: the same arithmetic, so the same values.
 #[inline(always)]
-fn blocks<S: Simd, const P: usize>(s: S, o: &Operands<'_>, out: &mut [f32]) {
-    let nb = 2 * S::LANES;
+fn blocks<S: Simd, const P: usize, const H: usize, const R: usize, const KW: usize>(
+    s: S,
+    o: &Operands<'_>,
+    out: &mut [f32],
+) {
+    let nb = R * S::LANES;
     assert!(
-        o.pixels >= P && o.n >= nb,
+        o.pixels >= H && o.n >= nb,
         "direct kernel: {} pixels x {} channels is less than one block",
         o.pixels,
         o.n
     );
     // The last block reaches furthest into every slice: checking it once
-    // covers all the others (every bound grows with the pixel and channel).
-    check(o, o.pixels - P, o.n - nb, P, nb, out);
+    // covers all the others (every bound grows with the last pixel and
+    // channel, whatever the block's size).
+    check(o, o.pixels - H, o.n - nb, H, nb, out);
+    // Whole blocks of `P` pixels, then the rest in blocks of `H`, the last
+    // one starting early enough to end at the row's end.
     let mut ox = 0;
     while ox < o.pixels {
-        let first_pixel = ox.min(o.pixels - P);
+        let whole = o.pixels - ox >= P;
+        let first_pixel = match whole {
+            true => ox,
+            false => ox.min(o.pixels - H),
+        };
         let mut j = 0;
         while j < o.n {
             let j0 = j.min(o.n - nb);
-            // SAFETY: `first_pixel <= pixels - P` and `j0 <= n - nb`, so
-            // this block stays within the one `check` proved in bounds.
-            unsafe { block::<S, P>(s, o, first_pixel, j0, out) };
+            // SAFETY: the block's last pixel is at most `pixels - 1` and
+            // `j0 <= n - nb`, so it stays within the one `check` proved in
+            // bounds.
+            unsafe {
+                match whole {
+                    true => block::<S, P, R, KW>(s, o, first_pixel, j0, out),
+                    false => block::<S, H, R, KW>(s, o, first_pixel, j0, out),
+                }
+            };
             j += nb;
         }
-        ox += P;
+        ox += if whole { P } else { H };
     }
 }
 
@@ -311,16 +339,26 @@ fn check(o: &Operands<'_>, first_pixel: usize, j0: usize, p: usize, nb: usize, o
     );
 }
 
-/// One block: `P` pixels × two registers of channels of accumulators,
-/// starting from the bias (or zero); one kernel row (two registers) is
-/// loaded per patch element and multiplied by each pixel's input value,
-/// broadcast.
+/// One block: `P` pixels × `R` registers of channels of accumulators,
+/// starting from the bias (or zero).
+///
+/// With `KW = 0`, one kernel row (`R` registers) is loaded per patch
+/// element and multiplied by each pixel's input value, broadcast: one
+/// broadcast per `R` multiply-adds. With `KW > 0` the window row is `KW`
+/// neighbouring groups of `pix_stride` values (a stride-1 window `KW`
+/// wide, or any window `KW` strides wide), so neighbouring pixels share
+/// input values: each value is broadcast once and multiplied by the `KW`
+/// kernel rows that meet it, `KW · R` multiply-adds per broadcast.
+/// Broadcasts are what limits the one-register blocks (measured on AVX-512
+/// at about one per cycle on an AMD Zen 5). The two orders round
+/// differently; each is the same for every block size and thread count.
 ///
 /// # Safety
-/// [`check`] must hold for this block (or for one with a larger
-/// `first_pixel` and `j0` on the same operands and output).
+/// [`check`] must hold for a block whose last pixel and last channel are
+/// at or beyond this one's, on the same operands and output; with
+/// `KW > 0`, `kwc` must be `KW · pix_stride`.
 #[inline(always)]
-unsafe fn block<S: Simd, const P: usize>(
+unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
     s: S,
     o: &Operands<'_>,
     first_pixel: usize,
@@ -328,43 +366,69 @@ unsafe fn block<S: Simd, const P: usize>(
     out: &mut [f32],
 ) {
     let lanes = S::LANES;
-    let mut acc = [[s.zero(); 2]; P];
+    let mut acc = [[s.zero(); R]; P];
     // SAFETY: for every pointer access below, `check`, which the caller
     // guarantees holds, proved that pixel
     // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel + p)
     // * pix_stride + t] for t < kwc inside `lines`, that kernel row
-    // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + 2 * LANES] inside `w`,
-    // that the bias reads bias[j0 .. + 2 * LANES], and that the stores hit
-    // out[(first_pixel + p) * n + j0 .. + 2 * LANES] inside `out`. Loads and
-    // stores are unaligned.
+    // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + R * LANES] inside `w`,
+    // that the bias reads bias[j0 .. + R * LANES], and that the stores hit
+    // out[(first_pixel + p) * n + j0 .. + R * LANES] inside `out`. With
+    // `KW > 0`, value `ix * pix_stride + ci` (ix < P + KW - 1, ci <
+    // pix_stride) is pixel `min(ix, P - 1)`'s value `t = (ix - min(ix, P -
+    // 1)) * pix_stride + ci < KW * pix_stride = kwc`, and kernel row
+    // `kx * pix_stride + ci` is `< kwc`. Loads and stores are unaligned.
     unsafe {
         if let Some(bias) = o.bias {
-            let b0 = s.load(bias.as_ptr().add(j0));
-            let b1 = s.load(bias.as_ptr().add(j0 + lanes));
-            for a in acc.iter_mut() {
-                *a = [b0, b1];
-            }
+            let b: [S::V; R] = std::array::from_fn(|i| s.load(bias.as_ptr().add(j0 + i * lanes)));
+            acc.fill(b);
         }
         let x_base = o.lines.as_ptr().add(first_pixel * o.pix_stride);
         for r in 0..o.rows {
             let x = x_base.add(r * o.line_len);
             let w = o.w.as_ptr().add(r * o.kwc * o.n + j0);
-            for t in 0..o.kwc {
-                let wt = w.add(t * o.n);
-                let w0 = s.load(wt);
-                let w1 = s.load(wt.add(lanes));
-                let xt = x.add(t);
+            if KW == 0 {
+                for t in 0..o.kwc {
+                    let wt = w.add(t * o.n);
+                    let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
+                    let xt = x.add(t);
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let v = s.splat(*xt.add(p * o.pix_stride));
+                        for (a, w) in a.iter_mut().zip(&wv) {
+                            *a = s.fmadd(v, *w, *a);
+                        }
+                    }
+                }
+                continue;
+            }
+            let cs = o.pix_stride;
+            for ci in 0..cs {
+                let wv: [[S::V; R]; 3] = std::array::from_fn(|kx| {
+                    let wt = w.add((kx * cs + ci) * o.n);
+                    std::array::from_fn(|i| s.load(wt.add(i * lanes)))
+                });
+                // The broadcasts of the window's three values roll along
+                // the pixels: one new broadcast per pixel.
+                let xc = x.add(ci);
+                let [w0, w1, w2] = wv;
+                let mut b0 = s.splat(*xc);
+                let mut b1 = s.splat(*xc.add(cs));
                 for (p, a) in acc.iter_mut().enumerate() {
-                    let v = s.splat(*xt.add(p * o.pix_stride));
-                    a[0] = s.fmadd(v, w0, a[0]);
-                    a[1] = s.fmadd(v, w1, a[1]);
+                    let b2 = s.splat(*xc.add((p + 2) * cs));
+                    for i in 0..R {
+                        a[i] = s.fmadd(b0, w0[i], a[i]);
+                        a[i] = s.fmadd(b1, w1[i], a[i]);
+                        a[i] = s.fmadd(b2, w2[i], a[i]);
+                    }
+                    (b0, b1) = (b1, b2);
                 }
             }
         }
         let out = out.as_mut_ptr().add(first_pixel * o.n + j0);
         for (p, a) in acc.iter().enumerate() {
-            s.store(out.add(p * o.n), a[0]);
-            s.store(out.add(p * o.n + lanes), a[1]);
+            for (i, v) in a.iter().enumerate() {
+                s.store(out.add(p * o.n + i * lanes), *v);
+            }
         }
     }
 }

@@ -537,12 +537,13 @@ proptest! {
         prop_assert!(check_paths(&geo, co, with_bias, seed)? >= 3);
     }
 
-    /// The direct kernel: rows of at least one pixel block, at least one
-    /// channel block, short patches, strides 1 and 2.
+    /// The direct kernel: rows of one to several pixel blocks (short and
+    /// overlapping tails), one register of channels to several blocks,
+    /// short patches, strides 1 and 2.
     #[test]
     fn direct_matches_reference(
-        n in 1usize..=2, h in 1usize..=9, w in 24usize..=40, c in 1usize..=4,
-        k in 1usize..=7, s in 1usize..=2, co in 32usize..=70,
+        n in 1usize..=2, h in 1usize..=9, w in 12usize..=56, c in 1usize..=4,
+        k in 1usize..=7, s in 1usize..=2, co in 8usize..=70,
         same in any::<bool>(), with_bias in any::<bool>(), seed in any::<u64>(),
     ) {
         let geo = Geo { n, h, w, c, kh: k.min(h.max(1)), kw: k, sh: s, sw: s, same };
@@ -990,11 +991,12 @@ fn direct_gemm_rejects_short_slices_and_small_sizes() {
         if !isa.available() {
             continue;
         }
-        let (p, nb) = isa.block();
-        let (m, k, n) = (p + 1, 5, nb + 3);
+        let (p, lanes) = isa.min_block();
+        let (m, k, n) = (p + 1, 5, 2 * lanes + 3);
         let cases = [
             (0, k, n, 0, k * n, 0),
-            (m, k, nb - 1, m * k, k * n, m * n),
+            (p - 1, k, n, (p - 1) * k, k * n, (p - 1) * n),
+            (m, k, lanes - 1, m * k, k * n, m * n),
             (m, 1, usize::MAX / 2, m, 64, m * n),
             (m, k, n, m * k - 1, k * n, m * n),
             (m, k, n, m * k, k * n - 1, m * n),
