@@ -148,6 +148,97 @@ impl<'a> Epilogue<'a> {
     }
 }
 
+/// The leading steps of an epilogue that a kernel applies to its
+/// accumulators before it stores them: an affine step, then a clamp, each
+/// optional (BatchNormalization then relu or relu6, the common run).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct InRegisters<'a> {
+    /// Per-channel `(scale, shift)`.
+    pub affine: Option<(&'a [f32], &'a [f32])>,
+    /// `(lo, hi)`.
+    pub clamp: Option<(f32, f32)>,
+}
+
+impl InRegisters<'_> {
+    /// The same steps on stored values (whole pixels of `channels`).
+    pub fn apply(&self, pixels: &mut [f32], channels: usize) {
+        let mut steps = Steps::new();
+        if let Some((scale, shift)) = self.affine {
+            steps.push(Step::Affine { scale, shift });
+        }
+        if let Some((lo, hi)) = self.clamp {
+            steps.push(Step::Clamp { lo, hi });
+        }
+        Epilogue::new(steps.as_slice()).apply(pixels, channels);
+    }
+
+    /// Whether the affine factors cover channels `..channels`.
+    pub fn covers(&self, channels: usize) -> bool {
+        self.affine
+            .is_none_or(|(scale, shift)| scale.len() >= channels && shift.len() >= channels)
+    }
+}
+
+impl<'a> Epilogue<'a> {
+    /// The leading steps a kernel can apply to its accumulators, and the
+    /// epilogue of the steps after them, which it applies to memory.
+    pub(crate) fn split_registers(&self) -> (InRegisters<'a>, Epilogue<'a>) {
+        let steps = self.steps;
+        let mut regs = InRegisters::default();
+        let mut k = 0;
+        if let Some(Step::Affine { scale, shift }) = steps.get(k) {
+            regs.affine = Some((scale, shift));
+            k += 1;
+        }
+        if let Some(&Step::Clamp { lo, hi }) = steps.get(k) {
+            regs.clamp = Some((lo, hi));
+            k += 1;
+        }
+        (regs, Epilogue::new(&steps[k..]))
+    }
+}
+
+/// [`InRegisters`] loaded for the `R` registers of channels `j0 + i ·
+/// LANES ..` of a register block: [`Loaded::apply`] then works on one
+/// register at a time, so that the block's accumulators stay in registers.
+pub(crate) struct Loaded<S: Simd, const R: usize> {
+    affine: Option<([S::V; R], [S::V; R])>,
+    clamp: Option<(S::V, S::V)>,
+}
+
+impl<S: Simd, const R: usize> Loaded<S, R> {
+    /// `regs`' factors for channels `j0 ..`.
+    ///
+    /// # Safety
+    /// `regs.covers(j0 + R · S::LANES)` must hold.
+    #[inline(always)]
+    pub unsafe fn new(s: S, regs: InRegisters<'_>, j0: usize) -> Self {
+        let load = |v: &[f32]| -> [S::V; R] {
+            // SAFETY: the caller guarantees `v` holds channels `j0 .. j0 +
+            // R · LANES`.
+            std::array::from_fn(|i| unsafe { s.load(v.as_ptr().add(j0 + i * S::LANES)) })
+        };
+        Loaded {
+            affine: regs.affine.map(|(scale, shift)| (load(scale), load(shift))),
+            clamp: regs.clamp.map(|(lo, hi)| (s.splat(lo), s.splat(hi))),
+        }
+    }
+
+    /// The steps on `v`, register `i` of its pixel: the same operations,
+    /// rounded the same way, as [`Epilogue::apply`] on the stored values.
+    #[inline(always)]
+    pub fn apply(&self, s: S, v: S::V, i: usize) -> S::V {
+        let mut v = v;
+        if let Some((scale, shift)) = &self.affine {
+            v = s.add(s.mul(v, scale[i]), shift[i]);
+        }
+        if let Some((lo, hi)) = self.clamp {
+            v = s.clamp(v, lo, hi);
+        }
+        v
+    }
+}
+
 /// [`Epilogue::apply`] compiled for the vector unit (the loops are plain
 /// code the compiler vectorises inside `dispatch`'s entry point).
 struct Apply<'a, 'b> {

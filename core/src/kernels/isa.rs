@@ -130,6 +130,14 @@ pub(crate) trait Simd: Copy {
     fn splat(self, x: f32) -> Self::V;
     /// `a · b + c`, rounded once.
     fn fmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a · b`, rounded.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a + b`, rounded.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `lo` where `v < lo`, then `hi` where that is `> hi`, lane by lane:
+    /// compares, so a NaN stays a NaN and `-0` stays `-0` (as
+    /// [`Step::Clamp`](super::epilogue::Step::Clamp) computes it).
+    fn clamp(self, v: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
     /// Loads `LANES` floats from `p`, unaligned.
     ///
     /// # Safety
@@ -161,6 +169,23 @@ impl Simd for Scalar {
     #[inline(always)]
     fn fmadd(self, a: f32, b: f32, c: f32) -> f32 {
         a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn clamp(self, v: f32, lo: f32, hi: f32) -> f32 {
+        let x = if v < lo { lo } else { v };
+        if x > hi {
+            hi
+        } else {
+            x
+        }
     }
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> f32 {
@@ -255,6 +280,24 @@ mod x86 {
             unsafe { _mm512_fmadd_ps(a, b, c) }
         }
         #[inline(always)]
+        fn mul(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn clamp(self, v: __m512, lo: __m512, hi: __m512) -> __m512 {
+            // MAXPS(a, b) is `a > b ? a : b` and MINPS(a, b) `a < b ? a :
+            // b`, the second operand on a NaN or equal values: exactly the
+            // compares of `clamp`.
+            // SAFETY: as in `zero`.
+            unsafe { _mm512_min_ps(hi, _mm512_max_ps(lo, v)) }
+        }
+        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m512 {
             // SAFETY: the CPU has AVX-512F (as in `zero`) and the caller
             // guarantees 16 readable floats at `p`.
@@ -286,6 +329,24 @@ mod x86 {
         fn fmadd(self, a: __m256, b: __m256, c: __m256) -> __m256 {
             // SAFETY: as in `zero`.
             unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn mul(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn clamp(self, v: __m256, lo: __m256, hi: __m256) -> __m256 {
+            // MAXPS(a, b) is `a > b ? a : b` and MINPS(a, b) `a < b ? a :
+            // b`, the second operand on a NaN or equal values: exactly the
+            // compares of `clamp`.
+            // SAFETY: as in `zero`.
+            unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, v)) }
         }
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m256 {
@@ -342,6 +403,26 @@ mod arm {
             // `vfmaq_f32(acc, x, y)` is `acc + x · y`, fused (FMLA).
             // SAFETY: as in `zero`.
             unsafe { vfmaq_f32(c, a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // SAFETY: as in `zero`.
+            unsafe { vmulq_f32(a, b) }
+        }
+        #[inline(always)]
+        fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // SAFETY: as in `zero`.
+            unsafe { vaddq_f32(a, b) }
+        }
+        #[inline(always)]
+        fn clamp(self, v: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
+            // Compare and select: FMAX/FMIN would make +0 of -0 against
+            // +0.
+            // SAFETY: as in `zero`.
+            unsafe {
+                let x = vbslq_f32(vcltq_f32(v, lo), lo, v);
+                vbslq_f32(vcgtq_f32(x, hi), hi, x)
+            }
         }
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> float32x4_t {

@@ -25,7 +25,7 @@
 //! then the groups in order), so results do not depend on the thread count.
 
 use super::ConvGeometry;
-use crate::kernels::epilogue::Epilogue;
+use crate::kernels::epilogue::{Epilogue, InRegisters, Loaded};
 use crate::kernels::isa::{dispatch, Isa, Kernel, Scalar, Simd};
 use crate::kernels::parallel;
 
@@ -206,6 +206,16 @@ impl Forward<'_> {
         if output_len == 0 {
             return;
         }
+        // The blocked kernel applies the epilogue's affine and clamp steps
+        // to its accumulators; the rest runs on each stored row.
+        let (regs, rest) = match path {
+            RowPath::Blocked(_) => self.epilogue.split_registers(),
+            RowPath::Portable => (InRegisters::default(), self.epilogue),
+        };
+        assert!(
+            regs.covers(oc),
+            "depthwise: fewer epilogue factors than {oc} channels"
+        );
         let flops = parallel::flops([2, rows, row_len, g.k_h, g.k_w]);
         let units = output[..output_len].chunks_mut(ROWS_PER_UNIT * row_len);
         let workers = parallel::workers(threads, rows.div_ceil(ROWS_PER_UNIT), flops);
@@ -218,12 +228,13 @@ impl Forward<'_> {
                         isa,
                         BlockedRow {
                             f: self,
+                            regs,
                             row,
                             out_row,
                         },
                     ),
                 }
-                self.epilogue.apply(out_row, oc);
+                rest.apply(out_row, oc);
             }
         });
     }
@@ -260,6 +271,7 @@ impl Forward<'_> {
 /// One output row of a forward call with `m = 1`, run by [`dispatch`].
 struct BlockedRow<'a, 'b> {
     f: &'b Forward<'a>,
+    regs: InRegisters<'a>,
     row: usize,
     out_row: &'b mut [f32],
 }
@@ -272,9 +284,9 @@ impl Kernel for BlockedRow<'_, '_> {
         // Fewer channels than lanes: one lane at a time (the same
         // arithmetic, so the same values).
         if self.f.g.in_c < S::LANES {
-            return blocked_row(Scalar, self.f, self.row, self.out_row);
+            return blocked_row(Scalar, self.f, self.regs, self.row, self.out_row);
         }
-        blocked_row(s, self.f, self.row, self.out_row)
+        blocked_row(s, self.f, self.regs, self.row, self.out_row)
     }
 }
 
@@ -285,6 +297,8 @@ struct RowOperands<'a> {
     image: &'a [f32],
     kernel: &'a [f32],
     bias: Option<&'a [f32]>,
+    /// Applied to each block before it is stored.
+    regs: InRegisters<'a>,
     /// The output row.
     oy: usize,
     /// The window rows that land inside the image.
@@ -300,7 +314,7 @@ struct RowOperands<'a> {
 /// `x · w` for each cell inside, fused, in window order, whichever block
 /// computes it, so all instruction sets give the same bits.
 #[inline(always)]
-fn blocked_row<S: Simd>(s: S, f: &Forward<'_>, row: usize, out: &mut [f32]) {
+fn blocked_row<S: Simd>(s: S, f: &Forward<'_>, regs: InRegisters<'_>, row: usize, out: &mut [f32]) {
     let g = f.g;
     let (b, oy) = (row / g.out_h, row % g.out_h);
     let image_len = g.in_h * g.in_w * g.in_c;
@@ -309,6 +323,7 @@ fn blocked_row<S: Simd>(s: S, f: &Forward<'_>, row: usize, out: &mut [f32]) {
         image: &f.input[b * image_len..][..image_len],
         kernel: &f.kernel[..g.k_h * g.k_w * g.in_c],
         bias: f.bias.map(|b| &b[..g.in_c]),
+        regs,
         oy,
         ky: cells_inside(oy * g.s_h, g.pad_top, g.k_h, g.d_h, g.in_h),
     };
@@ -456,7 +471,7 @@ fn check_block(
         let c = g.in_c;
         let last_pixel = ox0.checked_add(p.checked_sub(1)?)?;
         let mut inside = c >= width && out_len >= last_pixel.checked_add(1)?.checked_mul(c)?;
-        inside &= r.bias.is_none_or(|b| b.len() >= c);
+        inside &= r.bias.is_none_or(|b| b.len() >= c) && r.regs.covers(c);
         if let Some(((ky0, ky1), (kx0, kx1))) = reads {
             let top = (r.oy.checked_mul(g.s_h)?).checked_add(ky0.checked_mul(g.d_h)?)?;
             let bottom = (r.oy.checked_mul(g.s_h)?).checked_add((ky1 - 1).checked_mul(g.d_h)?)?;
@@ -507,7 +522,8 @@ unsafe fn accumulate<S: Simd, const P: usize, const R: usize, const KW: usize, c
     // pad_top` and columns `(ox0 + p)·s_w + kx·d_w - pad_left` (p < P) lie
     // inside the image, so the `R · LANES` floats from channel `j0 <= c -
     // R · LANES` are inside `r.image`; kernel cells `ky·k_w + kx` inside
-    // `r.kernel`; the bias's `c` values and the output's `(ox0 + P)·c`.
+    // `r.kernel`; the bias's and the epilogue factors' `c` values and the
+    // output's `(ox0 + P)·c`.
     unsafe {
         let mut init = [s.zero(); R];
         if let Some(b) = r.bias {
@@ -532,10 +548,11 @@ unsafe fn accumulate<S: Simd, const P: usize, const R: usize, const KW: usize, c
                 }
             }
         }
+        let steps = Loaded::<S, R>::new(s, r.regs, j0);
         let o = out.as_mut_ptr().add(ox0 * c + j0);
         for (p, a) in acc.iter().enumerate() {
             for (i, &a) in a.iter().enumerate() {
-                s.store(o.add(p * c + i * lanes), a);
+                s.store(o.add(p * c + i * lanes), steps.apply(s, a, i));
             }
         }
     }

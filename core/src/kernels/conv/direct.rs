@@ -15,7 +15,7 @@
 //! values. Likewise for a last, partial block of channels.
 
 use super::ConvGeometry;
-use crate::kernels::epilogue::Epilogue;
+use crate::kernels::epilogue::{Epilogue, InRegisters, Loaded};
 use crate::kernels::isa::{dispatch, Isa, Kernel, Simd};
 use crate::kernels::parallel;
 
@@ -86,6 +86,13 @@ pub fn conv2d(
     if let Some(b) = bias {
         assert!(b.len() >= out_c, "conv2d: bias too short");
     }
+    // Affine and clamp steps are applied to the accumulators, the rest of
+    // the epilogue to each row once it is stored.
+    let (regs, rest) = epilogue.split_registers();
+    assert!(
+        regs.covers(out_c),
+        "conv2d: fewer epilogue factors than {out_c} channels"
+    );
     let rows = g.batch * g.out_h;
     let unit = rows_per_unit(g, out_c);
     let row_len = g.out_w * out_c;
@@ -96,8 +103,18 @@ pub fn conv2d(
     parallel::run(workers, units, scratch, scratch_len(g), |(u, out), buf| {
         for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
             let row = u * unit + r;
-            output_row(g, input, kernel, bias, out_c, row, out_row, buf, isa);
-            epilogue.apply(out_row, out_c);
+            output_row(
+                g,
+                input,
+                kernel,
+                (bias, regs),
+                out_c,
+                row,
+                out_row,
+                buf,
+                isa,
+            );
+            rest.apply(out_row, out_c);
         }
     });
 }
@@ -108,7 +125,7 @@ fn output_row(
     g: &ConvGeometry,
     input: &[f32],
     kernel: &[f32],
-    bias: Option<&[f32]>,
+    (bias, regs): (Option<&[f32]>, InRegisters<'_>),
     n: usize,
     row: usize,
     out: &mut [f32],
@@ -143,6 +160,7 @@ fn output_row(
                 None => px.fill(0.0),
             }
         }
+        regs.apply(out, n);
         return;
     }
     let kwc = g.k_w * c;
@@ -156,6 +174,7 @@ fn output_row(
         w: &kernel[ky0 * kwc * n..ky1 * kwc * n],
         n,
         bias,
+        regs,
     };
     dispatch(isa, Blocks { operands, out });
 }
@@ -190,12 +209,34 @@ pub fn gemm_bias(
     bias: Option<&[f32]>,
     c: &mut [f32],
 ) {
+    gemm_then(isa, (m, k, n), a, b, bias, Epilogue::NONE, c);
+}
+
+/// [`gemm_bias`], then `epilogue` on `c`: its affine and clamp steps on
+/// each register block before it is stored, the rest on `c` afterwards.
+///
+/// # Panics
+/// As [`gemm_bias`], and when an affine step has fewer than `n` factors.
+pub fn gemm_then(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    epilogue: Epilogue<'_>,
+    c: &mut [f32],
+) {
     assert!(gemm_fits(m, n, isa), "direct gemm: unsupported size");
     let fits =
         |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|v| len >= v);
     assert!(
         fits(a.len(), m, k) && fits(b.len(), k, n) && fits(c.len(), m, n),
         "direct gemm: a slice is shorter than {m}x{k} · {k}x{n}"
+    );
+    let (regs, rest) = epilogue.split_registers();
+    assert!(
+        regs.covers(n),
+        "direct gemm: fewer epilogue factors than {n} channels"
     );
     // `a` is one "line" whose pixels are its rows.
     let operands = Operands {
@@ -208,8 +249,10 @@ pub fn gemm_bias(
         w: &b[..k * n],
         n,
         bias: bias.map(|b| &b[..n]),
+        regs,
     };
     dispatch(isa, Blocks { operands, out: c });
+    rest.apply(&mut c[..m * n], n);
 }
 
 /// What every register block of one output row (or one product) reads.
@@ -229,6 +272,8 @@ struct Operands<'a> {
     /// Output channels.
     n: usize,
     bias: Option<&'a [f32]>,
+    /// Steps applied to each block before it is stored.
+    regs: InRegisters<'a>,
 }
 
 /// All the register blocks of one output row (or product), run by
@@ -330,7 +375,8 @@ fn check(o: &Operands<'_>, first_pixel: usize, j0: usize, p: usize, nb: usize, o
                 && o.w.len() >= weights
                 && channels <= o.n
                 && out.len() >= written
-                && o.bias.is_none_or(|b| b.len() >= channels),
+                && o.bias.is_none_or(|b| b.len() >= channels)
+                && o.regs.covers(channels),
         )
     };
     assert!(
@@ -373,7 +419,8 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
     // * pix_stride + t] for t < kwc inside `lines`, that kernel row
     // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + R * LANES] inside `w`,
     // that the bias reads bias[j0 .. + R * LANES], and that the stores hit
-    // out[(first_pixel + p) * n + j0 .. + R * LANES] inside `out`. With
+    // out[(first_pixel + p) * n + j0 .. + R * LANES] inside `out`, and
+    // that the affine steps hold channels `j0 .. + R * LANES`. With
     // `KW > 0`, value `ix * pix_stride + ci` (ix < P + KW - 1, ci <
     // pix_stride) is pixel `min(ix, P - 1)`'s value `t = (ix - min(ix, P -
     // 1)) * pix_stride + ci < KW * pix_stride = kwc`, and kernel row
@@ -424,10 +471,11 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
                 }
             }
         }
+        let steps = Loaded::<S, R>::new(s, o.regs, j0);
         let out = out.as_mut_ptr().add(first_pixel * o.n + j0);
         for (p, a) in acc.iter().enumerate() {
             for (i, v) in a.iter().enumerate() {
-                s.store(out.add(p * o.n + i * lanes), *v);
+                s.store(out.add(p * o.n + i * lanes), steps.apply(s, *v, i));
             }
         }
     }

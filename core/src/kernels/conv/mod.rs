@@ -592,7 +592,7 @@ pub(crate) fn conv2d_with(
 impl Args<'_> {
     /// The im2col and pointwise paths on a small output (see
     /// [`unpacked_isa`]): each unit's whole patches, then one unpacked GEMM
-    /// onto the bias, then the epilogue.
+    /// onto the bias, with the epilogue.
     fn unpacked(
         &self,
         path: ConvPath,
@@ -634,8 +634,7 @@ impl Args<'_> {
                     im2col_columns(g, 0, input, first, rows, 0, k, &mut patches[..rows * k]);
                     &patches[..rows * k]
                 };
-                direct::gemm_bias(isa, (rows, k, out_c), a, kernel, bias, out);
-                extras.epilogue.apply(out, out_c);
+                direct::gemm_then(isa, (rows, k, out_c), a, kernel, bias, extras.epilogue, out);
             },
         );
     }
