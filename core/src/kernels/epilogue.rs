@@ -202,7 +202,8 @@ impl<'a> Epilogue<'a> {
 /// LANES ..` of a register block: [`Loaded::apply`] then works on one
 /// register at a time, so that the block's accumulators stay in registers.
 pub(crate) struct Loaded<S: Simd, const R: usize> {
-    affine: Option<([S::V; R], [S::V; R])>,
+    /// Scale and shift registers.
+    affine: Option<[[S::V; R]; 2]>,
     clamp: Option<(S::V, S::V)>,
 }
 
@@ -219,7 +220,7 @@ impl<S: Simd, const R: usize> Loaded<S, R> {
             std::array::from_fn(|i| unsafe { s.load(v.as_ptr().add(j0 + i * S::LANES)) })
         };
         Loaded {
-            affine: regs.affine.map(|(scale, shift)| (load(scale), load(shift))),
+            affine: regs.affine.map(|(scale, shift)| [load(scale), load(shift)]),
             clamp: regs.clamp.map(|(lo, hi)| (s.splat(lo), s.splat(hi))),
         }
     }
@@ -229,7 +230,7 @@ impl<S: Simd, const R: usize> Loaded<S, R> {
     #[inline(always)]
     pub fn apply(&self, s: S, v: S::V, i: usize) -> S::V {
         let mut v = v;
-        if let Some((scale, shift)) = &self.affine {
+        if let Some([scale, shift]) = &self.affine {
             v = s.add(s.mul(v, scale[i]), shift[i]);
         }
         if let Some((lo, hi)) = self.clamp {
