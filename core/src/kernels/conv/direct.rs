@@ -142,16 +142,6 @@ fn output_row(
     let ky0 = g.pad_top.saturating_sub(top).min(g.k_h);
     let ky1 = (g.in_h + g.pad_top).saturating_sub(top).min(g.k_h).max(ky0);
     let image = &input[b * g.in_h * g.in_w * c..(b + 1) * g.in_h * g.in_w * c];
-    // Columns of the padded line that hold input: [x0, x1).
-    let x0 = g.pad_left.min(span);
-    let x1 = (g.pad_left + g.in_w).min(span);
-    for ky in ky0..ky1 {
-        let iy = top + ky - g.pad_top;
-        let line = &mut buf[(ky - ky0) * line_len..(ky - ky0 + 1) * line_len];
-        line[..x0 * c].fill(0.0);
-        line[x0 * c..x1 * c].copy_from_slice(&image[iy * g.in_w * c..(iy * g.in_w + x1 - x0) * c]);
-        line[x1 * c..].fill(0.0);
-    }
     let used_rows = ky1 - ky0;
     if used_rows == 0 {
         for px in out.chunks_exact_mut(n) {
@@ -163,9 +153,30 @@ fn output_row(
         regs.apply(out, n);
         return;
     }
+    // Windows that need no padding on the left or right (1×1 layers,
+    // 'valid' ones) read the image rows in place; the others read copies
+    // of them with the padding's zeros, so the kernel never tests bounds.
+    let row_len = g.in_w * c;
+    let in_place = g.pad_left == 0 && span <= g.in_w;
+    let (lines, line_len) = if in_place {
+        let iy0 = top + ky0 - g.pad_top;
+        (&image[iy0 * row_len..(iy0 + used_rows) * row_len], row_len)
+    } else {
+        // Columns of the padded line that hold input: [x0, x1).
+        let x0 = g.pad_left.min(span);
+        let x1 = (g.pad_left + g.in_w).min(span);
+        for ky in ky0..ky1 {
+            let iy = top + ky - g.pad_top;
+            let line = &mut buf[(ky - ky0) * line_len..(ky - ky0 + 1) * line_len];
+            line[..x0 * c].fill(0.0);
+            line[x0 * c..x1 * c].copy_from_slice(&image[iy * row_len..(iy * g.in_w + x1 - x0) * c]);
+            line[x1 * c..].fill(0.0);
+        }
+        (&buf[..used_rows * line_len], line_len)
+    };
     let kwc = g.k_w * c;
     let operands = Operands {
-        lines: &buf[..used_rows * line_len],
+        lines,
         line_len,
         rows: used_rows,
         pix_stride: g.s_w * c,
