@@ -52,10 +52,19 @@ fn strided_sgemm_matches_naive_product_small_and_large_m() {
     // m <= 8 streams b (no packing); larger m goes to matrixmultiply. Both
     // honour leading dimensions and beta (beta = 0 ignores c, even NaN).
     let mut rng = ChaCha8Rng::seed_from_u64(12);
+    // Small m also with wide rows: every register block size (up to 16
+    // registers of columns on one row), then single registers and single
+    // columns at the end of each row.
     for &(m, k, n) in &[
         (1, 300, 40),
+        (1, 50, 300),
+        (2, 20, 263),
         (3, 7, 5),
+        (4, 30, 141),
+        (5, 10, 77),
+        (7, 12, 200),
         (8, 33, 17),
+        (8, 9, 133),
         (9, 33, 17),
         (40, 20, 50),
     ] {
