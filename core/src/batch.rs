@@ -20,6 +20,10 @@ use crate::shape::{format_dims, Shape};
 /// ```
 pub struct Batch<S> {
     len: usize,
+    /// Values in use: `len · S::NUMEL`, the start of `data`. What `data`
+    /// holds past them is memory kept for reuse (see
+    /// [`Batch::from_buffer`]).
+    values: usize,
     data: Vec<f32>,
     shape: PhantomData<fn() -> S>,
 }
@@ -92,7 +96,9 @@ impl<S: Shape> Batch<S> {
 
     /// A batch of `len` samples in `buffer`'s allocation: how workspaces
     /// reuse memory. The values are whatever the buffer held (zeros past
-    /// its old length): the caller overwrites them.
+    /// its old length): the caller overwrites them. A longer buffer keeps
+    /// its length, unused, so that giving it back and taking it for a
+    /// larger batch later writes nothing.
     ///
     /// # Panics
     ///
@@ -103,9 +109,12 @@ impl<S: Shape> Batch<S> {
     pub fn from_buffer(len: usize, mut buffer: Vec<f32>) -> Self {
         let values = Self::values_or_panic(len);
         // Not clear() + resize(): that would write every value each time.
-        buffer.resize(values, 0.0);
+        if buffer.len() < values {
+            buffer.resize(values, 0.0);
+        }
         Batch {
             len,
+            values,
             data: buffer,
             shape: PhantomData,
         }
@@ -120,6 +129,7 @@ impl<S: Shape> Batch<S> {
         match Self::values_for(len) {
             Some(expected) if expected == data.len() => Ok(Batch {
                 len,
+                values: expected,
                 data,
                 shape: PhantomData,
             }),
@@ -157,6 +167,7 @@ impl<S: Shape> Batch<S> {
     pub fn filled(len: usize, value: f32) -> Self {
         Batch {
             len,
+            values: Self::values_or_panic(len),
             data: vec![value; Self::values_or_panic(len)],
             shape: PhantomData,
         }
@@ -182,6 +193,7 @@ impl<S: Shape> Batch<S> {
         let values = Self::values_for(len).ok_or_else(|| Self::size_error(len, 0))?;
         Ok(Batch {
             len,
+            values,
             data: vec![value; values],
             shape: PhantomData,
         })
@@ -198,24 +210,42 @@ impl<S: Shape> Batch<S> {
     #[track_caller]
     pub fn resize(&mut self, len: usize) {
         let values = Self::values_or_panic(len);
-        self.data.resize(values, 0.0);
+        self.set_values(len, values);
+    }
+
+    /// Makes the first `values` values of `data` this batch's `len`
+    /// samples: the old ones keep their place, new ones are zero.
+    fn set_values(&mut self, len: usize, values: usize) {
+        if values > self.values {
+            let spare = self.data.len().min(values);
+            self.data[self.values..spare].fill(0.0);
+            if self.data.len() < values {
+                self.data.resize(values, 0.0);
+            }
+        }
         self.len = len;
+        self.values = values;
     }
 
     /// [`Batch::resize`], or a [`ShapeError`] leaving the batch unchanged
     /// when `len` samples of `S` hold more values than a batch can.
     pub fn try_resize(&mut self, len: usize) -> Result<(), ShapeError> {
-        let values = Self::values_for(len).ok_or_else(|| Self::size_error(len, self.data.len()))?;
-        self.data.resize(values, 0.0);
-        self.len = len;
+        let values = Self::values_for(len).ok_or_else(|| Self::size_error(len, self.values))?;
+        self.set_values(len, values);
         Ok(())
     }
 
     /// Makes this a copy of `other`, reusing the allocation.
     pub fn copy_from(&mut self, other: &Batch<S>) {
+        let values = other.values;
+        if self.data.len() >= values {
+            self.data[..values].copy_from_slice(other.as_slice());
+        } else {
+            self.data.clear();
+            self.data.extend_from_slice(other.as_slice());
+        }
         self.len = other.len;
-        self.data.clear();
-        self.data.extend_from_slice(&other.data);
+        self.values = values;
     }
 
     /// Number of samples.
@@ -225,12 +255,12 @@ impl<S: Shape> Batch<S> {
 
     /// The values, NHWC.
     pub fn as_slice(&self) -> &[f32] {
-        &self.data
+        &self.data[..self.values]
     }
 
     /// The values, NHWC, writable.
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data
+        &mut self.data[..self.values]
     }
 
     /// The values of sample `i`, or `None` past the end (for any `i`: the
@@ -240,11 +270,18 @@ impl<S: Shape> Batch<S> {
             return None;
         }
         let start = i.checked_mul(S::NUMEL)?;
-        self.data.get(start..start.checked_add(S::NUMEL)?)
+        self.as_slice().get(start..start.checked_add(S::NUMEL)?)
     }
 
     /// Takes the values out.
-    pub fn into_vec(self) -> Vec<f32> {
+    pub fn into_vec(mut self) -> Vec<f32> {
+        self.data.truncate(self.values);
+        self.data
+    }
+
+    /// The whole buffer, the memory kept past the values included: what
+    /// [`Batch::from_buffer`] takes to reuse it.
+    pub(crate) fn into_buffer(self) -> Vec<f32> {
         self.data
     }
 
@@ -291,7 +328,7 @@ impl<S: Shape> Batch<S> {
 
     /// The rows of the last axis.
     fn rows(&self) -> core::slice::ChunksExact<'_, f32> {
-        self.data.chunks_exact(S::LAST.max(1))
+        self.as_slice().chunks_exact(S::LAST.max(1))
     }
 }
 
@@ -314,7 +351,8 @@ impl<S> Clone for Batch<S> {
     fn clone(&self) -> Self {
         Batch {
             len: self.len,
-            data: self.data.clone(),
+            values: self.values,
+            data: self.data[..self.values].to_vec(),
             shape: PhantomData,
         }
     }
@@ -322,7 +360,7 @@ impl<S> Clone for Batch<S> {
 
 impl<S> PartialEq for Batch<S> {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.data == other.data
+        self.len == other.len && self.data[..self.values] == other.data[..other.values]
     }
 }
 
@@ -332,5 +370,66 @@ impl<S: Shape> fmt::Debug for Batch<S> {
             .field("batch_size", &self.len)
             .field("sample_shape", &S::DIMS)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Shape1;
+    use typenum::U3;
+
+    type B3 = Batch<Shape1<U3>>;
+
+    /// A buffer longer than the batch keeps its length for reuse, and the
+    /// memory past the values never shows: not in the slices, not in
+    /// `into_vec`, equality or clones, and not after growing again.
+    #[test]
+    fn memory_past_the_values_is_kept_and_never_shows() {
+        let buffer: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let mut b = B3::from_buffer(2, buffer);
+        assert_eq!(b.as_slice(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(b.sample(1), Some(&[3.0, 4.0, 5.0][..]));
+        assert_eq!(b.sample(2), None);
+        assert_eq!(
+            b,
+            B3::from_vec(2, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]).unwrap()
+        );
+        assert_eq!(b.clone().into_buffer().len(), 6);
+        // Shrinking keeps the memory; growing again gives zeros, not the
+        // old values.
+        b.resize(1);
+        assert_eq!(b.as_slice(), [0.0, 1.0, 2.0]);
+        b.resize(3);
+        assert_eq!(b.as_slice(), [0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Growing past the buffer appends zeros.
+        b.resize(5);
+        assert_eq!(&b.as_slice()[9..], [0.0; 6]);
+        b.resize(1);
+        let kept = b.clone().into_buffer().len();
+        assert_eq!(kept, 3);
+        assert_eq!(b.into_buffer().len(), 15);
+        // A copy into a batch with spare memory takes exactly the source.
+        let mut c = B3::from_buffer(0, vec![9.0; 12]);
+        c.copy_from(&B3::from_vec(1, vec![1.0, 2.0, 3.0]).unwrap());
+        assert_eq!(c.as_slice(), [1.0, 2.0, 3.0]);
+        assert_eq!(c.into_vec(), [1.0, 2.0, 3.0]);
+    }
+
+    /// Buffers given back to a context keep their whole length, so the
+    /// next, larger batch taken from them is not cleared first.
+    #[test]
+    fn recycled_buffers_keep_their_length() {
+        let mut ctx = crate::Context::inference();
+        let big: B3 = ctx.take_batch(4);
+        assert_eq!(big.as_slice().len(), 12);
+        ctx.recycle(big);
+        let mut small: B3 = ctx.take_batch(1);
+        small.as_mut_slice().fill(7.0);
+        ctx.recycle(small);
+        let again: B3 = ctx.take_batch(4);
+        assert_eq!(again.as_slice().len(), 12);
+        assert_eq!(again.as_slice()[..3], [7.0; 3]);
+        assert!(again.into_buffer().capacity() >= 12);
     }
 }

@@ -166,11 +166,11 @@ pub fn fused_into<H, T>(
     let mut steps = Steps::new();
     // The head writes into `out`'s memory, typed as its own output (the
     // same dimensions): no copy either way.
-    let memory = std::mem::replace(out, Batch::from_buffer(0, Vec::new())).into_vec();
+    let memory = std::mem::replace(out, Batch::from_buffer(0, Vec::new())).into_buffer();
     let mut head_out = Batch::<H::Output>::from_buffer(n, memory);
     if tail.steps(ctx, &mut stores, &mut steps) {
         head.forward_into_then(input, &mut head_out, Epilogue::new(steps.as_slice()), ctx);
-        *out = Batch::from_buffer(n, head_out.into_vec());
+        *out = Batch::from_buffer(n, head_out.into_buffer());
     } else {
         head.forward_into(input, &mut head_out, ctx);
         *out = tail.forward_owned(head_out, ctx);

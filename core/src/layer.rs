@@ -219,7 +219,7 @@ impl Context<'_> {
 
     /// Returns a batch's memory for [`Context::take_batch`] to reuse.
     pub fn recycle<S: Shape>(&mut self, batch: Batch<S>) {
-        self.buffers.push(batch.into_vec());
+        self.buffers.push(batch.into_buffer());
     }
 }
 

@@ -444,8 +444,9 @@ mod arm {
 /// current core, so tiles sized by it stay in cache everywhere.
 const DEFAULT_L2: usize = 512 * 1024;
 
-/// The per-core L2 cache size in bytes, detected once (CPUID on x86_64;
-/// [`DEFAULT_L2`] where that fails or elsewhere). Tile sizes that must stay
+/// The per-core L2 cache size in bytes, detected once (CPUID on x86_64,
+/// sysfs on other Linux machines; [`DEFAULT_L2`] where that fails). Tile
+/// sizes that must stay
 /// in L2 derive from it; it is the same for every thread of the process, so
 /// results stay independent of the thread count.
 pub(crate) fn l2_bytes() -> usize {
@@ -493,14 +494,65 @@ fn detect_l2() -> Option<usize> {
     None
 }
 
+/// Elsewhere, Linux's description of the first CPU's caches.
 #[cfg(not(target_arch = "x86_64"))]
 fn detect_l2() -> Option<usize> {
-    None
+    sysfs_l2()
+}
+
+/// The data or unified level-2 cache of the first CPU as Linux describes
+/// it in sysfs (AArch64 servers and boards; x86 Linux too, where a test
+/// checks it against CPUID).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn sysfs_l2() -> Option<usize> {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let read = |index: usize, name: &str| {
+        std::fs::read_to_string(dir.join(format!("index{index}")).join(name)).ok()
+    };
+    (0..16).find_map(|index| {
+        let level = read(index, "level")?;
+        let kind = read(index, "type")?;
+        let unified_or_data = matches!(kind.trim(), "Unified" | "Data");
+        (level.trim() == "2" && unified_or_data).then(|| parse_cache_size(&read(index, "size")?))?
+    })
+}
+
+/// A sysfs cache size (`"1024K"`, `"2M"`, or bytes) in bytes, if it is one.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn parse_cache_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let (digits, unit) = match text.strip_suffix(['K', 'k']) {
+        Some(d) => (d, 1024),
+        None => match text.strip_suffix(['M', 'm']) {
+            Some(d) => (d, 1024 * 1024),
+            None => (text, 1),
+        },
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sysfs_cache_sizes_parse() {
+        assert_eq!(parse_cache_size("1024K\n"), Some(1 << 20));
+        assert_eq!(parse_cache_size("2M"), Some(2 << 20));
+        assert_eq!(parse_cache_size("524288"), Some(1 << 19));
+        for bad in ["", "K", "12Q", "-1K", "99999999999999999999M"] {
+            assert_eq!(parse_cache_size(bad), None, "{bad:?}");
+        }
+    }
+
+    /// Where both exist, sysfs and CPUID agree on the L2 size.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sysfs_agrees_with_cpuid() {
+        if let (Some(sysfs), Some(cpuid)) = (sysfs_l2(), detect_l2()) {
+            assert_eq!(sysfs, cpuid);
+        }
+    }
 
     #[test]
     fn l2_is_detected_within_bounds() {

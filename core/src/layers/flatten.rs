@@ -43,7 +43,8 @@ impl<In> Default for Flatten<In> {
 /// The same values under another sample shape of as many values.
 fn reshape<A: Shape, B: Shape>(batch: Batch<A>) -> Batch<B> {
     let n = batch.batch_size();
-    Batch::from_vec(n, batch.into_vec()).expect("Flatten keeps the number of values")
+    assert_eq!(A::NUMEL, B::NUMEL, "Flatten keeps the number of values");
+    Batch::from_buffer(n, batch.into_buffer())
 }
 
 impl<In: Flattenable> Layer for Flatten<In> {

@@ -49,7 +49,8 @@ impl<In, Out> Default for Reshape<In, Out> {
 /// The same values under another sample shape of as many values.
 fn retype<A: ElementCount, B: ElementCount>(batch: Batch<A>) -> Batch<B> {
     let n = batch.batch_size();
-    Batch::from_vec(n, batch.into_vec()).expect("a reshape keeps the number of values")
+    assert_eq!(A::NUMEL, B::NUMEL, "a reshape keeps the number of values");
+    Batch::from_buffer(n, batch.into_buffer())
 }
 
 impl<In, Out> Layer for Reshape<In, Out>

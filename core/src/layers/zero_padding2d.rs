@@ -85,6 +85,31 @@ impl Frame {
         }
     }
 
+    /// Writes `images` padded images of `x` into `y`, every value once:
+    /// the border's zeros and the image's values, so nothing stale in `y`
+    /// shows and nothing is written twice (a padded map is as large as a
+    /// layer's output, and clearing it first cost a pass over memory).
+    fn pad(&self, images: usize, x: &[f32], y: &mut [f32]) {
+        if self.row_len == 0 {
+            return;
+        }
+        let rows = y.chunks_exact_mut(self.row_len).take(images * self.rows);
+        for (i, row) in rows.enumerate() {
+            let (image, r) = (i / self.rows, i % self.rows);
+            match r.checked_sub(self.top).filter(|&y| y < self.inner_rows) {
+                Some(y) => {
+                    let inner = (image * self.inner_rows + y) * self.inner_len;
+                    let (left, rest) = row.split_at_mut(self.left);
+                    let (middle, right) = rest.split_at_mut(self.inner_len);
+                    left.fill(0.0);
+                    middle.copy_from_slice(&x[inner..inner + self.inner_len]);
+                    right.fill(0.0);
+                }
+                None => row.fill(0.0),
+            }
+        }
+    }
+
     /// Calls `f(inner row, padded row)` for every image and inner row.
     fn each_row(&self, images: usize, mut f: impl FnMut(usize, usize)) {
         for image in 0..images {
@@ -130,11 +155,7 @@ where
     ) {
         let frame = Frame::of::<H, W, C, T, B, L, R>();
         out.resize(input.batch_size());
-        let (x, y) = (input.as_slice(), out.as_mut_slice());
-        y.fill(0.0);
-        frame.each_row(input.batch_size(), |inner, padded| {
-            y[padded..padded + frame.inner_len].copy_from_slice(&x[inner..inner + frame.inner_len]);
-        });
+        frame.pad(input.batch_size(), input.as_slice(), out.as_mut_slice());
     }
 
     fn forward_taped(
