@@ -132,11 +132,11 @@ impl ActivationFn for Relu {
         unary(g, "Relu", x)
     }
     fn backward(output: &[f32], grad: &mut [f32], _: usize) {
-        // The derivative at 0 is taken as 0, as TensorFlow and JAX do.
+        // The derivative at 0 is taken as 0, as TensorFlow and JAX do. A
+        // select rather than a conditional store, so that it vectorises
+        // (a NaN output keeps its gradient either way).
         for (g, y) in grad.iter_mut().zip(output) {
-            if *y <= 0.0 {
-                *g = 0.0;
-            }
+            *g = if *y <= 0.0 { 0.0 } else { *g };
         }
     }
 }
