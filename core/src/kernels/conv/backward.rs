@@ -16,7 +16,7 @@
 //! backward pass computes `dX` that way, with no `col2im` scatter.
 
 use super::{choose_path, conv2d, conv2d_scratch_len, im2col_columns, ConvGeometry, ConvPath};
-use crate::kernels::gemm::sgemm_general;
+use crate::kernels::gemm::{add_at_b, sgemm_general};
 use crate::kernels::parallel;
 
 /// Adds the column sums of `matrix` (rows of `sums.len()` values) to
@@ -175,15 +175,14 @@ fn backward_tiles(
             im2col_columns(g, group, input, first, rows, 0, k, patches);
             let dy = &dy[group * og..];
             // dW (k × og) += patchesᵀ (k × rows) · dY (rows × og)
-            sgemm_general(
+            add_at_b(
                 (k, rows, og),
                 patches,
-                (1, k),
+                k,
                 dy,
-                (out_c, 1),
-                1.0,
+                out_c,
                 &mut grad_kernel[group * og..],
-                (out_c, 1),
+                out_c,
             );
             let Some(gi) = grad_input.as_deref_mut() else {
                 continue;

@@ -353,3 +353,177 @@ pub fn sgemm_general(
         );
     }
 }
+
+/// `c += aᵀ · b` for row-major `a` (`kk × m`, rows `lda` apart), `b`
+/// (`kk × n`, rows `ldb` apart) and `c` (`m × n`, rows `ldc` apart),
+/// without packing: blocks of `c` stay in registers while the rows of `a`
+/// and `b` stream past together (a kernel's gradient, `patchesᵀ · dY`,
+/// whose operands `matrixmultiply` would first copy in full).
+///
+/// # Panics
+/// When a slice is shorter than its dimensions and stride say, or a stride
+/// is smaller than its row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_at_b(
+    (m, kk, n): (usize, usize, usize),
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(
+        lda >= m && ldb >= n && ldc >= n,
+        "add_at_b: leading dimension below row length"
+    );
+    let span = |rows: usize, ld: usize, cols: usize| match rows == 0 || cols == 0 {
+        true => Some(0),
+        false => (rows - 1).checked_mul(ld)?.checked_add(cols),
+    };
+    let fits = |len: usize, rows, ld, cols| span(rows, ld, cols).is_some_and(|s| len >= s);
+    assert!(
+        fits(a.len(), kk, lda, m) && fits(b.len(), kk, ldb, n) && fits(c.len(), m, ldc, n),
+        "add_at_b: a slice is shorter than {kk}x{m}ᵀ · {kk}x{n}"
+    );
+    if m == 0 || n == 0 || kk == 0 {
+        return;
+    }
+    let p = AtB {
+        m,
+        kk,
+        n,
+        a,
+        lda,
+        b,
+        ldb,
+    };
+    dispatch(Isa::detect(), AtBJob { p, c, ldc });
+}
+
+/// The operands of [`add_at_b`], checked against their sizes.
+struct AtB<'a> {
+    m: usize,
+    kk: usize,
+    n: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+}
+
+struct AtBJob<'a, 'c> {
+    p: AtB<'a>,
+    c: &'c mut [f32],
+    ldc: usize,
+}
+
+impl Kernel for AtBJob<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let AtBJob { p, c, ldc } = self;
+        // Rows of `c` per block as in the direct convolution kernel: as
+        // many as leave registers for `b`'s and a broadcast.
+        match (S::PIXELS, p.n >= 2 * S::LANES) {
+            (12, true) => p.columns::<S, 12, 2>(s, c, ldc),
+            (12, false) => p.columns::<S, 24, 1>(s, c, ldc),
+            (6, true) => p.columns::<S, 6, 2>(s, c, ldc),
+            (6, false) => p.columns::<S, 12, 1>(s, c, ldc),
+            _ => p.columns::<S, 4, 1>(s, c, ldc),
+        }
+    }
+}
+
+impl AtB<'_> {
+    /// `c`'s columns in blocks of `R` registers, then single registers,
+    /// then single columns.
+    #[inline(always)]
+    fn columns<S: Simd, const T: usize, const R: usize>(&self, s: S, c: &mut [f32], ldc: usize) {
+        let (n, lanes) = (self.n, S::LANES);
+        let mut j = 0;
+        while j + R * lanes <= n {
+            self.rows::<S, T, R>(s, j, c, ldc);
+            j += R * lanes;
+        }
+        while j + lanes <= n {
+            self.rows::<S, T, 1>(s, j, c, ldc);
+            j += lanes;
+        }
+        while j < n {
+            self.rows::<Scalar, T, 1>(Scalar, j, c, ldc);
+            j += 1;
+        }
+    }
+
+    /// Columns `j .. j + R · LANES` of every row of `c`: blocks of `T`
+    /// rows, then single rows.
+    #[inline(always)]
+    fn rows<S: Simd, const T: usize, const R: usize>(
+        &self,
+        s: S,
+        j: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        // Every block below ends at or before row `m` and column `j + R ·
+        // LANES <= n` (the caller's loops); `add_at_b` checked the slices
+        // against `m`, `kk`, `n` and the strides.
+        let mut t = 0;
+        while t + T <= self.m {
+            // SAFETY: as said above the loop.
+            unsafe { self.block::<S, T, R>(s, t, j, c, ldc) };
+            t += T;
+        }
+        while t < self.m {
+            // SAFETY: as said above the first loop.
+            unsafe { self.block::<S, 1, R>(s, t, j, c, ldc) };
+            t += 1;
+        }
+    }
+
+    /// Rows `t0 .. t0 + T` × columns `j .. j + R · LANES` of `c`, in
+    /// registers from its old values while every row `p` of `a` and `b`
+    /// adds `a[p][t] · b[p][..]`, fused, in the order of `p`.
+    ///
+    /// # Safety
+    /// `t0 + T <= m`, `j + R · LANES <= n`, and the slices hold what
+    /// [`add_at_b`] checked.
+    #[inline(always)]
+    unsafe fn block<S: Simd, const T: usize, const R: usize>(
+        &self,
+        s: S,
+        t0: usize,
+        j: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let lanes = S::LANES;
+        let (a, b, cp) = (self.a.as_ptr(), self.b.as_ptr(), c.as_mut_ptr());
+        // SAFETY: the caller's bounds put element (t0 + i, j + r · LANES +
+        // lane) of `c`, (p, t0 + i) of `a` and (p, j + r · LANES + lane) of
+        // `b` (p < kk) inside their slices; loads and stores are unaligned.
+        unsafe {
+            let mut acc: [[S::V; R]; T] = std::array::from_fn(|i| {
+                std::array::from_fn(|r| s.load(cp.add((t0 + i) * ldc + j + r * lanes)))
+            });
+            for p in 0..self.kk {
+                let bp = b.add(p * self.ldb + j);
+                let bv: [S::V; R] = std::array::from_fn(|r| s.load(bp.add(r * lanes)));
+                let ap = a.add(p * self.lda + t0);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let x = s.splat(*ap.add(i));
+                    for (v, w) in acc.iter_mut().zip(&bv) {
+                        *v = s.fmadd(x, *w, *v);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                for (r, v) in acc.iter().enumerate() {
+                    s.store(cp.add((t0 + i) * ldc + j + r * lanes), *v);
+                }
+            }
+        }
+    }
+}

@@ -364,3 +364,68 @@ fn sgemm_general_rejects_overflowing_reach_and_short_operands() {
     );
     assert!(c.iter().all(|&v| v == 4.0));
 }
+
+/// `add_at_b` adds `aᵀ · b` to `c` on every register block size and tail
+/// (rows of `c` past whole blocks, columns past whole registers), with
+/// strides, and leaves `c` past each row's `n` columns alone.
+#[test]
+fn add_at_b_matches_naive_product() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for &(m, kk, n) in &[
+        (1, 1, 1),
+        (27, 40, 32),
+        (288, 17, 32),
+        (13, 5, 16),
+        (30, 9, 70),
+        (7, 100, 3),
+        (25, 3, 41),
+    ] {
+        let (lda, ldb, ldc) = (m + 2, n + 3, n + 1);
+        let a = random_vec(&mut rng, kk * lda);
+        let b = random_vec(&mut rng, kk * ldb);
+        let c0 = random_vec(&mut rng, m * ldc);
+        let mut c = c0.clone();
+        add_at_b((m, kk, n), &a, lda, &b, ldb, &mut c, ldc);
+        for t in 0..m {
+            for j in 0..n {
+                let mut want = c0[t * ldc + j] as f64;
+                for p in 0..kk {
+                    want += a[p * lda + t] as f64 * b[p * ldb + j] as f64;
+                }
+                let got = c[t * ldc + j] as f64;
+                assert!((got - want).abs() < 1e-4, "({m},{kk},{n}) at ({t},{j})");
+            }
+            assert_eq!(
+                c[t * ldc + n..(t + 1) * ldc],
+                c0[t * ldc + n..(t + 1) * ldc]
+            );
+        }
+    }
+}
+
+/// `add_at_b` refuses each slice one value short, strides below their
+/// rows and sizes whose reach overflows, before its unchecked code runs.
+#[test]
+fn add_at_b_rejects_short_slices_and_bad_strides() {
+    let (m, kk, n) = (13, 5, 20);
+    let ok = |la: usize, lb: usize, lc: usize, lda: usize| {
+        let (a, b, mut c) = (vec![1.0f32; la], vec![1.0f32; lb], vec![0.0f32; lc]);
+        !panics(|| add_at_b((m, kk, n), &a, lda, &b, n, &mut c, n))
+    };
+    assert!(ok(kk * m, kk * n, m * n, m));
+    assert!(!ok(kk * m - 1, kk * n, m * n, m));
+    assert!(!ok(kk * m, kk * n - 1, m * n, m));
+    assert!(!ok(kk * m, kk * n, m * n - 1, m));
+    assert!(!ok(kk * m, kk * n, m * n, m - 1));
+    assert!(panics(|| {
+        add_at_b(
+            (2, usize::MAX / 2, 2),
+            &[1.0; 8],
+            2,
+            &[1.0; 8],
+            2,
+            &mut [0.0; 4],
+            2,
+        )
+    }));
+}
