@@ -5,7 +5,7 @@
 mod tests;
 
 use crate::kernels::conv::backward::add_column_sums;
-use crate::kernels::gemm::{self, sgemm, sgemm_general};
+use crate::kernels::gemm::{self, add_at_b, sgemm, sgemm_general};
 use crate::kernels::parallel;
 
 /// Output columns per block of a large product's GEMM.
@@ -183,15 +183,14 @@ pub fn backward(
             (n_in, 1),
         ),
         // dW[first ..] (h × units) += X[:, first ..]ᵀ (h × rows) · dY
-        Part::Kernel(first, gk) => sgemm_general(
+        Part::Kernel(first, gk) => add_at_b(
             (gk.len() / units.max(1), rows, units),
             &input[first..],
-            (1, n_in),
+            n_in,
             grad_output,
-            (units, 1),
-            1.0,
+            units,
             gk,
-            (units, 1),
+            units,
         ),
     });
 }
