@@ -148,6 +148,13 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p .. p + LANES` must be writable.
     unsafe fn store(self, p: *mut f32, v: Self::V);
+    /// Asks for the cache line holding `p` ahead of its use. A hint: any
+    /// address, even one outside every allocation, is fine (nothing is
+    /// read, nothing faults). A no-op where the instruction set has none.
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        let _ = p;
+    }
 }
 
 /// Portable code: one lane, no feature required.
@@ -309,6 +316,12 @@ mod x86 {
             // writable floats at `p`.
             unsafe { _mm512_storeu_ps(p, v) }
         }
+        #[inline(always)]
+        fn prefetch(self, p: *const f32) {
+            // SAFETY: PREFETCHT0 (SSE, which every x86-64 CPU has) only
+            // hints: it reads nothing into a register and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
     }
 
     impl Simd for Avx2 {
@@ -359,6 +372,12 @@ mod x86 {
             // SAFETY: the CPU has AVX2 and the caller guarantees 8 writable
             // floats at `p`.
             unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        fn prefetch(self, p: *const f32) {
+            // SAFETY: PREFETCHT0 (SSE, which every x86-64 CPU has) only
+            // hints: it reads nothing into a register and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
         }
     }
 }

@@ -43,7 +43,8 @@ pub(crate) mod pool;
 mod testutil;
 
 pub use conv::{
-    choose_path, conv2d, conv2d_scratch_len, conv2d_then, ConvExtras, ConvPath, PreparedKernel,
+    choose_path, conv2d, conv2d_scratch_len, conv2d_then, conv2d_with, ConvExtras, ConvPath,
+    PreparedKernel,
 };
 pub use epilogue::{Epilogue, Step};
 pub use gemm::{sgemm, sgemm_calls};

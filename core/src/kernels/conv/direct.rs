@@ -266,6 +266,11 @@ pub fn gemm_then(
     rest.apply(&mut c[..m * n], n);
 }
 
+/// Kernel rows ahead of the one in use whose cache lines the KW = 0 loop
+/// asks for: a memory latency of a few hundred cycles over a dozen
+/// multiply-adds per row.
+const PREFETCH_ROWS: usize = 16;
+
 /// What every register block of one output row (or one product) reads.
 struct Operands<'a> {
     /// `rows` zero-padded input lines of `line_len` values.
@@ -448,6 +453,12 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
             if KW == 0 {
                 for t in 0..o.kwc {
                     let wt = w.add(t * o.n);
+                    // Kernel rows are `n` floats apart: too far for the
+                    // hardware prefetchers once `n` is a few hundred, so a
+                    // kernel that does not fit in L2 (the 1×1 layers at the
+                    // end of MobileNetV2) would wait on every row.
+                    s.prefetch(wt.wrapping_add(PREFETCH_ROWS * o.n));
+                    s.prefetch(wt.wrapping_add(PREFETCH_ROWS * o.n + R * lanes - 1));
                     let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
                     let xt = x.add(t);
                     for (p, a) in acc.iter_mut().enumerate() {

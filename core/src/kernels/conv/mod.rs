@@ -62,21 +62,31 @@ fn direct_max_weights() -> usize {
     isa::l2_bytes() / 4
 }
 
-/// Winograd needs at least this many input and output channels to beat
-/// the other paths (its 16 GEMMs have `k = Cin`, `n = Cout`), and at least
-/// two registers of output channels to beat the direct kernel: with fewer,
-/// the direct kernel's one-register blocks share each broadcast input value
-/// among a 3×3 window's three columns and run near the FMA peak, while
-/// Winograd's GEMMs with `n` of one register are bound by loads and stores
-/// (16 channels on AVX-512: direct 1.06-1.3× faster at batch 1, 8 and 64 on
-/// 16×16 and 32×32 maps; 32 channels: Winograd 1.2-1.5× faster; measured on
-/// an AMD Zen 5; AVX2's 16 channels are two registers, where Winograd was
-/// 1.3-1.6× faster).
+/// Winograd needs at least this many input channels to beat the other
+/// paths (its 16 GEMMs have `k = Cin`, `n = Cout`).
 const WINOGRAD_MIN_C: usize = 16;
+
+/// ... and at least this many output channels to beat the direct kernel,
+/// when that fits: with fewer, Winograd's transforms, whose cost per value
+/// does not shrink with the channels, outweigh the multiplies it saves.
+/// Channels, not registers: on an AMD Zen 5 with AVX-512 (16 lanes) the
+/// direct kernel was 1.06-1.3× faster at 16 channels and Winograd 1.2-1.5×
+/// faster at 32 (batch 1, 8 and 64, 16×16 and 32×32 maps); on an AMD Zen 3
+/// with AVX2 (8 lanes), 32×32 maps of 16 channels, the direct kernel was
+/// 1.1× faster at batch 1, even at batch 8 and 1.3-1.5× faster at batch 64,
+/// and Winograd 1.6-1.8× faster at 32 channels.
+const WINOGRAD_MIN_OUT_C: usize = 32;
 
 /// F(4×4, 3×3) is chosen over F(2×2, 3×3) while its 4×4 tiles cover at
 /// most this percentage of the output area that 2×2 tiles cover.
 const WINOGRAD4_MAX_EXTRA_AREA: usize = 120;
+
+/// ... and while it has at least this many tiles: each of its 36 GEMMs has
+/// one row per tile, and fewer than a register block's rows leave the
+/// multiply-adds waiting on loads (an 8×8 map of 64 channels at batch 1,
+/// four tiles: F(2×2) 1.2× faster; at batch 2, eight tiles: F(4×4) 1.3×
+/// faster; AMD Zen 3, AVX2).
+const WINOGRAD4_MIN_TILES: usize = 8;
 
 /// How [`conv2d`] computes a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +173,7 @@ pub fn choose_path(g: &ConvGeometry, out_c: usize) -> ConvPath {
     let isa = Isa::detect();
     let direct = direct::fits(g, out_c, isa) && g.patch_len() * out_c <= direct_max_weights();
     if let Some(winograd) = winograd_path(g) {
-        if out_c >= WINOGRAD_MIN_C.max(2 * isa.lanes()) || !direct {
+        if out_c >= WINOGRAD_MIN_OUT_C || !direct {
             return winograd;
         }
     }
@@ -186,7 +196,9 @@ fn winograd_path(g: &ConvGeometry) -> Option<ConvPath> {
     // tiles: measured 1.2-1.4× faster on c2-c5 (c2: 30×30 outputs, 14% more
     // tile area), no faster on c6 (14×14, 31% more area).
     let area = |t: usize| g.out_h.div_ceil(t) * t * g.out_w.div_ceil(t) * t;
-    Some(if 100 * area(4) <= WINOGRAD4_MAX_EXTRA_AREA * area(2) {
+    let four = 100 * area(4) <= WINOGRAD4_MAX_EXTRA_AREA * area(2)
+        && winograd::tile_count(g, 4) >= WINOGRAD4_MIN_TILES;
+    Some(if four {
         ConvPath::Winograd4
     } else {
         ConvPath::Winograd
@@ -453,7 +465,7 @@ impl PreparedKernel {
     }
 
     /// [`PreparedKernel::new`] for a given path.
-    pub(crate) fn with_path(
+    pub fn with_path(
         path: ConvPath,
         g: &ConvGeometry,
         kernel: &[f32],
@@ -566,7 +578,7 @@ pub fn conv2d_then(
 /// `out_c` ([`ConvPath::supports`]), when a size of `g` overflows `usize`,
 /// or when a slice is too short.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn conv2d_with(
+pub fn conv2d_with(
     path: ConvPath,
     g: &ConvGeometry,
     input: &[f32],

@@ -655,6 +655,18 @@ fn chosen_paths_for_the_benchmark_configurations() {
     assert_eq!(c5, ConvPath::Winograd4);
     let c6 = choose_path(&g(8, (14, 14, 256), 3, 1, same), 256);
     assert_eq!(c6, ConvPath::Winograd);
+    // ResNet's stages: 16 channels take the direct kernel where it runs,
+    // whatever the register width; 32 take Winograd.
+    let stage1 = choose_path(&g(64, (32, 32, 16), 3, 1, same), 16);
+    assert_eq!(matches!(stage1, ConvPath::Direct(_)), direct);
+    assert_eq!(stage1 == ConvPath::Winograd4, !direct);
+    let stage2 = choose_path(&g(1, (16, 16, 32), 3, 1, same), 32);
+    assert_eq!(stage2, ConvPath::Winograd4);
+    // Too few 4×4 tiles for F(4×4)'s GEMMs (4 on an 8×8 map at batch 1):
+    // F(2×2); twice as many at batch 2: F(4×4).
+    let stage3 = |n| choose_path(&g(n, (8, 8, 64), 3, 1, same), 64);
+    assert_eq!(stage3(1), ConvPath::Winograd);
+    assert_eq!(stage3(2), ConvPath::Winograd4);
     // A large kernel with stride 2: im2col + GEMM.
     let big = choose_path(&g(8, (28, 28, 256), 3, 2, same), 256);
     assert_eq!(big, ConvPath::Im2col);
