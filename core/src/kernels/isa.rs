@@ -112,6 +112,11 @@ impl Isa {
     }
 }
 
+/// Rows ahead of the one in use whose cache lines a kernel streaming a
+/// matrix row by row asks for ([`Simd::prefetch_span`]): a memory latency
+/// of a few hundred cycles over a dozen or so multiply-adds per row.
+pub(crate) const PREFETCH_ROWS: usize = 16;
+
 /// One vector register type of an instruction set, and the operations the
 /// micro-kernels need. A value of the type is the proof that the CPU has
 /// the instruction set: only [`dispatch`] makes one.
@@ -154,6 +159,18 @@ pub(crate) trait Simd: Copy {
     #[inline(always)]
     fn prefetch(self, p: *const f32) {
         let _ = p;
+    }
+    /// [`Simd::prefetch`] of every cache line of `p .. p + len` (`len > 0`).
+    #[inline(always)]
+    fn prefetch_span(self, p: *const f32, len: usize) {
+        // A line holds 16 floats: the line of every 16th value, and of the
+        // last one, which may start a line of its own.
+        let mut i = 0;
+        while i < len {
+            self.prefetch(p.wrapping_add(i));
+            i += 16;
+        }
+        self.prefetch(p.wrapping_add(len - 1));
     }
 }
 

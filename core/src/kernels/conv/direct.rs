@@ -16,7 +16,7 @@
 
 use super::ConvGeometry;
 use crate::kernels::epilogue::{Epilogue, InRegisters, Loaded};
-use crate::kernels::isa::{dispatch, Isa, Kernel, Simd};
+use crate::kernels::isa::{dispatch, Isa, Kernel, Simd, PREFETCH_ROWS};
 use crate::kernels::parallel;
 
 /// Whether the direct kernel can run `g` with `out_c` channels on `isa`.
@@ -101,6 +101,7 @@ pub fn conv2d(
         .chunks_mut(unit * row_len)
         .enumerate();
     parallel::run(workers, units, scratch, scratch_len(g), |(u, out), buf| {
+        let mut ring = Ring::new(g.k_h);
         for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
             let row = u * unit + r;
             output_row(
@@ -112,11 +113,47 @@ pub fn conv2d(
                 row,
                 out_row,
                 buf,
+                &mut ring,
                 isa,
             );
             rest.apply(out_row, out_c);
         }
     });
+}
+
+/// Which padded image row each of a worker's `k_h` line slots holds:
+/// consecutive output rows share `k_h - 1` window rows at stride 1, and
+/// each is copied (with its padding) once per work unit rather than once
+/// per output row that reads it.
+struct Ring {
+    /// `b · in_h + iy` per slot, `usize::MAX` for none.
+    held: [usize; RING_SLOTS],
+    /// Whether the window's height fits in the ring (else every row is
+    /// copied every time).
+    on: bool,
+}
+
+/// Window heights up to which [`Ring`] keeps lines.
+const RING_SLOTS: usize = 16;
+
+impl Ring {
+    fn new(k_h: usize) -> Ring {
+        Ring {
+            held: [usize::MAX; RING_SLOTS],
+            on: k_h <= RING_SLOTS,
+        }
+    }
+
+    /// Whether image row `key` must be copied into `slot`: not already
+    /// there. Records that it will be.
+    fn fetch(&mut self, key: usize, slot: usize) -> bool {
+        if !self.on {
+            return true;
+        }
+        let fresh = self.held[slot] != key;
+        self.held[slot] = key;
+        fresh
+    }
 }
 
 /// Computes output row `row` (`b · out_h + oy`) into `out` (`out_w × out_c`).
@@ -130,6 +167,7 @@ fn output_row(
     row: usize,
     out: &mut [f32],
     buf: &mut [f32],
+    ring: &mut Ring,
     isa: Isa,
 ) {
     let (b, oy) = (row / g.out_h, row % g.out_h);
@@ -167,18 +205,30 @@ fn output_row(
         let x1 = (g.pad_left + g.in_w).min(span);
         for ky in ky0..ky1 {
             let iy = top + ky - g.pad_top;
-            let line = &mut buf[(ky - ky0) * line_len..(ky - ky0 + 1) * line_len];
+            if !ring.fetch(b * g.in_h + iy, iy % g.k_h) {
+                continue;
+            }
+            let slot = iy % g.k_h;
+            let line = &mut buf[slot * line_len..(slot + 1) * line_len];
             line[..x0 * c].fill(0.0);
             line[x0 * c..x1 * c].copy_from_slice(&image[iy * row_len..(iy * g.in_w + x1 - x0) * c]);
             line[x1 * c..].fill(0.0);
         }
-        (&buf[..used_rows * line_len], line_len)
+        (&buf[..g.k_h * line_len], line_len)
+    };
+    // A window's rows are consecutive image rows, so `iy % k_h` gives
+    // them distinct slots; in place, the lines are the rows in order.
+    let (slots, first_slot) = match in_place {
+        true => (used_rows, 0),
+        false => (g.k_h, (top + ky0 - g.pad_top) % g.k_h),
     };
     let kwc = g.k_w * c;
     let operands = Operands {
         lines,
         line_len,
         rows: used_rows,
+        slots,
+        first_slot,
         pix_stride: g.s_w * c,
         pixels: g.out_w,
         kwc,
@@ -254,6 +304,8 @@ pub fn gemm_then(
         lines: &a[..m * k],
         line_len: m * k,
         rows: 1,
+        slots: 1,
+        first_slot: 0,
         pix_stride: k,
         pixels: m,
         kwc: k,
@@ -266,17 +318,15 @@ pub fn gemm_then(
     rest.apply(&mut c[..m * n], n);
 }
 
-/// Kernel rows ahead of the one in use whose cache lines the KW = 0 loop
-/// asks for: a memory latency of a few hundred cycles over a dozen
-/// multiply-adds per row.
-const PREFETCH_ROWS: usize = 16;
-
 /// What every register block of one output row (or one product) reads.
 struct Operands<'a> {
-    /// `rows` zero-padded input lines of `line_len` values.
+    /// `slots` zero-padded input lines of `line_len` values, window row
+    /// `r < rows` in slot `(first_slot + r) % slots`.
     lines: &'a [f32],
     line_len: usize,
     rows: usize,
+    slots: usize,
+    first_slot: usize,
     /// Distance between the windows of neighbouring output pixels.
     pix_stride: usize,
     /// Output pixels.
@@ -386,7 +436,8 @@ fn check(o: &Operands<'_>, first_pixel: usize, j0: usize, p: usize, nb: usize, o
         let channels = j0.checked_add(nb)?;
         let written = last_pixel.checked_add(1)?.checked_mul(o.n)?;
         Some(
-            o.lines.len() >= o.rows.checked_mul(o.line_len)?
+            o.rows <= o.slots
+                && o.lines.len() >= o.slots.checked_mul(o.line_len)?
                 && reach <= o.line_len
                 && o.w.len() >= weights
                 && channels <= o.n
@@ -431,8 +482,9 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
     let mut acc = [[s.zero(); R]; P];
     // SAFETY: for every pointer access below, `check`, which the caller
     // guarantees holds, proved that pixel
-    // `first_pixel + p` (p < P) reads lines[r * line_len + (first_pixel + p)
-    // * pix_stride + t] for t < kwc inside `lines`, that kernel row
+    // `first_pixel + p` (p < P) reads lines[slot * line_len + (first_pixel
+    // + p) * pix_stride + t] for t < kwc and any slot < slots (the slot of
+    // window row r is taken mod slots) inside `lines`, that kernel row
     // r * kwc + t reads w[(r * kwc + t) * n + j0 .. + R * LANES] inside `w`,
     // that the bias reads bias[j0 .. + R * LANES], and that the stores hit
     // out[(first_pixel + p) * n + j0 .. + R * LANES] inside `out`, and
@@ -448,7 +500,7 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
         }
         let x_base = o.lines.as_ptr().add(first_pixel * o.pix_stride);
         for r in 0..o.rows {
-            let x = x_base.add(r * o.line_len);
+            let x = x_base.add((o.first_slot + r) % o.slots * o.line_len);
             let w = o.w.as_ptr().add(r * o.kwc * o.n + j0);
             if KW == 0 {
                 for t in 0..o.kwc {
@@ -457,8 +509,7 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
                     // hardware prefetchers once `n` is a few hundred, so a
                     // kernel that does not fit in L2 (the 1×1 layers at the
                     // end of MobileNetV2) would wait on every row.
-                    s.prefetch(wt.wrapping_add(PREFETCH_ROWS * o.n));
-                    s.prefetch(wt.wrapping_add(PREFETCH_ROWS * o.n + R * lanes - 1));
+                    s.prefetch_span(wt.wrapping_add(PREFETCH_ROWS * o.n), R * lanes);
                     let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
                     let xt = x.add(t);
                     for (p, a) in acc.iter_mut().enumerate() {
