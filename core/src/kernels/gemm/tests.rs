@@ -48,6 +48,26 @@ fn sgemm_matches_naive_product() {
 }
 
 #[test]
+fn small_m_in_chunks_of_k_matches_each_row_alone() {
+    // Six rows are two blocks on AVX2 (three on none), so `b` (2000 × 300,
+    // 2.4 MB) is read in chunks of rows that fit in half of L2 (any L2 up
+    // to 4 MiB gives several); a single row takes one pass. Every element
+    // sums its products in the same order either way: equal bits.
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let (m, k, n) = (6, 2000, 300);
+    let a = random_vec(&mut rng, m * k);
+    let b = random_vec(&mut rng, k * n);
+    let c0 = random_vec(&mut rng, m * n);
+    let mut c = c0.clone();
+    sgemm_strided(m, k, n, &a, k, &b, n, 1.0, &mut c, n);
+    for i in 0..m {
+        let mut row = c0[i * n..(i + 1) * n].to_vec();
+        sgemm_strided(1, k, n, &a[i * k..], k, &b, n, 1.0, &mut row, n);
+        assert_eq!(&c[i * n..(i + 1) * n], &row[..], "row {i}");
+    }
+}
+
+#[test]
 fn strided_sgemm_matches_naive_product_small_and_large_m() {
     // m <= 8 streams b (no packing); larger m goes to matrixmultiply. Both
     // honour leading dimensions and beta (beta = 0 ignores c, even NaN).
