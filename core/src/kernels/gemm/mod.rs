@@ -171,9 +171,8 @@ impl SmallM<'_> {
         }
     }
 
-    /// Rows `i0 .. i0 + MR` × columns `j .. j + R · LANES` of `c`, held in
-    /// registers while `b`'s rows stream past: one load of `R` registers
-    /// of `b` and `MR` broadcasts of `a` per `MR · R` fused multiply-adds.
+    /// Rows `i0 .. i0 + MR` × columns `j .. j + R · LANES` of `c` (see
+    /// [`block`]).
     ///
     /// # Safety
     /// `i0 + MR <= m`, `j + R · LANES <= n`, and the slices hold what
@@ -187,34 +186,67 @@ impl SmallM<'_> {
         c: &mut [f32],
         ldc: usize,
     ) {
-        let lanes = S::LANES;
-        let (a, b, cp) = (self.a.as_ptr(), self.b.as_ptr(), c.as_mut_ptr());
-        // SAFETY: the caller's bounds put element (i0 + i, j + r · LANES
-        // + lane) of `c`, (i0 + i, p) of `a` and (p, j + r · LANES + lane)
-        // of `b` (p < k) inside their slices; loads and stores are
-        // unaligned.
+        // SAFETY: the caller's bounds put element (i0 + i, p) of `a` at
+        // `(i0 + i) · lda + p` inside it for i < MR, p < k, and the rest
+        // as `block` asks.
         unsafe {
-            let mut acc: [[S::V; R]; MR] = std::array::from_fn(|i| {
-                std::array::from_fn(|r| s.load(cp.add((i0 + i) * ldc + j + r * lanes)))
-            });
-            for p in 0..self.k {
-                let bp = b.add(p * self.ldb + j);
-                // `b`'s rows are `ldb` apart, too far for the hardware
-                // prefetchers (a Dense kernel of 2304 × 512 at batch 8 is
-                // 4.7 MB read in rows of a few cache lines, 2 KiB apart).
-                s.prefetch_span(bp.wrapping_add(PREFETCH_ROWS * self.ldb), R * lanes);
-                let bv: [S::V; R] = std::array::from_fn(|r| s.load(bp.add(r * lanes)));
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = s.splat(*a.add((i0 + i) * self.lda + p));
-                    for (v, w) in acc.iter_mut().zip(&bv) {
-                        *v = s.fmadd(x, *w, *v);
-                    }
+            block::<S, MR, R>(
+                s,
+                (&self.a[i0 * self.lda..], self.lda, 1),
+                (self.b, self.ldb),
+                self.k,
+                j,
+                (&mut c[i0 * ldc..], ldc),
+            )
+        }
+    }
+}
+
+/// Rows `0 .. MR` × columns `j .. j + R · LANES` of `c`, held in registers
+/// from their old values while `b`'s rows stream past, each row `p` adding
+/// `a(i, p) · b[p][j ..]`, fused, in the order of `p`: one load of `R`
+/// registers of `b` and `MR` broadcasts of `a` per `MR · R` multiply-adds.
+/// Element `(i, p)` of `a` is `a[i · a_rs + p · a_cs]` (a row-major `a`,
+/// or a transposed one read in place).
+///
+/// # Safety
+/// For `i < MR`, `p < k`, `r < R`: `a[i · a_rs + p · a_cs]`, `b[p · ldb +
+/// j + r · LANES ..][.. LANES]` and `c[i · ldc + j + r · LANES ..][..
+/// LANES]` are inside their slices.
+#[inline(always)]
+unsafe fn block<S: Simd, const MR: usize, const R: usize>(
+    s: S,
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    (b, ldb): (&[f32], usize),
+    k: usize,
+    j: usize,
+    (c, ldc): (&mut [f32], usize),
+) {
+    let lanes = S::LANES;
+    let (a, b, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    // SAFETY: the caller's bounds; loads and stores are unaligned.
+    unsafe {
+        let mut acc: [[S::V; R]; MR] = std::array::from_fn(|i| {
+            std::array::from_fn(|r| s.load(cp.add(i * ldc + j + r * lanes)))
+        });
+        for p in 0..k {
+            let bp = b.add(p * ldb + j);
+            // `b`'s rows are `ldb` apart, too far for the hardware
+            // prefetchers (a Dense kernel of 2304 × 512 at batch 8 is 4.7
+            // MB read in rows of a few cache lines, 2 KiB apart).
+            s.prefetch_span(bp.wrapping_add(PREFETCH_ROWS * ldb), R * lanes);
+            let bv: [S::V; R] = std::array::from_fn(|r| s.load(bp.add(r * lanes)));
+            let ap = a.add(p * a_cs);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let x = s.splat(*ap.add(i * a_rs));
+                for (v, w) in acc.iter_mut().zip(&bv) {
+                    *v = s.fmadd(x, *w, *v);
                 }
             }
-            for (i, acc) in acc.iter().enumerate() {
-                for (r, v) in acc.iter().enumerate() {
-                    s.store(cp.add((i0 + i) * ldc + j + r * lanes), *v);
-                }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            for (r, v) in acc.iter().enumerate() {
+                s.store(cp.add(i * ldc + j + r * lanes), *v);
             }
         }
     }
@@ -516,9 +548,8 @@ impl AtB<'_> {
         }
     }
 
-    /// Rows `t0 .. t0 + T` × columns `j .. j + R · LANES` of `c`, in
-    /// registers from its old values while every row `p` of `a` and `b`
-    /// adds `a[p][t] · b[p][..]`, fused, in the order of `p`.
+    /// Rows `t0 .. t0 + T` × columns `j .. j + R · LANES` of `c` (see
+    /// [`block`], with `a` read transposed).
     ///
     /// # Safety
     /// `t0 + T <= m`, `j + R · LANES <= n`, and the slices hold what
@@ -532,31 +563,17 @@ impl AtB<'_> {
         c: &mut [f32],
         ldc: usize,
     ) {
-        let lanes = S::LANES;
-        let (a, b, cp) = (self.a.as_ptr(), self.b.as_ptr(), c.as_mut_ptr());
-        // SAFETY: the caller's bounds put element (t0 + i, j + r · LANES +
-        // lane) of `c`, (p, t0 + i) of `a` and (p, j + r · LANES + lane) of
-        // `b` (p < kk) inside their slices; loads and stores are unaligned.
+        // SAFETY: element (t0 + i, p) of `aᵀ` is `a[p · lda + t0 + i]`,
+        // inside `a` for i < T, p < kk, and the rest as `block` asks.
         unsafe {
-            let mut acc: [[S::V; R]; T] = std::array::from_fn(|i| {
-                std::array::from_fn(|r| s.load(cp.add((t0 + i) * ldc + j + r * lanes)))
-            });
-            for p in 0..self.kk {
-                let bp = b.add(p * self.ldb + j);
-                let bv: [S::V; R] = std::array::from_fn(|r| s.load(bp.add(r * lanes)));
-                let ap = a.add(p * self.lda + t0);
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = s.splat(*ap.add(i));
-                    for (v, w) in acc.iter_mut().zip(&bv) {
-                        *v = s.fmadd(x, *w, *v);
-                    }
-                }
-            }
-            for (i, acc) in acc.iter().enumerate() {
-                for (r, v) in acc.iter().enumerate() {
-                    s.store(cp.add((t0 + i) * ldc + j + r * lanes), *v);
-                }
-            }
+            block::<S, T, R>(
+                s,
+                (&self.a[t0..], 1, self.lda),
+                (self.b, self.ldb),
+                self.kk,
+                j,
+                (&mut c[t0 * ldc..], ldc),
+            )
         }
     }
 }
