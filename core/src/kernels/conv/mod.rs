@@ -464,7 +464,11 @@ impl PreparedKernel {
         winograd::tile_count(g, t) <= PREPARED_MAX_TILES
     }
 
-    /// [`PreparedKernel::new`] for a given path.
+    /// [`PreparedKernel::new`] for a given path: `None` for the paths that
+    /// read the kernel as it is (all but the Winograd ones).
+    ///
+    /// # Panics
+    /// As [`PreparedKernel::new`].
     pub fn with_path(
         path: ConvPath,
         g: &ConvGeometry,
