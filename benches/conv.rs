@@ -20,6 +20,9 @@ use strata::kernels::{naive, sgemm, ConvGeometry};
 use strata::prelude::*;
 use strata::{Context, Conv2D, Same, Valid};
 
+#[path = "env_list.rs"]
+mod env_list;
+
 fn values(n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
@@ -115,13 +118,7 @@ fn bench_conv<L: Layer>(
 
 /// Thread counts to measure: `STRATA_BENCH_THREADS` (default 1,2).
 fn thread_counts() -> Vec<usize> {
-    match std::env::var("STRATA_BENCH_THREADS") {
-        Ok(v) if !v.is_empty() => v
-            .split(',')
-            .map(|t| t.trim().parse().expect("STRATA_BENCH_THREADS: numbers"))
-            .collect(),
-        _ => vec![1, 2],
-    }
+    env_list::list("STRATA_BENCH_THREADS", &[1, 2])
 }
 
 fn geometry(n: usize, hwc: (usize, usize, usize), k: usize, s: usize, p: Padding) -> ConvGeometry {

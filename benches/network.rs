@@ -18,15 +18,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use strata::prelude::*;
 use strata::Context;
 
+#[path = "env_list.rs"]
+mod env_list;
+use env_list::list;
+
 include!("../examples/models/resnet20.rs");
 include!("../examples/models/mobilenet_v2.rs");
-
-fn list(var: &str, default: &[usize]) -> Vec<usize> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => v.split(',').map(|s| s.trim().parse().expect(var)).collect(),
-        _ => default.to_vec(),
-    }
-}
 
 fn network(c: &mut Criterion) {
     let net = sequential![

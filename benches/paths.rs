@@ -18,26 +18,19 @@ use strata::kernels::{
 };
 use strata::Padding;
 
+#[path = "env_list.rs"]
+mod env_list;
+
 fn values(n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
         .collect()
 }
 
-fn batches() -> Vec<usize> {
-    match std::env::var("STRATA_BENCH_BATCHES") {
-        Ok(v) if !v.is_empty() => v
-            .split(',')
-            .map(|s| s.trim().parse().expect("STRATA_BENCH_BATCHES: numbers"))
-            .collect(),
-        _ => vec![1, 8, 64],
-    }
-}
-
 fn paths(c: &mut Criterion) {
     let isa = Isa::detect();
     for (side, channels) in [(32, 16), (16, 32), (8, 64)] {
-        for n in batches() {
+        for n in env_list::list("STRATA_BENCH_BATCHES", &[1, 8, 64]) {
             let g = ConvGeometry::new(n, (side, side, channels), (3, 3), (1, 1), Padding::Same)
                 .expect("valid configuration");
             let x = values(g.input_len());

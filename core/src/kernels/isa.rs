@@ -81,12 +81,12 @@ impl Isa {
 
     /// `(pixels, channels)` of one register block of the direct kernel.
     pub fn block(self) -> (usize, usize) {
-        match self {
-            Isa::Avx512 => (12, 32),
-            Isa::Avx2 => (6, 16),
-            Isa::Neon => (12, 8),
-            Isa::None => (1, 1),
-        }
+        let pixels = match self {
+            Isa::Avx512 | Isa::Neon => 12,
+            Isa::Avx2 => 6,
+            Isa::None => return (1, 1),
+        };
+        (pixels, 2 * self.lanes())
     }
 
     /// `(pixels, channels)` the direct kernel needs at least: a row of its

@@ -205,10 +205,10 @@ fn output_row(
         let x1 = (g.pad_left + g.in_w).min(span);
         for ky in ky0..ky1 {
             let iy = top + ky - g.pad_top;
-            if !ring.fetch(b * g.in_h + iy, iy % g.k_h) {
+            let slot = iy % g.k_h;
+            if !ring.fetch(b * g.in_h + iy, slot) {
                 continue;
             }
-            let slot = iy % g.k_h;
             let line = &mut buf[slot * line_len..(slot + 1) * line_len];
             line[..x0 * c].fill(0.0);
             line[x0 * c..x1 * c].copy_from_slice(&image[iy * row_len..(iy * g.in_w + x1 - x0) * c]);

@@ -288,8 +288,7 @@ impl SmallM<'_> {
     /// one pass would: the same result.
     #[inline(always)]
     fn all_rows<S: Simd>(&self, s: S, c: &mut [f32], ldc: usize) {
-        let block_rows = if S::LANES == 8 { 4 } else { 8 };
-        let chunk = match self.m > block_rows {
+        let chunk = match self.m > max_block_rows::<S>() {
             true => (isa::l2_bytes() / 2 / (4 * self.n).max(1)).max(16),
             false => self.k,
         };
@@ -311,10 +310,12 @@ impl SmallM<'_> {
     #[inline(always)]
     fn row_blocks<S: Simd>(&self, s: S, c: &mut [f32], ldc: usize) {
         let mut i0 = 0;
-        let narrow = S::LANES == 8;
+        let tallest = max_block_rows::<S>();
+        let narrow = tallest == 4;
         while i0 < self.m {
+            // The tallest block, else blocks of up to 4 rows.
             let rows = match self.m - i0 {
-                8.. if !narrow => 8,
+                left if left >= tallest => tallest,
                 left => left.min(4),
             };
             match (narrow, rows) {
@@ -330,6 +331,17 @@ impl SmallM<'_> {
             }
             i0 += rows;
         }
+    }
+}
+
+/// Rows of `c` in the small-`m` path's tallest block: 4 where there are 16
+/// vector registers (AVX2, whose registers are 8 floats wide), 8 where
+/// there are 32.
+fn max_block_rows<S: Simd>() -> usize {
+    if S::LANES == 8 {
+        4
+    } else {
+        8
     }
 }
 
