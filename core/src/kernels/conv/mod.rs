@@ -418,20 +418,23 @@ fn im2col_cells(
 }
 
 /// A convolution kernel transformed once for the path that computes it
-/// (Winograd's `U`), so that calls need not transform it again: a layer
-/// keeps one until its weights change ([`crate::Tensor::derived`]).
+/// (Winograd's `U`, or the direct kernel's packed panels), so that calls
+/// need not transform it again: a layer keeps one until its weights change
+/// ([`crate::Tensor::derived`]).
 #[derive(Clone, Debug)]
 pub struct PreparedKernel {
     path: ConvPath,
     in_c: usize,
     out_c: usize,
+    /// Lanes of the registers the values were packed for (0: Winograd).
+    lanes: usize,
     values: Vec<f32>,
     /// Where the prepared values start in `values` (a 64-byte boundary).
     start: usize,
 }
 
-/// Output tiles up to which a prepared kernel pays (the transform then
-/// costs over 1% of the convolution).
+/// Output tiles up to which a prepared Winograd kernel pays (the transform
+/// then costs over 1% of the convolution).
 const PREPARED_MAX_TILES: usize = 512;
 
 /// Floats in a 64-byte cache line.
@@ -449,7 +452,9 @@ impl PreparedKernel {
     }
 
     /// Whether keeping `g`'s kernel prepared for `path` (the path
-    /// [`choose_path`] gives) pays: the per-call transform costs about
+    /// [`choose_path`] gives) pays. Packing for the direct kernel costs one
+    /// pass over the kernel, which every call would otherwise make many
+    /// times: it always pays. Winograd's per-call transform costs about
     /// `5 / tiles` of the GEMMs it feeds, so it matters for small batches
     /// and maps, while on large ones the transform written into the call's
     /// scratch was measured faster than a kept copy read back from memory
@@ -459,13 +464,15 @@ impl PreparedKernel {
         let t = match path {
             ConvPath::Winograd => 2,
             ConvPath::Winograd4 => 4,
-            _ => return false,
+            ConvPath::Direct(_) => return true,
+            ConvPath::Im2col | ConvPath::Pointwise => return small_output(g),
         };
         winograd::tile_count(g, t) <= PREPARED_MAX_TILES
     }
 
     /// [`PreparedKernel::new`] for a given path: `None` for the paths that
-    /// read the kernel as it is (all but the Winograd ones).
+    /// read the kernel as it is (im2col and pointwise ones whose output is
+    /// too large for the unpacked GEMM).
     ///
     /// # Panics
     /// As [`PreparedKernel::new`].
@@ -475,25 +482,32 @@ impl PreparedKernel {
         kernel: &[f32],
         out_c: usize,
     ) -> Option<Self> {
-        let t = match path {
-            ConvPath::Winograd => 2,
-            ConvPath::Winograd4 => 4,
-            _ => return None,
+        let (lanes, prepared) = match path {
+            ConvPath::Winograd => (0, winograd::transformed_kernel(2, kernel, g.in_c, out_c)),
+            ConvPath::Winograd4 => (0, winograd::transformed_kernel(4, kernel, g.in_c, out_c)),
+            ConvPath::Direct(isa) => {
+                let lanes = isa.lanes();
+                (lanes, direct::pack(kernel, g.patch_len(), out_c, lanes))
+            }
+            ConvPath::Im2col | ConvPath::Pointwise => {
+                let lanes = unpacked_isa(g, out_c)?.lanes();
+                (lanes, direct::pack(kernel, g.patch_len(), out_c, lanes))
+            }
         };
-        let u = winograd::transformed_kernel(t, kernel, g.in_c, out_c);
         // Copied to a 64-byte boundary: the GEMMs load whole cache lines
         // of it per register, and a large allocation starts 16 bytes past
         // a page boundary, which would split every load in two.
-        let mut values = vec![0.0; u.len() + ALIGN_FLOATS];
+        let mut values = vec![0.0; prepared.len() + ALIGN_FLOATS];
         let start = values
             .as_ptr()
             .align_offset(ALIGN_FLOATS * 4)
             .min(ALIGN_FLOATS);
-        values[start..start + u.len()].copy_from_slice(&u);
+        values[start..start + prepared.len()].copy_from_slice(&prepared);
         Some(PreparedKernel {
             path,
             in_c: g.in_c,
             out_c,
+            lanes,
             values,
             start,
         })
@@ -502,7 +516,13 @@ impl PreparedKernel {
     /// The prepared values if they serve `path` for `g` with `out_c`
     /// channels.
     fn for_path(&self, path: ConvPath, g: &ConvGeometry, out_c: usize) -> Option<&[f32]> {
-        (self.path == path && self.in_c == g.in_c && self.out_c == out_c)
+        let lanes_match = match path {
+            ConvPath::Im2col | ConvPath::Pointwise => {
+                unpacked_isa(g, out_c).is_some_and(|isa| isa.lanes() == self.lanes)
+            }
+            _ => true,
+        };
+        (self.path == path && self.in_c == g.in_c && self.out_c == out_c && lanes_match)
             .then_some(&self.values[self.start..])
     }
 }
@@ -620,10 +640,10 @@ impl Args<'_> {
         let Args {
             g,
             input,
-            kernel,
             bias,
             out_c,
             extras,
+            ..
         } = *self;
         let (m, k, units) = (g.out_pixels(), g.patch_len(), unpacked_units(g));
         let mut rest = &mut output[..m * out_c];
@@ -650,9 +670,22 @@ impl Args<'_> {
                     im2col_columns(g, 0, input, first, rows, 0, k, &mut patches[..rows * k]);
                     &patches[..rows * k]
                 };
-                direct::gemm_then(isa, (rows, k, out_c), a, kernel, bias, extras.epilogue, out);
+                let b = self.weights(path);
+                direct::gemm_weights(isa, (rows, k, out_c), a, b, bias, extras.epilogue, out);
             },
         );
+    }
+}
+
+impl<'a> Args<'a> {
+    /// The kernel as the direct kernel's blocks read it on `path`: packed
+    /// when the caller prepared it so, else as given.
+    fn weights(&self, path: ConvPath) -> direct::Weights<'a> {
+        let prepared = self.extras.prepared;
+        match prepared.and_then(|p| p.for_path(path, self.g, self.out_c)) {
+            Some(panels) => direct::Weights::Panels(panels),
+            None => direct::Weights::Rows(self.kernel),
+        }
     }
 }
 
@@ -706,9 +739,12 @@ impl Args<'_> {
             epilogue,
         };
         match path {
-            ConvPath::Direct(isa) => direct::conv2d(
-                g, input, kernel, bias, out_c, output, scratch, threads, isa, epilogue,
-            ),
+            ConvPath::Direct(isa) => {
+                let kernel = self.weights(path);
+                direct::conv2d(
+                    g, input, kernel, bias, out_c, output, scratch, threads, isa, epilogue,
+                )
+            }
             ConvPath::Winograd => winograd::conv2d(
                 2, g, input, kernel, bias, out_c, output, scratch, threads, then,
             ),

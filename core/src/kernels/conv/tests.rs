@@ -427,8 +427,13 @@ fn check_extras(
     let mut expected = plain.to_vec();
     epilogue.apply(&mut expected, co);
     let prepared = PreparedKernel::with_path(path, g, k, co);
-    let is_winograd = matches!(path, ConvPath::Winograd | ConvPath::Winograd4);
-    prop_assert_eq!(prepared.is_some(), is_winograd);
+    // Winograd's transform, the direct kernel's panels, and the panels of
+    // the unpacked GEMM that small im2col and pointwise outputs take.
+    let prepares = match path {
+        ConvPath::Winograd | ConvPath::Winograd4 | ConvPath::Direct(_) => true,
+        ConvPath::Im2col | ConvPath::Pointwise => super::unpacked_isa(g, co).is_some(),
+    };
+    prop_assert_eq!(prepared.is_some(), prepares);
     for threads in [1, 3] {
         let mut out = vec![f32::NAN; g.out_pixels() * co];
         let mut scratch = vec![f32::NAN; path.scratch_len(g, co, threads)];
@@ -1397,4 +1402,26 @@ fn winograd_gemm_rows_cover_every_register_block() {
     for isa in Isa::SIMD {
         assert!(isa.block().0 <= super::winograd::MIN_GEMM_ROWS, "{isa:?}");
     }
+}
+
+/// The direct kernel's panels, by hand: 20 channels in registers of 8 are
+/// one wide panel of channels 0..16, then one of 12..20 (the last panel
+/// ends at the last channel), each holding its channels of every row.
+#[test]
+fn pack_panels_by_hand() {
+    let (rows, n, lanes) = (2, 20, 8);
+    let kernel: Vec<f32> = (0..rows * n).map(|i| i as f32).collect();
+    let packed = direct::pack(&kernel, rows, n, lanes);
+    assert_eq!(packed.len(), direct::packed_len(rows, n, lanes));
+    let value = |row: usize, c: usize| (row * n + c) as f32;
+    let mut expected = Vec::new();
+    for (c0, width) in [(0, 16), (12, 8)] {
+        for row in 0..rows {
+            expected.extend((c0..c0 + width).map(|c| value(row, c)));
+        }
+    }
+    assert_eq!(packed, expected);
+    // Fewer channels than lanes cannot fill a register.
+    let short = std::panic::catch_unwind(|| direct::pack(&kernel, rows, 4, lanes));
+    assert!(short.is_err());
 }
