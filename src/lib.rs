@@ -314,7 +314,9 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __macro_support {
     pub use strata_core::activation::*;
-    pub use strata_core::fusion::{fused_into, EpilogueLayer, FusedHead};
+    pub use strata_core::fusion::{
+        fused_into, padded_into, Bare, EpilogueLayer, FusedHead, PaddedHead,
+    };
     pub use strata_core::layers::*;
     pub use strata_core::rand::RngCore;
     pub use strata_core::tensor::{VisitPath, Visitor, VisitorMut};

@@ -11,12 +11,21 @@
 //! every later layer can be a step under the context (BatchNormalization
 //! cannot while it normalises with batch statistics): otherwise the run
 //! goes layer by layer. Fused and unfused give bitwise the same values.
+//!
+//! A `ZeroPadding2D` right before such a run is folded into the
+//! convolution's own window padding ([`padded_into`]): the convolution
+//! reads the unpadded input in place, and the zeros it would have read
+//! only ever added zero terms, so the values are those of the layers run
+//! one by one (up to the sign of a zero).
 
 use crate::activation::{Activation, ActivationFn};
 use crate::batch::Batch;
 use crate::kernels::epilogue::{Epilogue, Step, Steps};
 use crate::layer::{Context, Layer};
+use crate::layers::ZeroPadding2D;
 use crate::shape::Shape;
+use core::marker::PhantomData;
+use typenum::Unsigned;
 
 /// A layer that can apply an [`Epilogue`] to its output as it computes it:
 /// the first layer of a fused run.
@@ -30,6 +39,26 @@ pub trait FusedHead: Layer {
         then: Epilogue<'_>,
         ctx: &mut Context<'_>,
     );
+}
+
+/// A convolution that can take the frame of zeros a [`ZeroPadding2D`]
+/// right before it adds into its own window padding, reading the unpadded
+/// input in place instead of a padded copy (MobileNetV2 pads before each
+/// stride-2 depthwise convolution: a copy of the whole map each time).
+pub trait PaddedHead: FusedHead {
+    /// [`FusedHead::forward_into_then`] on `images` images of `input`, each
+    /// `Self::Input` less `(top, bottom)` rows and `(left, right)` columns,
+    /// as if framed by that many rows and columns of zeros. Returns `false`,
+    /// having done nothing, when it cannot (its own activation is not
+    /// element-wise): the caller then pads and calls the layer.
+    fn forward_padded_then(
+        &self,
+        input: (&[f32], usize),
+        frame: ((usize, usize), (usize, usize)),
+        out: &mut Batch<Self::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) -> bool;
 }
 
 /// A layer that, under some contexts, is one [`Step`] on its input's
@@ -128,6 +157,36 @@ where
     }
 }
 
+/// No later layers: a fused run of the head alone (after a
+/// [`ZeroPadding2D`] folded into it).
+pub struct Bare<S>(PhantomData<S>);
+
+impl<S> Bare<S> {
+    /// The empty tail.
+    pub fn new() -> Self {
+        Bare(PhantomData)
+    }
+}
+
+impl<S> Default for Bare<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Shape> Tail for Bare<S> {
+    type Input = S;
+    type Output = S;
+
+    fn steps<'a>(&'a self, _: &Context<'_>, _: &'a mut [Vec<f32>; 3], _: &mut Steps<'a>) -> bool {
+        true
+    }
+
+    fn forward_owned(&self, x: Batch<S>, _: &mut Context<'_>) -> Batch<S> {
+        x
+    }
+}
+
 fn push<'a, L: EpilogueLayer>(
     layer: &'a L,
     ctx: &Context<'_>,
@@ -175,6 +234,59 @@ pub fn fused_into<H, T>(
         head.forward_into(input, &mut head_out, ctx);
         *out = tail.forward_owned(head_out, ctx);
     }
+    ctx.return_stores(stores);
+}
+
+/// `out = tail(head(pad(input)))` without the padded copy: `head` reads
+/// `input` with `pad`'s frame of zeros folded into its window padding
+/// ([`PaddedHead`]), `tail` as in [`fused_into`]. What `sequential!`
+/// generates for a `ZeroPadding2D` right before a convolution.
+///
+/// # Panics
+/// As [`fused_into`].
+pub fn padded_into<In, T, B, L, R, H, Tl>(
+    pad: &ZeroPadding2D<In, T, B, L, R>,
+    head: &H,
+    tail: Tl,
+    input: &Batch<In>,
+    out: &mut Batch<Tl::Output>,
+    ctx: &mut Context<'_>,
+) where
+    In: Shape,
+    T: Unsigned,
+    B: Unsigned,
+    L: Unsigned,
+    R: Unsigned,
+    ZeroPadding2D<In, T, B, L, R>: Layer<Input = In, Output = H::Input>,
+    H: PaddedHead,
+    Tl: Tail<Input = H::Output>,
+{
+    assert_eq!(
+        <H::Output as Shape>::DIMS,
+        <Tl::Output as Shape>::DIMS,
+        "a fused tail keeps the shape"
+    );
+    let n = input.batch_size();
+    let frame = ((T::USIZE, B::USIZE), (L::USIZE, R::USIZE));
+    let mut stores = ctx.take_stores();
+    let mut steps = Steps::new();
+    let memory = std::mem::replace(out, Batch::from_buffer(0, Vec::new())).into_buffer();
+    let mut head_out = Batch::<H::Output>::from_buffer(n, memory);
+    let fused = tail.steps(ctx, &mut stores, &mut steps);
+    let then = match fused {
+        true => Epilogue::new(steps.as_slice()),
+        false => Epilogue::NONE,
+    };
+    let x = (input.as_slice(), n);
+    if !head.forward_padded_then(x, frame, &mut head_out, then, ctx) {
+        let padded = pad.forward(input, ctx);
+        head.forward_into_then(&padded, &mut head_out, then, ctx);
+        ctx.recycle(padded);
+    }
+    *out = match fused {
+        true => Batch::from_buffer(n, head_out.into_buffer()),
+        false => tail.forward_owned(head_out, ctx),
+    };
     ctx.return_stores(stores);
 }
 
@@ -350,5 +462,86 @@ mod tests {
         for (a, b) in doubled.as_slice().iter().zip(&expected) {
             assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
         }
+    }
+
+    /// ZeroPadding2D => Conv2D (3×3 stride 2, 'valid') => BatchNormalization
+    /// => relu with the padding folded into the convolution, and the same
+    /// for a depthwise convolution and for a head alone, give what the
+    /// layers give one after another (the padded copy's zeros only add
+    /// zero terms), on 1 and 3 threads; in training mode, where
+    /// BatchNormalization is no step, the run still gives the layers'
+    /// values.
+    #[test]
+    fn folded_padding_equals_the_padding_layer() {
+        use crate::layers::{DepthwiseConv2D, ZeroPadding2D};
+        use crate::shape::Valid;
+        use typenum::{U0, U10, U15, U2, U4, U7};
+        type Pad = ZeroPadding2D<In, U1, U2, U0, U1>;
+        type Padded = Shape3<U15, U10, U16>;
+        type Strided = Shape3<U7, U4, U16>;
+        let pad = Pad::new();
+        let conv = Conv2D::<Padded, U16, U3, U3, U2, U2, Valid>::new(true, &mut seeded_rng(3));
+        let dw = DepthwiseConv2D::<Padded, U3, U3, U2, U2, Valid>::new(true, &mut seeded_rng(4));
+        let mut bn = BatchNormalization::<Strided>::new(0.9, 1e-3, true, true).unwrap();
+        let stats: Vec<f32> = (0..16)
+            .map(|c| 0.5 + (c as f32 * 0.37).sin().abs())
+            .collect();
+        assert!(bn.import_param("running_var", &stats));
+        let relu = Activation::<Strided, Relu>::new();
+        let x = input(2);
+        let close = |a: &Batch<Strided>, b: &Batch<Strided>| {
+            assert_eq!(a.dims(), b.dims());
+            assert!(a.as_slice().iter().zip(b.as_slice()).all(|(a, b)| a == b));
+        };
+        for threads in [1, 3] {
+            let mut ctx = Context::inference().with_threads(threads);
+            let padded = pad.forward(&x, &mut ctx);
+            let tail = |y: Batch<Strided>, ctx: &mut Context<'_>| {
+                relu.forward_owned(bn.forward_owned(y, ctx), ctx)
+            };
+            let expected = tail(conv.forward(&padded, &mut ctx), &mut ctx);
+            let mut out = Batch::<Strided>::zeros(1);
+            padded_into(&pad, &conv, (&bn, &relu), &x, &mut out, &mut ctx);
+            close(&out, &expected);
+            assert!(out.as_slice().iter().any(|&v| v > 0.0));
+            let expected = tail(dw.forward(&padded, &mut ctx), &mut ctx);
+            padded_into(&pad, &dw, (&bn, &relu), &x, &mut out, &mut ctx);
+            close(&out, &expected);
+            padded_into(&pad, &dw, Bare::new(), &x, &mut out, &mut ctx);
+            close(&out, &dw.forward(&padded, &mut ctx));
+        }
+        let mut rng = seeded_rng(0);
+        let mut ctx = Context::training(&mut rng);
+        let padded = pad.forward(&x, &mut ctx);
+        let expected = conv.forward(&padded, &mut ctx);
+        let expected = relu.forward_owned(bn.forward_owned(expected, &mut ctx), &mut ctx);
+        let mut out = Batch::<Strided>::zeros(2);
+        padded_into(&pad, &conv, (&bn, &relu), &x, &mut out, &mut ctx);
+        close(&out, &expected);
+    }
+
+    /// A convolution whose own activation is softmax cannot take the
+    /// padding in: the run pads, then runs the layer.
+    #[test]
+    fn folded_padding_falls_back_for_a_softmax_head() {
+        use crate::layers::ZeroPadding2D;
+        use typenum::{U0, U10, U13};
+        type Pad = ZeroPadding2D<In, U1, U0, U1, U0>;
+        type Padded = Shape3<U13, U10, U16>;
+        type SoftConv = Conv2D<Padded, U16, U3, U3, U1, U1, Same, crate::Softmax>;
+        let (pad, soft) = (Pad::new(), SoftConv::new(true, &mut seeded_rng(5)));
+        let x = input(2);
+        let mut ctx = Context::inference();
+        let expected = soft.forward(&pad.forward(&x, &mut ctx), &mut ctx);
+        let mut out = Batch::<Padded>::zeros(2);
+        assert!(!soft.forward_padded_then(
+            (x.as_slice(), 2),
+            ((1, 0), (1, 0)),
+            &mut out,
+            Epilogue::NONE,
+            &mut ctx
+        ));
+        padded_into(&pad, &soft, Bare::new(), &x, &mut out, &mut ctx);
+        assert_eq!(out.as_slice(), expected.as_slice());
     }
 }

@@ -138,10 +138,39 @@ impl ConvGeometry {
         Some((input, patch.checked_mul(out_c)?, pixels.checked_mul(out_c)?))
     }
 
-    /// A 1×1 stride-1 window reads each input pixel once, in order: the
-    /// input already is the im2col matrix.
+    /// The same windows over the input with `top` and `bottom` rows and
+    /// `left` and `right` columns of zeros taken off around each image
+    /// (what a `ZeroPadding2D` layer adds): the zeros become part of the
+    /// window padding, so the kernels read the smaller input in place and
+    /// compute the same outputs. `None` when the input is not larger than
+    /// the frame, or a padding overflows.
+    pub fn fold_padding(
+        &self,
+        (top, bottom): (usize, usize),
+        (left, right): (usize, usize),
+    ) -> Option<Self> {
+        let in_h = self.in_h.checked_sub(top.checked_add(bottom)?)?;
+        let in_w = self.in_w.checked_sub(left.checked_add(right)?)?;
+        (in_h > 0 && in_w > 0).then_some(())?;
+        Some(ConvGeometry {
+            in_h,
+            in_w,
+            pad_top: self.pad_top.checked_add(top)?,
+            pad_left: self.pad_left.checked_add(left)?,
+            ..*self
+        })
+    }
+
+    /// A 1×1 stride-1 window with no padding reads each input pixel once,
+    /// in order: the input already is the im2col matrix. (Keras's rules
+    /// never pad a 1×1 stride-1 window; a folded frame of zeros does.)
     pub fn is_pointwise(&self) -> bool {
-        self.k_h == 1 && self.k_w == 1 && self.s_h == 1 && self.s_w == 1
+        self.k_h == 1
+            && self.k_w == 1
+            && self.s_h == 1
+            && self.s_w == 1
+            && (self.pad_top, self.pad_left) == (0, 0)
+            && (self.out_h, self.out_w) == (self.in_h, self.in_w)
     }
 
     /// Whether the window is dense (no dilation) over all channels (one

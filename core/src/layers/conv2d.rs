@@ -25,7 +25,7 @@ use typenum::{Unsigned, U1};
 use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::fusion::{with_activation, FusedHead};
+use crate::fusion::{with_activation, FusedHead, PaddedHead};
 use crate::kernels::conv::backward::{
     conv2d_backward_grouped_scratch, conv2d_backward_grouped_scratch_len,
 };
@@ -207,17 +207,29 @@ where
         ctx: &mut Context<'_>,
     ) {
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), G::USIZE);
-        out.resize(input.batch_size());
-        let prepared = prepared_kernel(&self.kernel, &g, F::USIZE, ctx);
+        self.convolve_with(&g, input.as_slice(), out, then, ctx);
+    }
+
+    /// [`Self::convolve`] of `input` on geometry `g`.
+    fn convolve_with(
+        &self,
+        g: &ConvGeometry,
+        input: &[f32],
+        out: &mut Batch<<Self as Layer>::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) {
+        out.resize(g.batch);
+        let prepared = prepared_kernel(&self.kernel, g, F::USIZE, ctx);
         let threads = ctx.threads();
-        let scratch = ctx.scratch(conv2d_scratch_len(&g, F::USIZE, threads));
+        let scratch = ctx.scratch(conv2d_scratch_len(g, F::USIZE, threads));
         let extras = ConvExtras {
             prepared: prepared.as_deref().and_then(Option::as_ref),
             epilogue: then,
         };
         conv2d_then(
-            &g,
-            input.as_slice(),
+            g,
+            input,
             self.kernel.values(),
             self.bias(),
             F::USIZE,
@@ -230,7 +242,7 @@ where
 }
 
 /// `kernel` prepared for the path that computes `g` (Winograd's
-/// transformed weights), kept beside the tensor until its values change,
+/// transformed weights, the direct kernel's panels), kept beside the tensor until its values change,
 /// so that inference transforms it once, not per call, where that pays
 /// ([`PreparedKernel::pays`]). Training, which changes the weights every
 /// step, transforms per call instead (`None`).
@@ -244,10 +256,15 @@ pub(crate) fn prepared_kernel(
     if ctx.is_training() || !PreparedKernel::pays(path, g) {
         return None;
     }
-    // Keyed by the path (only the Winograd ones pay): a layer computes one
-    // geometry, but the key keeps a cache from serving a path it was not
-    // made for.
-    let key = if path == ConvPath::Winograd { 2 } else { 4 };
+    // Keyed by the path: a layer's path can change with the batch size,
+    // and the key keeps a cache from serving a path it was not made for.
+    let key = match path {
+        ConvPath::Direct(_) => 1,
+        ConvPath::Winograd => 2,
+        ConvPath::Im2col => 3,
+        ConvPath::Winograd4 => 4,
+        ConvPath::Pointwise => 5,
+    };
     Some(kernel.derived(key, |k| PreparedKernel::new(g, k, out_c)))
 }
 
@@ -285,6 +302,43 @@ where
                 then.apply(out.as_mut_slice(), F::USIZE);
             }
         }
+    }
+}
+
+impl<H, W, C, F, KH, KW, SH, SW, P, A, DH, DW, G> PaddedHead
+    for Conv2D<Shape3<H, W, C>, F, KH, KW, SH, SW, P, A, DH, DW, G>
+where
+    Self: FusedHead<Input = Shape3<H, W, C>>,
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    F: Unsigned,
+    KH: Unsigned,
+    KW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+    A: ActivationFn,
+    DH: Unsigned,
+    DW: Unsigned,
+    G: Unsigned,
+{
+    fn forward_padded_then(
+        &self,
+        (input, images): (&[f32], usize),
+        (rows, columns): ((usize, usize), (usize, usize)),
+        out: &mut Batch<Self::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) -> bool {
+        let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(images, G::USIZE);
+        let (Some(g), Some(steps)) = (g.fold_padding(rows, columns), with_activation::<A>(then))
+        else {
+            return false;
+        };
+        assert!(input.len() >= g.input_len(), "conv2d: input too short");
+        self.convolve_with(&g, input, out, Epilogue::new(steps.as_slice()), ctx);
+        true
     }
 }
 

@@ -27,11 +27,12 @@ use super::conv2d::{conv_geometry, export_conv};
 use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::fusion::{with_activation, FusedHead};
+use crate::fusion::{with_activation, FusedHead, PaddedHead};
 use crate::kernels::conv::depthwise::{
     depthwise_backward_scratch_len, depthwise_conv2d_backward, depthwise_conv2d_then,
 };
 use crate::kernels::epilogue::Epilogue;
+use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
 use crate::onnx::{ExportError, OnnxGraph};
 use crate::shape::{
@@ -167,16 +168,66 @@ where
         ctx: &mut Context<'_>,
     ) {
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), C::USIZE);
+        self.convolve_with(&g, input.as_slice(), out, then, ctx);
+    }
+
+    /// [`Self::convolve`] of `input` on geometry `g`.
+    fn convolve_with(
+        &self,
+        g: &ConvGeometry,
+        input: &[f32],
+        out: &mut [f32],
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) {
         depthwise_conv2d_then(
-            &g,
+            g,
             M::USIZE,
-            input.as_slice(),
+            input,
             self.kernel.values(),
             self.bias(),
             out,
             ctx.threads(),
             then,
         );
+    }
+}
+
+impl<H, W, C, KH, KW, SH, SW, P, M, A, DH, DW> PaddedHead
+    for DepthwiseConv2D<Shape3<H, W, C>, KH, KW, SH, SW, P, M, A, DH, DW>
+where
+    Self: FusedHead<Input = Shape3<H, W, C>>,
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    KH: Unsigned,
+    KW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode,
+    M: Unsigned,
+    A: ActivationFn,
+    DH: Unsigned,
+    DW: Unsigned,
+{
+    fn forward_padded_then(
+        &self,
+        (input, images): (&[f32], usize),
+        (rows, columns): ((usize, usize), (usize, usize)),
+        out: &mut Batch<Self::Output>,
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) -> bool {
+        let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(images, C::USIZE);
+        let (Some(g), Some(steps)) = (g.fold_padding(rows, columns), with_activation::<A>(then))
+        else {
+            return false;
+        };
+        assert!(input.len() >= g.input_len(), "depthwise: input too short");
+        out.resize(images);
+        let epilogue = Epilogue::new(steps.as_slice());
+        self.convolve_with(&g, input, out.as_mut_slice(), epilogue, ctx);
+        true
     }
 }
 

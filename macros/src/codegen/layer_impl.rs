@@ -51,8 +51,9 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
 /// `x_i` is layer `i`'s output. The first layer reads the caller's input,
 /// the last writes into `out`; the ones between own their input, so
 /// activations, dropout and flatten can work in place. A run of a
-/// convolution and the per-pixel layers after it is one `fused_into` call
-/// (see `strata_core::fusion`).
+/// convolution and the per-pixel layers after it is one `fused_into` call,
+/// a zero padding and such a run one `padded_into` call (see
+/// `strata_core::fusion`).
 fn forward_into(fields: &[Ident], fusion: &[Fusion]) -> TokenStream {
     let n = fields.len();
     let mut code = TokenStream::new();
@@ -63,7 +64,8 @@ fn forward_into(fields: &[Ident], fusion: &[Fusion]) -> TokenStream {
         let last = i + fused_tail(fusion, i);
         let target = format_ident!("x{}", last);
         let is_last = last + 1 == n;
-        let call = |x: TokenStream, out: TokenStream| run(&fields[i..=last], x, out);
+        let padded = fusion[i] == Fusion::Pad;
+        let call = |x: TokenStream, out: TokenStream| run(&fields[i..=last], padded, x, out);
         code.extend(match (&prev, is_last) {
             (None, true) => call(quote!(x), quote!(out)),
             (None, false) => {
@@ -89,26 +91,37 @@ fn forward_into(fields: &[Ident], fusion: &[Fusion]) -> TokenStream {
     code
 }
 
-/// `fields` (one, or a fused run) from `x` into `out`.
-fn run(fields: &[Ident], x: TokenStream, out: TokenStream) -> TokenStream {
-    match fields {
-        [field] => quote!(self.#field.forward_into(#x, #out, ctx);),
-        [head, tail @ ..] => quote!(fused_into(&self.#head, (#(&self.#tail,)*), #x, #out, ctx);),
-        [] => TokenStream::new(),
+/// `fields` (one, or a fused run) from `x` into `out`; `padded` when the
+/// run starts with a zero padding folded into the convolution after it.
+fn run(fields: &[Ident], padded: bool, x: TokenStream, out: TokenStream) -> TokenStream {
+    match (padded, fields) {
+        (true, [pad, head]) => {
+            quote!(padded_into(&self.#pad, &self.#head, Bare::new(), #x, #out, ctx);)
+        }
+        (true, [pad, head, tail @ ..]) => {
+            quote!(padded_into(&self.#pad, &self.#head, (#(&self.#tail,)*), #x, #out, ctx);)
+        }
+        (_, [field]) => quote!(self.#field.forward_into(#x, #out, ctx);),
+        (_, [head, tail @ ..]) => {
+            quote!(fused_into(&self.#head, (#(&self.#tail,)*), #x, #out, ctx);)
+        }
+        (_, []) => TokenStream::new(),
     }
 }
 
-/// How many layers after field `i` run inside it: the per-pixel layers
-/// (at most three) right after a convolution.
+/// How many layers after field `i` run inside its fused run: a zero
+/// padding's convolution and that one's tail, or a convolution's per-pixel
+/// layers (at most three).
 fn fused_tail(fusion: &[Fusion], i: usize) -> usize {
-    if fusion[i] != Fusion::Head {
-        return 0;
+    match (fusion[i], fusion.get(i + 1)) {
+        (Fusion::Pad, Some(Fusion::Head)) => 1 + fused_tail(fusion, i + 1),
+        (Fusion::Head, _) => fusion[i + 1..]
+            .iter()
+            .take(3)
+            .take_while(|f| **f == Fusion::Tail)
+            .count(),
+        _ => 0,
     }
-    fusion[i + 1..]
-        .iter()
-        .take(3)
-        .take_while(|f| **f == Fusion::Tail)
-        .count()
 }
 
 fn tapes(n: usize) -> Vec<Ident> {

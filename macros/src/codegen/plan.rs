@@ -251,16 +251,16 @@ impl Plan {
             }
         });
         let params = params.map(|p| quote!(#p: #shape));
-        // What `fused_into` needs of the fields it fuses.
+        // What `fused_into` and `padded_into` need of the fields they fuse.
         let fused = self
             .field_tys
             .iter()
             .zip(&self.fusion)
             .filter_map(|(ty, f)| {
                 let role = match f {
-                    Fusion::Head => self.support.name("FusedHead"),
+                    Fusion::Head => self.support.name("PaddedHead"),
                     Fusion::Tail => self.support.name("EpilogueLayer"),
-                    Fusion::None => return None,
+                    Fusion::None | Fusion::Pad => return None,
                 };
                 Some(quote!(#ty: #role))
             });

@@ -77,17 +77,22 @@ pub trait LayerDef {
 }
 
 /// A layer's part in a fused run: a convolution computes, the per-pixel
-/// layers right after it run inside its kernel.
+/// layers right after it run inside its kernel, and a zero padding right
+/// before it becomes part of its window padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fusion {
     /// Runs on its own.
     None,
     /// Can apply the layers after it to its output as it computes it
-    /// (`strata_core::fusion::FusedHead`).
+    /// (`strata_core::fusion::FusedHead`), and read its input without a
+    /// zero padding before it (`strata_core::fusion::PaddedHead`).
     Head,
     /// Can run inside the layer before it
     /// (`strata_core::fusion::EpilogueLayer`).
     Tail,
+    /// A frame of zeros the layer after it can take into its own padding
+    /// (`ZeroPadding2D`).
+    Pad,
 }
 
 /// What an output-shape rule may need besides its input: where to point

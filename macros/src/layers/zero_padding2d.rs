@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Expr;
 
-use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
+use super::{Fusion, Entry, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::model::{Element, Known};
 use crate::values;
@@ -78,5 +78,9 @@ impl LayerDef for ZeroPadding2D {
 
     fn constructor(&self, _: &InitCx) -> TokenStream {
         quote!(ZeroPadding2D::new())
+    }
+
+    fn fusion(&self) -> Fusion {
+        Fusion::Pad
     }
 }

@@ -46,7 +46,7 @@ pub fn scratch_len(g: &ConvGeometry) -> usize {
 /// blocks do not stop at the end of each output row (a 7×7 map's rows of
 /// 7 pixels would leave most of a second 6-pixel block idle).
 fn pixel_major(g: &ConvGeometry) -> bool {
-    g.is_pointwise() && g.pad_top == 0 && g.pad_left == 0 && (g.out_h, g.out_w) == (g.in_h, g.in_w)
+    g.is_pointwise()
 }
 
 /// Pixels per unit of a [`pixel_major`] convolution are a multiple of

@@ -1425,3 +1425,64 @@ fn pack_panels_by_hand() {
     let short = std::panic::catch_unwind(|| direct::pack(&kernel, rows, 4, lanes));
     assert!(short.is_err());
 }
+
+/// `g` (its input already padded) with the frame `(t, b, l, r)` folded
+/// into its window padding, and the padded input built from `x`.
+fn folded(g: &ConvGeometry, x: &[f32], [t, b, l, r]: [usize; 4]) -> (ConvGeometry, Vec<f32>) {
+    let inner = g.fold_padding((t, b), (l, r)).expect("the frame fits");
+    let (c, w) = (g.in_c, inner.in_w);
+    let mut padded = vec![0.0; g.input_len()];
+    for (i, row) in x.chunks_exact(w * c).enumerate() {
+        let (image, y) = (i / inner.in_h, i % inner.in_h);
+        let at = ((image * g.in_h + t + y) * g.in_w + l) * c;
+        padded[at..at + w * c].copy_from_slice(row);
+    }
+    (inner, padded)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A frame of zeros folded into the window padding (what a
+    /// ZeroPadding2D before a convolution becomes at inference) computes
+    /// what the convolution of the padded input computes, on every path
+    /// and on the depthwise kernel, whatever the frame's width against the
+    /// window: the same sums, skipped terms being products with zero.
+    #[test]
+    fn folded_padding_matches_the_padded_input(
+        n in 1usize..=2, h in 1usize..=9, w in 1usize..=14, c in 1usize..=20,
+        k in 1usize..=3, s in 1usize..=2, co in 1usize..=24,
+        frame in [0usize..=3, 0usize..=3, 0usize..=3, 0usize..=3],
+        same in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let [t, b, l, r] = frame;
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let outer = (t + h + b, l + w + r, c);
+        let Some(g) = ConvGeometry::new(n, outer, (k, k), (s, s), padding) else {
+            return Err(TestCaseError::reject("no window fits"));
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x = random_vec(&mut rng, n * h * w * c);
+        let kernel = random_vec(&mut rng, k * k * c * co);
+        let bias = random_vec(&mut rng, co);
+        let (inner, padded) = folded(&g, &x, frame);
+        for path in all_paths() {
+            if !path.supports(&g, co) || !path.supports(&inner, co) {
+                continue;
+            }
+            let want = path_conv(path, &g, &padded, &kernel, Some(&bias), co, 2);
+            let got = path_conv(path, &inner, &x, &kernel, Some(&bias), co, 2);
+            prop_assert!(got == want, "{:?} on {:?}: folded differs", path, inner);
+        }
+        // Depthwise, one filter per channel: the same frame.
+        let dw = ConvGeometry::with_options(n, outer, (k, k), (s, s), padding, (1, 1), c).unwrap();
+        let (dw_inner, _) = folded(&dw, &x, frame);
+        let depthwise = |g: &ConvGeometry, x: &[f32]| {
+            let mut out = vec![f32::NAN; g.out_pixels() * c];
+            let kernel = &kernel[..k * k * c];
+            super::depthwise::depthwise_conv2d_then(g, 1, x, kernel, Some(&bias[..c.min(co)]).filter(|b| b.len() == c), &mut out, 2, Epilogue::NONE);
+            out
+        };
+        prop_assert!(depthwise(&dw_inner, &x) == depthwise(&dw, &padded));
+    }
+}
