@@ -111,6 +111,16 @@ pub fn packed_len(rows: usize, n: usize, lanes: usize) -> usize {
 /// # Panics
 /// When `n < lanes`, `lanes` is 0, or `kernel` is shorter than `rows × n`.
 pub fn pack(kernel: &[f32], rows: usize, n: usize, lanes: usize) -> Vec<f32> {
+    let mut panels = vec![0.0; packed_len(rows, n, lanes)];
+    pack_into(kernel, rows, n, lanes, &mut panels);
+    panels
+}
+
+/// [`pack`] into `panels` (at least [`packed_len`] values).
+///
+/// # Panics
+/// As [`pack`], and when `panels` is too short.
+pub fn pack_into(kernel: &[f32], rows: usize, n: usize, lanes: usize, panels: &mut [f32]) {
     assert!(
         lanes > 0 && n >= lanes,
         "pack: {n} channels in registers of {lanes}"
@@ -119,16 +129,29 @@ pub fn pack(kernel: &[f32], rows: usize, n: usize, lanes: usize) -> Vec<f32> {
         kernel.len() / n >= rows,
         "pack: kernel shorter than {rows}x{n}"
     );
-    let mut panels = Vec::with_capacity(packed_len(rows, n, lanes));
     let (nb, wide) = (WIDE * lanes, wide_channels(n, lanes));
     let narrow = (wide..n).step_by(lanes).map(|c| (c.min(n - lanes), lanes));
+    let mut out = panels[..packed_len(rows, n, lanes)].iter_mut();
     for (c0, width) in (0..wide).step_by(nb).map(|c| (c, nb)).chain(narrow) {
         for row in kernel[..rows * n].chunks_exact(n) {
-            panels.extend_from_slice(&row[c0..c0 + width]);
+            // The row first: `zip` stops on it without taking an output.
+            for (&v, o) in row[c0..c0 + width].iter().zip(out.by_ref()) {
+                *o = v;
+            }
         }
     }
-    panels
 }
+
+/// Scratch values [`conv2d`] shares between its threads: the kernel's
+/// panels, packed per call when the caller has none prepared, from a
+/// cache-line boundary (blocks load whole lines of them; a panel split
+/// across lines cost 1.5× on a 56×56 map of 64 → 256 channels, AMD Zen 3).
+pub fn shared_scratch_len(g: &ConvGeometry, out_c: usize, isa: Isa) -> usize {
+    packed_len(g.patch_len(), out_c, isa.lanes()) + LINE_FLOATS
+}
+
+/// Floats in a 64-byte cache line.
+const LINE_FLOATS: usize = 16;
 
 /// A kernel as the register blocks read it.
 #[derive(Clone, Copy, Debug)]
@@ -141,10 +164,11 @@ pub enum Weights<'a> {
 
 /// Direct convolution (see the module doc). `g`, `out_c` and `isa` must
 /// satisfy [`fits`]; `scratch` holds what
-/// [`ConvPath::scratch_len`](super::ConvPath::scratch_len) says: a
-/// cache-line-padded slice of [`scratch_len`] values per thread. `kernel`
-/// is HWIO, or packed for `isa` ([`pack`]). `epilogue` runs on each unit's
-/// output as soon as it is computed.
+/// [`ConvPath::scratch_len`](super::ConvPath::scratch_len) says: the
+/// [`shared_scratch_len`] values, then a cache-line-padded slice of
+/// [`scratch_len`] values per thread. `kernel` is HWIO, packed into the
+/// shared scratch first, or packed for `isa` already ([`pack`]).
+/// `epilogue` runs on each unit's output as soon as it is computed.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     g: &ConvGeometry,
@@ -174,6 +198,21 @@ pub fn conv2d(
         regs.covers(out_c),
         "conv2d: fewer epilogue factors than {out_c} channels"
     );
+    // Packing costs one pass over the kernel, which the blocks read once
+    // per block of pixels (as rows `out_c` apart without it).
+    let (panels, scratch) = scratch.split_at_mut(shared_scratch_len(g, out_c, isa));
+    let kernel = match kernel {
+        Weights::Rows(hwio) => {
+            let start = panels
+                .as_ptr()
+                .align_offset(4 * LINE_FLOATS)
+                .min(LINE_FLOATS);
+            let panels = &mut panels[start..];
+            pack_into(hwio, g.patch_len(), out_c, isa.lanes(), panels);
+            Weights::Panels(panels)
+        }
+        packed => packed,
+    };
     let workers = workers(g, out_c, threads);
     let (units, unit) = units(g, out_c);
     if pixel_major(g) {

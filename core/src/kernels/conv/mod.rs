@@ -114,9 +114,9 @@ impl ConvPath {
         }
     }
 
-    /// `(shared, per_thread)` scratch values this path needs for `g`,
-    /// whatever the output channels.
-    fn scratch(self, g: &ConvGeometry) -> (usize, usize) {
+    /// `(shared, per_thread)` scratch values this path needs for `g` with
+    /// `out_c` output channels.
+    fn scratch(self, g: &ConvGeometry, out_c: usize) -> (usize, usize) {
         match self {
             ConvPath::Im2col => {
                 let tiled = max_tile_rows(g, 0).min(g.out_pixels()) * k_chunk(g.patch_len());
@@ -129,7 +129,10 @@ impl ConvPath {
                 (0, tiled.max(unpacked))
             }
             ConvPath::Pointwise => (0, 0),
-            ConvPath::Direct(_) => (0, direct::scratch_len(g)),
+            ConvPath::Direct(isa) => (
+                direct::shared_scratch_len(g, out_c, isa),
+                direct::scratch_len(g),
+            ),
             ConvPath::Winograd => winograd::scratch_len(g, 2),
             ConvPath::Winograd4 => winograd::scratch_len(g, 4),
         }
@@ -161,7 +164,7 @@ impl ConvPath {
     /// (no more than it has work units, or than its work pays for), so it
     /// follows the work, whatever `threads` asks.
     pub fn scratch_len(self, g: &ConvGeometry, out_c: usize, threads: usize) -> usize {
-        let (shared, per_thread) = self.scratch(g);
+        let (shared, per_thread) = self.scratch(g, out_c);
         let workers = self.workers(g, out_c, threads);
         shared.saturating_add(parallel::scratch_len(workers, per_thread))
     }
@@ -655,7 +658,7 @@ impl Args<'_> {
             rest = tail;
             (first, mine)
         });
-        let per_thread = path.scratch(g).1;
+        let per_thread = path.scratch(g, out_c).1;
         let workers = path.workers(g, out_c, threads);
         parallel::run(
             workers,
@@ -788,7 +791,7 @@ fn tiled_gemm(
     let pointwise = path == ConvPath::Pointwise;
     let tile = tile_rows(g, out_c);
     let kc = k_chunk(k);
-    let per_thread = path.scratch(g).1;
+    let per_thread = path.scratch(g, out_c).1;
     let workers = path.workers(g, out_c, threads);
     let tiles = output[..m * out_c].chunks_mut(tile * out_c).enumerate();
     parallel::run(
