@@ -21,6 +21,7 @@
 use crate::activation::{Activation, ActivationFn};
 use crate::batch::Batch;
 use crate::kernels::epilogue::{Epilogue, Step, Steps};
+use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
 use crate::layers::ZeroPadding2D;
 use crate::shape::Shape;
@@ -215,23 +216,40 @@ pub fn fused_into<H, T>(
     H: FusedHead,
     T: Tail<Input = H::Output>,
 {
+    let n = input.batch_size();
+    with_tail(tail, n, out, ctx, |head_out, then, ctx| {
+        head.forward_into_then(input, head_out, then, ctx)
+    });
+}
+
+/// Runs `head` into `out`'s memory (typed as the head's output, the same
+/// dimensions: no copy either way) with `tail`'s layers as its epilogue
+/// when they can all be steps under `ctx`, else with none and `tail`'s
+/// layers after it.
+///
+/// # Panics
+/// When `tail` changes the shape (no [`EpilogueLayer`] does).
+fn with_tail<S: Shape, T: Tail<Input = S>>(
+    tail: T,
+    n: usize,
+    out: &mut Batch<T::Output>,
+    ctx: &mut Context<'_>,
+    head: impl FnOnce(&mut Batch<S>, Epilogue<'_>, &mut Context<'_>),
+) {
     assert_eq!(
-        <H::Output as Shape>::DIMS,
+        S::DIMS,
         <T::Output as Shape>::DIMS,
         "a fused tail keeps the shape"
     );
-    let n = input.batch_size();
     let mut stores = ctx.take_stores();
     let mut steps = Steps::new();
-    // The head writes into `out`'s memory, typed as its own output (the
-    // same dimensions): no copy either way.
     let memory = std::mem::replace(out, Batch::from_buffer(0, Vec::new())).into_buffer();
-    let mut head_out = Batch::<H::Output>::from_buffer(n, memory);
+    let mut head_out = Batch::<S>::from_buffer(n, memory);
     if tail.steps(ctx, &mut stores, &mut steps) {
-        head.forward_into_then(input, &mut head_out, Epilogue::new(steps.as_slice()), ctx);
+        head(&mut head_out, Epilogue::new(steps.as_slice()), ctx);
         *out = Batch::from_buffer(n, head_out.into_buffer());
     } else {
-        head.forward_into(input, &mut head_out, ctx);
+        head(&mut head_out, Epilogue::NONE, ctx);
         *out = tail.forward_owned(head_out, ctx);
     }
     ctx.return_stores(stores);
@@ -261,33 +279,33 @@ pub fn padded_into<In, T, B, L, R, H, Tl>(
     H: PaddedHead,
     Tl: Tail<Input = H::Output>,
 {
-    assert_eq!(
-        <H::Output as Shape>::DIMS,
-        <Tl::Output as Shape>::DIMS,
-        "a fused tail keeps the shape"
-    );
     let n = input.batch_size();
     let frame = ((T::USIZE, B::USIZE), (L::USIZE, R::USIZE));
-    let mut stores = ctx.take_stores();
-    let mut steps = Steps::new();
-    let memory = std::mem::replace(out, Batch::from_buffer(0, Vec::new())).into_buffer();
-    let mut head_out = Batch::<H::Output>::from_buffer(n, memory);
-    let fused = tail.steps(ctx, &mut stores, &mut steps);
-    let then = match fused {
-        true => Epilogue::new(steps.as_slice()),
-        false => Epilogue::NONE,
-    };
-    let x = (input.as_slice(), n);
-    if !head.forward_padded_then(x, frame, &mut head_out, then, ctx) {
-        let padded = pad.forward(input, ctx);
-        head.forward_into_then(&padded, &mut head_out, then, ctx);
-        ctx.recycle(padded);
-    }
-    *out = match fused {
-        true => Batch::from_buffer(n, head_out.into_buffer()),
-        false => tail.forward_owned(head_out, ctx),
-    };
-    ctx.return_stores(stores);
+    with_tail(tail, n, out, ctx, |head_out, then, ctx| {
+        if !head.forward_padded_then((input.as_slice(), n), frame, head_out, then, ctx) {
+            let padded = pad.forward(input, ctx);
+            head.forward_into_then(&padded, head_out, then, ctx);
+            ctx.recycle(padded);
+        }
+    });
+}
+
+/// What a [`PaddedHead`] runs on: its geometry `g` (of the padded input)
+/// with `frame` folded in, and its own activation `A`'s step before
+/// `then`'s; `None` when either cannot be.
+///
+/// # Panics
+/// When `input` is shorter than the folded geometry's input.
+pub(crate) fn padded_plan<'a, A: ActivationFn>(
+    g: &ConvGeometry,
+    (rows, columns): ((usize, usize), (usize, usize)),
+    then: Epilogue<'a>,
+    input: &[f32],
+) -> Option<(ConvGeometry, Steps<'a>)> {
+    let g = g.fold_padding(rows, columns)?;
+    let steps = with_activation::<A>(then)?;
+    assert!(input.len() >= g.input_len(), "convolution: input too short");
+    Some((g, steps))
 }
 
 impl<S: Shape, A: ActivationFn> EpilogueLayer for Activation<S, A> {

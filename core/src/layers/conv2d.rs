@@ -25,7 +25,7 @@ use typenum::{Unsigned, U1};
 use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::fusion::{with_activation, FusedHead, PaddedHead};
+use crate::fusion::{padded_plan, with_activation, FusedHead, PaddedHead};
 use crate::kernels::conv::backward::{
     conv2d_backward_grouped_scratch, conv2d_backward_grouped_scratch_len,
 };
@@ -326,17 +326,15 @@ where
     fn forward_padded_then(
         &self,
         (input, images): (&[f32], usize),
-        (rows, columns): ((usize, usize), (usize, usize)),
+        frame: ((usize, usize), (usize, usize)),
         out: &mut Batch<Self::Output>,
         then: Epilogue<'_>,
         ctx: &mut Context<'_>,
     ) -> bool {
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(images, G::USIZE);
-        let (Some(g), Some(steps)) = (g.fold_padding(rows, columns), with_activation::<A>(then))
-        else {
+        let Some((g, steps)) = padded_plan::<A>(&g, frame, then, input) else {
             return false;
         };
-        assert!(input.len() >= g.input_len(), "conv2d: input too short");
         self.convolve_with(&g, input, out, Epilogue::new(steps.as_slice()), ctx);
         true
     }

@@ -27,7 +27,7 @@ use super::conv2d::{conv_geometry, export_conv};
 use super::{forward_activated, init_kernel_and_bias, Activated, KernelTape};
 use crate::activation::{activation_backward, ActivationFn, Linear};
 use crate::batch::Batch;
-use crate::fusion::{with_activation, FusedHead, PaddedHead};
+use crate::fusion::{padded_plan, with_activation, FusedHead, PaddedHead};
 use crate::kernels::conv::depthwise::{
     depthwise_backward_scratch_len, depthwise_conv2d_backward, depthwise_conv2d_then,
 };
@@ -213,17 +213,15 @@ where
     fn forward_padded_then(
         &self,
         (input, images): (&[f32], usize),
-        (rows, columns): ((usize, usize), (usize, usize)),
+        frame: ((usize, usize), (usize, usize)),
         out: &mut Batch<Self::Output>,
         then: Epilogue<'_>,
         ctx: &mut Context<'_>,
     ) -> bool {
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(images, C::USIZE);
-        let (Some(g), Some(steps)) = (g.fold_padding(rows, columns), with_activation::<A>(then))
-        else {
+        let Some((g, steps)) = padded_plan::<A>(&g, frame, then, input) else {
             return false;
         };
-        assert!(input.len() >= g.input_len(), "depthwise: input too short");
         out.resize(images);
         let epilogue = Epilogue::new(steps.as_slice());
         self.convolve_with(&g, input, out.as_mut_slice(), epilogue, ctx);

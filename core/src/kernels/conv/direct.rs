@@ -1,18 +1,22 @@
 //! Direct NHWC convolution for short patches (few input channels: c1's
 //! 3×3×3, c8's 7×7×3), where building im2col rows costs as much as the
-//! GEMM they feed.
+//! GEMM they feed, and for 1×1 layers whose kernel fits in L2.
 //!
 //! It is a GEMM micro-kernel whose A operand is read straight from the
 //! input: a block of `P` output pixels × `NB` output channels lives in
-//! registers; for each patch element `t`, one row of the HWIO kernel
-//! (`NB` contiguous values, read in place) is multiplied by each pixel's
-//! input value, broadcast. Nothing is packed. The input rows a window row
-//! needs are first copied, zero-padded, into a small per-thread buffer, so
-//! the inner loop has no bounds to test.
+//! registers; for each patch element `t`, the block's `NB` kernel values
+//! of row `t` are multiplied by each pixel's input value, broadcast. The
+//! kernel is read from panels, one per block of channels, each holding its
+//! channels of every row one after another ([`pack`]: kept by the layer,
+//! or packed per call into the scratch). The input rows a window row needs
+//! are first copied, zero-padded, into a small per-thread buffer, so the
+//! inner loop has no bounds to test; 1×1 stride-1 layers read the input in
+//! place, as one product over all the pixels.
 //!
 //! Pixel blocks that would pass the end of an output row start earlier
 //! instead and recompute a few pixels: the same arithmetic, so the same
-//! values. Likewise for a last, partial block of channels.
+//! values. Channels past the last two-register block take one-register
+//! blocks, the last one ending at the last channel.
 
 use super::ConvGeometry;
 use crate::kernels::epilogue::{Epilogue, InRegisters, Loaded};
