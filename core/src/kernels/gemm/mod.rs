@@ -26,6 +26,10 @@ pub fn sgemm_calls() -> usize {
 /// Below this many rows, [`sgemm`] streams `b` instead of packing it.
 pub const SMALL_M: usize = 8;
 
+/// Rows of `b` each row of `c` takes per load and store of it, when `b`
+/// is read whole row after row ([`SmallM::streamed`]).
+const STREAM_ROWS: usize = 4;
+
 /// `c = a · b + beta · c` for row-major `a` (`m × k`), `b` (`k × n`) and
 /// `c` (`m × n`).
 ///
@@ -232,8 +236,8 @@ unsafe fn block<S: Simd, const MR: usize, const R: usize>(
         for p in 0..k {
             let bp = b.add(p * ldb + j);
             // `b`'s rows are `ldb` apart, too far for the hardware
-            // prefetchers (a Dense kernel of 2304 × 512 at batch 8 is 4.7
-            // MB read in rows of a few cache lines, 2 KiB apart).
+            // prefetchers once a row is a few KiB (aᵀ·b over a large
+            // kernel gradient reads it in runs of a few lines per row).
             s.prefetch_span(bp.wrapping_add(PREFETCH_ROWS * ldb), R * lanes);
             let bv: [S::V; R] = std::array::from_fn(|r| s.load(bp.add(r * lanes)));
             let ap = a.add(p * a_cs);
@@ -272,74 +276,85 @@ impl Kernel for SmallMJob<'_, '_> {
 }
 
 impl SmallM<'_> {
-    /// Rows in blocks of up to 8 (4 on AVX2), each with as many
-    /// registers of columns as leave room for one register of `b` per
-    /// column register and a broadcast: 16 accumulators where there are
-    /// 32 registers, 12 where there are 16 (AVX2). Wide blocks also read
-    /// `b` in long runs (1 KiB per row on AVX-512): a dense layer at batch
-    /// 1 streams its whole kernel, and short runs at the stride of a row
-    /// left 30% of the bandwidth unused (measured on an AMD Zen 5).
-    ///
-    /// With more than one block of rows, `b` is read once per block: in
-    /// chunks of rows that fit in half of L2, so that the blocks after the
-    /// first read the chunk from cache, not memory (Dense 2304 → 512 at
-    /// batch 8 on AVX2: two blocks of 4 rows over a 4.7 MB kernel). Each
-    /// block accumulates onto `c`, so the chunks add in the same order as
-    /// one pass would: the same result.
+    /// A `b` that stays in L2 ([`SmallM::streams`] false): rows in
+    /// blocks of up to 8 (4 on AVX2), each with as many registers of
+    /// columns as leave room for one register of `b` per column register
+    /// and a broadcast: 16 accumulators where there are 32 registers, 12
+    /// where there are 16 (AVX2). A larger `b` is read whole, row after
+    /// row ([`SmallM::streamed`]).
     #[inline(always)]
     fn all_rows<S: Simd>(&self, s: S, c: &mut [f32], ldc: usize) {
-        if self.m == 1 {
-            return self.one_row(s, c);
-        }
-        let chunk = match self.m > max_block_rows::<S>() {
-            true => (isa::l2_bytes() / 2 / (4 * self.n).max(1)).max(16),
-            false => self.k,
-        };
-        let mut k0 = 0;
-        while k0 < self.k {
-            let width = chunk.min(self.k - k0);
-            let part = SmallM {
-                k: width,
-                a: &self.a[k0..],
-                b: &self.b[k0 * self.ldb..],
-                ..*self
-            };
-            part.row_blocks(s, c, ldc);
-            k0 += width;
+        match self.streams() {
+            true => self.streamed(s, c, ldc),
+            false => self.row_blocks(s, c, ldc),
         }
     }
 
-    /// One row of `c` (`m = 1`): `b` read row after row, start to end,
-    /// each row `p` adding `a[p] · b[p][..]` onto `c`'s row, which stays in
-    /// L1. The hardware prefetchers follow one sequential stream, where
-    /// register blocks read `b` in runs of a few lines `ldb` apart (a Dense
-    /// layer at batch 1 reads its whole kernel on every call: 2304 × 512
-    /// in cifar_cnn). Each column adds its terms in the order of `p`, fused,
+    /// Whether `b` is read row after row, whole ([`SmallM::streamed`]):
+    /// when it is too large to stay in half of L2, so it comes from memory
+    /// on every call.
+    fn streams(&self) -> bool {
+        self.k.saturating_mul(self.n).saturating_mul(4) > isa::l2_bytes() / 2
+    }
+
+    /// `c += a · b` reading `b` start to end, [`STREAM_ROWS`] rows at a
+    /// time, each row whole: the hardware prefetchers follow a few
+    /// sequential streams at full speed, where register blocks read `b` in
+    /// runs of a few lines `ldb` apart (a Dense layer at batch 1-8 reads
+    /// its whole kernel on every call: 2304 × 512 in cifar_cnn, which the
+    /// register blocks read at a third of the speed on an AMD Zen 3). For
+    /// each row of `c`, each register of columns is loaded, takes the
+    /// group's rows of `b` (read from L1 after the first row of `c`), and
+    /// is stored: every column adds its terms in the order of `p`, fused,
     /// as the register blocks do: the same result.
     #[inline(always)]
-    fn one_row<S: Simd>(&self, s: S, c: &mut [f32]) {
+    fn streamed<S: Simd>(&self, s: S, c: &mut [f32], ldc: usize) {
+        let mut p0 = 0;
+        while p0 + STREAM_ROWS <= self.k {
+            self.stream_group::<S, STREAM_ROWS>(s, p0, c, ldc);
+            p0 += STREAM_ROWS;
+        }
+        while p0 < self.k {
+            self.stream_group::<S, 1>(s, p0, c, ldc);
+            p0 += 1;
+        }
+    }
+
+    /// Rows `p0 .. p0 + Q` of `b` onto every row of `c` (see
+    /// [`SmallM::streamed`]).
+    #[inline(always)]
+    fn stream_group<S: Simd, const Q: usize>(&self, s: S, p0: usize, c: &mut [f32], ldc: usize) {
         let (n, lanes) = (self.n, S::LANES);
         let whole = n / lanes * lanes;
-        let c = &mut c[..n];
-        for (p, &a) in self.a[..self.k].iter().enumerate() {
-            let row = &self.b[p * self.ldb..p * self.ldb + n];
-            let x = s.splat(a);
-            let (cp, bp) = (c.as_mut_ptr(), row.as_ptr());
+        let rows: [&[f32]; Q] = std::array::from_fn(|q| {
+            let start = (p0 + q) * self.ldb;
+            &self.b[start..start + n]
+        });
+        for i in 0..self.m {
+            let a: [f32; Q] = std::array::from_fn(|q| self.a[i * self.lda + p0 + q]);
+            let x: [S::V; Q] = std::array::from_fn(|q| s.splat(a[q]));
+            let c = &mut c[i * ldc..i * ldc + n];
+            let cp = c.as_mut_ptr();
             for j in (0..whole).step_by(lanes) {
-                // SAFETY: `j + lanes <= whole <= n`, the length of `c`
-                // and of `row`; loads and stores are unaligned.
+                // SAFETY: `j + lanes <= whole <= n`, the length of `c` and
+                // of every row; loads and stores are unaligned.
                 unsafe {
-                    let y = s.fmadd(x, s.load(bp.add(j)), s.load(cp.add(j)));
+                    let mut y = s.load(cp.add(j));
+                    for q in 0..Q {
+                        y = s.fmadd(x[q], s.load(rows[q].as_ptr().add(j)), y);
+                    }
                     s.store(cp.add(j), y);
                 }
             }
-            for (y, &w) in c[whole..].iter_mut().zip(&row[whole..]) {
-                *y = Scalar.fmadd(a, w, *y);
+            for (j, y) in c.iter_mut().enumerate().skip(whole) {
+                for q in 0..Q {
+                    *y = Scalar.fmadd(a[q], rows[q][j], *y);
+                }
             }
         }
     }
 
-    /// [`SmallM::all_rows`] over all of `k` at once.
+    /// The register blocks of [`SmallM::all_rows`].
     #[inline(always)]
     fn row_blocks<S: Simd>(&self, s: S, c: &mut [f32], ldc: usize) {
         let mut i0 = 0;

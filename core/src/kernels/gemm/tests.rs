@@ -68,6 +68,38 @@ fn small_m_in_chunks_of_k_matches_each_row_alone() {
     }
 }
 
+/// Few rows: each element is `c` plus its products in the order of `p`,
+/// fused, whether `b` stays in L2 (register blocks) or is read whole row
+/// after row (a `b` of 4.6 MB, more than half of any L2 up to 8 MiB):
+/// bitwise the sequential `mul_add` chain, for every row count, and for
+/// widths with a partial register at the end.
+#[test]
+fn small_m_adds_products_in_order_fused() {
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    for (k, n) in [(2303, 501), (40, 37)] {
+        let b = random_vec(&mut rng, k * n);
+        for m in 1..=SMALL_M {
+            let a = random_vec(&mut rng, m * k);
+            let c0 = random_vec(&mut rng, m * n);
+            let mut c = c0.clone();
+            sgemm_strided(m, k, n, &a, k, &b, n, 1.0, &mut c, n);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut want = c0[i * n + j];
+                    for p in 0..k {
+                        want = a[i * k + p].mul_add(b[p * n + j], want);
+                    }
+                    assert_eq!(
+                        c[i * n + j].to_bits(),
+                        want.to_bits(),
+                        "({m},{k},{n}) [{i},{j}]"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn strided_sgemm_matches_naive_product_small_and_large_m() {
     // m <= 8 streams b (no packing); larger m goes to matrixmultiply. Both
