@@ -51,7 +51,11 @@ pub trait PaddedHead: FusedHead {
     /// `Self::Input` less `(top, bottom)` rows and `(left, right)` columns,
     /// as if framed by that many rows and columns of zeros. Returns `false`,
     /// having done nothing, when it cannot (its own activation is not
-    /// element-wise): the caller then pads and calls the layer.
+    /// element-wise, or the frame is not smaller than `Self::Input`): the
+    /// caller then pads and calls the layer.
+    ///
+    /// # Panics
+    /// When `input` holds fewer values than `images` unpadded images.
     fn forward_padded_then(
         &self,
         input: (&[f32], usize),

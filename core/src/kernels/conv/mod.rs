@@ -429,6 +429,10 @@ pub struct PreparedKernel {
     path: ConvPath,
     in_c: usize,
     out_c: usize,
+    /// Values per kernel row block the panels were packed for (`k_h · k_w
+    /// · in_c`): a window of another size with the same channels reads
+    /// panels of another length.
+    patch_len: usize,
     /// Lanes of the registers the values were packed for (0: Winograd).
     lanes: usize,
     values: Vec<f32>,
@@ -475,7 +479,8 @@ impl PreparedKernel {
 
     /// [`PreparedKernel::new`] for a given path: `None` for the paths that
     /// read the kernel as it is (im2col and pointwise ones whose output is
-    /// too large for the unpacked GEMM).
+    /// too large for the unpacked GEMM), and for a path that cannot compute
+    /// `g` with `out_c` channels ([`ConvPath::supports`]).
     ///
     /// # Panics
     /// As [`PreparedKernel::new`].
@@ -485,6 +490,9 @@ impl PreparedKernel {
         kernel: &[f32],
         out_c: usize,
     ) -> Option<Self> {
+        if !path.supports(g, out_c) {
+            return None;
+        }
         let (lanes, prepared) = match path {
             ConvPath::Winograd => (0, winograd::transformed_kernel(2, kernel, g.in_c, out_c)),
             ConvPath::Winograd4 => (0, winograd::transformed_kernel(4, kernel, g.in_c, out_c)),
@@ -510,6 +518,7 @@ impl PreparedKernel {
             path,
             in_c: g.in_c,
             out_c,
+            patch_len: g.patch_len(),
             lanes,
             values,
             start,
@@ -525,8 +534,8 @@ impl PreparedKernel {
             }
             _ => true,
         };
-        (self.path == path && self.in_c == g.in_c && self.out_c == out_c && lanes_match)
-            .then_some(&self.values[self.start..])
+        let shape = (self.in_c, self.patch_len, self.out_c) == (g.in_c, g.patch_len(), out_c);
+        (self.path == path && shape && lanes_match).then_some(&self.values[self.start..])
     }
 }
 
@@ -660,6 +669,7 @@ impl Args<'_> {
         });
         let per_thread = path.scratch(g, out_c).1;
         let workers = path.workers(g, out_c, threads);
+        let b = self.weights(path);
         parallel::run(
             workers,
             work,
@@ -673,7 +683,6 @@ impl Args<'_> {
                     im2col_columns(g, 0, input, first, rows, 0, k, &mut patches[..rows * k]);
                     &patches[..rows * k]
                 };
-                let b = self.weights(path);
                 direct::gemm_weights(isa, (rows, k, out_c), a, b, bias, extras.epilogue, out);
             },
         );

@@ -1486,3 +1486,47 @@ proptest! {
         prop_assert!(depthwise(&dw_inner, &x) == depthwise(&dw, &padded));
     }
 }
+
+/// A kernel prepared for one window serves no other: the direct kernel's
+/// panels hold `k_h · k_w · in_c` rows, so a 3×3 layer's panels offered to
+/// a 1×1 layer of the same channels are ignored (the call packs the kernel
+/// it is given), never read as if they were that layer's.
+#[test]
+fn prepared_panels_serve_only_their_window() {
+    let (c, co) = (4, 16);
+    let mut rng = ChaCha8Rng::seed_from_u64(51);
+    let x = random_vec(&mut rng, 8 * 12 * c);
+    let k3 = random_vec(&mut rng, 9 * c * co);
+    let k1 = random_vec(&mut rng, c * co);
+    let g = |k| ConvGeometry::new(1, (8, 12, c), (k, k), (1, 1), Padding::Same).unwrap();
+    let (g3, g1) = (g(3), g(1));
+    for isa in Isa::SIMD {
+        let path = ConvPath::Direct(isa);
+        if !path.supports(&g1, co) {
+            continue;
+        }
+        let prepared = PreparedKernel::with_path(path, &g3, &k3, co).unwrap();
+        assert!(prepared.for_path(path, &g3, co).is_some());
+        assert!(prepared.for_path(path, &g1, co).is_none());
+        let plain = path_conv(path, &g1, &x, &k1, None, co, 1);
+        let mut out = vec![f32::NAN; g1.out_pixels() * co];
+        let mut scratch = vec![f32::NAN; path.scratch_len(&g1, co, 1)];
+        let extras = ConvExtras {
+            prepared: Some(&prepared),
+            epilogue: Epilogue::NONE,
+        };
+        conv2d_with(
+            path,
+            &g1,
+            &x,
+            &k1,
+            None,
+            co,
+            &mut out,
+            &mut scratch,
+            1,
+            extras,
+        );
+        assert_eq!(out, plain, "{isa:?}");
+    }
+}

@@ -48,12 +48,11 @@ fn sgemm_matches_naive_product() {
 }
 
 #[test]
-fn small_m_in_chunks_of_k_matches_each_row_alone() {
-    // Six rows are two blocks on AVX2 (three on none), so `b` (2000 × 300,
-    // 2.4 MB) is read in chunks of rows that fit in half of L2 (any L2 up
-    // to 4 MiB gives several); a single row streams `b` row after row,
-    // accumulating in memory. Every element sums its products in the same
-    // order either way: equal bits.
+fn small_m_rows_together_match_each_row_alone() {
+    // Six rows of `c` share each group of `b`'s rows (2000 × 300, 2.4 MB:
+    // read whole, row after row, on any L2 up to 4 MiB); a single row
+    // reads them alone. Every element sums its products in the same order
+    // either way: equal bits.
     let mut rng = ChaCha8Rng::seed_from_u64(31);
     let (m, k, n) = (6, 2000, 300);
     let a = random_vec(&mut rng, m * k);
