@@ -1,8 +1,9 @@
 //! Every convolution path (`strata::kernels::ConvPath`) on the 3×3
 //! stride-1 shapes of ResNet-20's three stages (32×32×16, 16×16×32 and
 //! 8×8×64, 'same', channels in = channels out) at batch 1, 8 and 64, one
-//! thread, with BatchNormalization and relu as the epilogue and Winograd's
-//! kernel prepared beforehand, as a network at inference runs them: the
+//! thread, with BatchNormalization and relu as the epilogue and each
+//! path's kernel prepared beforehand (Winograd's transform, the direct
+//! kernel's panels), as a network at inference runs them: the
 //! measurements behind `choose_path`'s rules, repeatable on any machine.
 //!
 //! `cargo bench --bench paths`; throughput in FLOP/s (FLOPs =
