@@ -774,22 +774,14 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
             let x = x_base.add((o.first_slot + r) % o.slots * o.line_len);
             let w = w_base.add(r * o.kwc * w_row);
             if KW == 0 {
-                for t in 0..o.kwc {
-                    let wt = w.add(t * w_row);
-                    // Kernel rows are `n` floats apart unless packed: too
-                    // far for the hardware prefetchers once `n` is a few
-                    // hundred, so a kernel that does not fit in L2 (the 1×1
-                    // layers at the end of MobileNetV2) would wait on every
-                    // row.
-                    s.prefetch_span(wt.wrapping_add(PREFETCH_ROWS * w_row), R * lanes);
-                    let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
-                    let xt = x.add(t);
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        let v = s.splat(*xt.add(p * o.pix_stride));
-                        for (a, w) in a.iter_mut().zip(&wv) {
-                            *a = s.fmadd(v, *w, *a);
-                        }
-                    }
+                // Kernel rows are `n` floats apart unless packed: too far
+                // for the hardware prefetchers once `n` is a few hundred,
+                // so a kernel that does not fit in L2 would wait on every
+                // row. A panel is one sequential stream, which they follow.
+                let pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * o.pix_stride));
+                match o.w.packed {
+                    None => patch::<S, P, R, true>(s, &mut acc, &pixels, w, w_row, o.kwc),
+                    Some(_) => patch::<S, P, R, false>(s, &mut acc, &pixels, w, w_row, o.kwc),
                 }
                 continue;
             }
@@ -821,6 +813,75 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
         for (p, a) in acc.iter().enumerate() {
             for (i, v) in a.iter().enumerate() {
                 s.store(out.add(p * o.n + i * lanes), steps.apply(s, *v, i));
+            }
+        }
+    }
+}
+
+/// `acc[p] += pixels[p][t] · w[t · w_row ..][..R · LANES]` for `t < len`
+/// in order: one kernel row loaded per `t`, each pixel's value broadcast
+/// to its `R` registers. The pixels' addresses are taken once, outside the
+/// loop, and the loop runs [`UNROLL`] rows per trip, so that few issue
+/// slots go to anything but the loads and multiply-adds: what limits a
+/// core shared with another hardware thread (the same order, so the same
+/// values).
+///
+/// # Safety
+/// `pixels[p] .. + len` and `w[t · w_row .. + R · LANES]` for `t < len`
+/// must be readable.
+#[inline(always)]
+unsafe fn patch<S: Simd, const P: usize, const R: usize, const PREFETCH: bool>(
+    s: S,
+    acc: &mut [[S::V; R]; P],
+    pixels: &[*const f32; P],
+    w: *const f32,
+    w_row: usize,
+    len: usize,
+) {
+    // SAFETY: the caller's bounds.
+    unsafe {
+        let mut t = 0;
+        while t + UNROLL <= len {
+            for u in 0..UNROLL {
+                patch_row::<S, P, R, PREFETCH>(s, acc, pixels, w, w_row, t + u);
+            }
+            t += UNROLL;
+        }
+        for t in t..len {
+            patch_row::<S, P, R, PREFETCH>(s, acc, pixels, w, w_row, t);
+        }
+    }
+}
+
+/// Kernel rows per trip of [`patch`]'s loop (eight made the compiler
+/// spill the accumulators: twice as slow).
+const UNROLL: usize = 4;
+
+/// Row `t` of [`patch`].
+///
+/// # Safety
+/// As [`patch`], for this `t`.
+#[inline(always)]
+unsafe fn patch_row<S: Simd, const P: usize, const R: usize, const PREFETCH: bool>(
+    s: S,
+    acc: &mut [[S::V; R]; P],
+    pixels: &[*const f32; P],
+    w: *const f32,
+    w_row: usize,
+    t: usize,
+) {
+    let lanes = S::LANES;
+    // SAFETY: the caller's bounds.
+    unsafe {
+        let wt = w.add(t * w_row);
+        if PREFETCH {
+            s.prefetch_span(wt.wrapping_add(PREFETCH_ROWS * w_row), R * lanes);
+        }
+        let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
+        for (a, x) in acc.iter_mut().zip(pixels) {
+            let v = s.splat(*x.add(t));
+            for (a, w) in a.iter_mut().zip(&wv) {
+                *a = s.fmadd(v, *w, *a);
             }
         }
     }
