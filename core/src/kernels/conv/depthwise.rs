@@ -307,8 +307,9 @@ struct RowOperands<'a> {
 
 /// One output row with `m = 1`, in blocks of pixels × registers of
 /// channels (see [`accumulate`]). The interior columns, whose whole window
-/// lies inside the image, go in blocks of [`block_pixels`] (the last one
-/// overlapping its neighbour rather than running short: recomputed values
+/// lies inside the image, go in blocks of [`block_pixels`] (or half as
+/// many pixels and two registers, see [`halves`]), the last block
+/// overlapping its neighbour rather than running short (recomputed values
 /// are the same values); the border columns one pixel at a time, over the
 /// window cells that land inside. Every value is the bias (or 0) plus
 /// `x · w` for each cell inside, fused, in window order, whichever block
@@ -343,6 +344,8 @@ fn blocked_row<S: Simd>(s: S, f: &Forward<'_>, regs: InRegisters<'_>, row: usize
         (12, 1) => interior_blocks::<S, 12, 1>(s, &r, interior, out),
         (8, 1) => interior_blocks::<S, 8, 1>(s, &r, interior, out),
         (4, 1) => interior_blocks::<S, 4, 1>(s, &r, interior, out),
+        (6, 2) => interior_blocks::<S, 6, 2>(s, &r, interior, out),
+        (4, 2) => interior_blocks::<S, 4, 2>(s, &r, interior, out),
         (NARROW_PIXELS, NARROW_REGISTERS) => {
             interior_blocks::<S, NARROW_PIXELS, NARROW_REGISTERS>(s, &r, interior, out)
         }
@@ -363,11 +366,22 @@ fn interior_plan<S: Simd>(g: &ConvGeometry) -> (std::ops::Range<usize>, usize, u
     let wide = g.in_c >= NARROW_REGISTERS * S::LANES;
     let p = block_pixels::<S>();
     match hi.saturating_sub(lo) {
+        n if n >= p && halves(p, S::LANES, g.in_c, n) => (lo..hi, p / 2, 2),
         n if n >= p => (lo..hi, p, 1),
         n if n >= NARROW_PIXELS && wide => (lo..hi, NARROW_PIXELS, NARROW_REGISTERS),
         n if n >= NARROW_PIXELS => (lo..hi, NARROW_PIXELS, 1),
         _ => (0..0, 0, 0),
     }
+}
+
+/// Whether `n` interior columns of `in_c` channels go in blocks of `p / 2`
+/// pixels × two registers of `lanes` rather than `p` pixels × one: as many
+/// accumulators, taken when they recompute fewer overlapped pixels (a
+/// 14-wide map's 12 interior columns are two overlapping 8-pixel blocks,
+/// 16 pixels computed, or three 4-pixel ones: 1.2× faster on AVX2, AMD
+/// Zen 3).
+fn halves(p: usize, lanes: usize, in_c: usize, n: usize) -> bool {
+    p >= 8 && in_c >= 2 * lanes && n.next_multiple_of(p / 2) < n.next_multiple_of(p)
 }
 
 /// Pixels per interior block of [`blocked_row`]: as many accumulators as

@@ -349,3 +349,22 @@ fn paths_reject_short_slices_and_overflowing_geometry() {
         assert!(result.is_err(), "{path:?}: overflowing geometry, no panic");
     }
 }
+
+/// Half-width blocks are taken exactly where they recompute fewer pixels,
+/// and only with the channels for two registers.
+#[test]
+fn half_blocks_where_they_recompute_less() {
+    use super::halves;
+    // AVX2 (8 pixels × 1 register, or 4 × 2): 12 columns are 16 computed
+    // or 12; 54 are 56 either way; 14 channels do not fill two registers.
+    assert!(halves(8, 8, 32, 12));
+    assert!(halves(8, 8, 16, 26));
+    assert!(!halves(8, 8, 144, 54));
+    assert!(!halves(8, 8, 144, 16));
+    assert!(!halves(8, 8, 14, 12));
+    // AVX-512 and NEON (12 pixels, or 6 × 2); the one-lane form never.
+    assert!(halves(12, 16, 32, 13));
+    assert!(!halves(12, 16, 32, 24));
+    assert!(halves(12, 4, 8, 18));
+    assert!(!halves(4, 1, 64, 5));
+}
