@@ -774,14 +774,28 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
             let x = x_base.add((o.first_slot + r) % o.slots * o.line_len);
             let w = w_base.add(r * o.kwc * w_row);
             if KW == 0 {
-                // Kernel rows are `n` floats apart unless packed: too far
-                // for the hardware prefetchers once `n` is a few hundred,
-                // so a kernel that does not fit in L2 would wait on every
-                // row. A panel is one sequential stream, which they follow.
-                let pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * o.pix_stride));
-                match o.w.packed {
-                    None => patch::<S, P, R, true>(s, &mut acc, &pixels, w, w_row, o.kwc),
-                    Some(_) => patch::<S, P, R, false>(s, &mut acc, &pixels, w, w_row, o.kwc),
+                // One long product over packed panels (the 1×1 layers):
+                // see `patch`.
+                if o.rows == 1 && o.w.packed.is_some() {
+                    let pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * o.pix_stride));
+                    patch::<S, P, R>(s, &mut acc, &pixels, w, w_row, o.kwc);
+                    continue;
+                }
+                for t in 0..o.kwc {
+                    let wt = w.add(t * w_row);
+                    // Kernel rows are `n` floats apart unless packed: too
+                    // far for the hardware prefetchers once `n` is a few
+                    // hundred, so a kernel that does not fit in L2 would
+                    // wait on every row.
+                    s.prefetch_span(wt.wrapping_add(PREFETCH_ROWS * w_row), R * lanes);
+                    let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
+                    let xt = x.add(t);
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let v = s.splat(*xt.add(p * o.pix_stride));
+                        for (a, w) in a.iter_mut().zip(&wv) {
+                            *a = s.fmadd(v, *w, *a);
+                        }
+                    }
                 }
                 continue;
             }
@@ -819,18 +833,21 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
 }
 
 /// `acc[p] += pixels[p][t] · w[t · w_row ..][..R · LANES]` for `t < len`
-/// in order: one kernel row loaded per `t`, each pixel's value broadcast
-/// to its `R` registers. The pixels' addresses are taken once, outside the
-/// loop, and the loop runs [`UNROLL`] rows per trip, so that few issue
-/// slots go to anything but the loads and multiply-adds: what limits a
-/// core shared with another hardware thread (the same order, so the same
-/// values).
+/// in order, over a packed panel (one sequential stream, which the
+/// hardware prefetchers follow): one kernel row loaded per `t`, each
+/// pixel's value broadcast to its `R` registers. The pixels' addresses are
+/// taken once, outside the loop, and the loop runs [`UNROLL`] rows per
+/// trip, so that few issue slots go to anything but the loads and
+/// multiply-adds: what limits a core shared with another hardware thread
+/// (the same order, so the same values). Only for long products: on a
+/// 3×3 window's short rows of 9 values, or unpacked weights, the plain
+/// loop measured faster.
 ///
 /// # Safety
 /// `pixels[p] .. + len` and `w[t · w_row .. + R · LANES]` for `t < len`
 /// must be readable.
 #[inline(always)]
-unsafe fn patch<S: Simd, const P: usize, const R: usize, const PREFETCH: bool>(
+unsafe fn patch<S: Simd, const P: usize, const R: usize>(
     s: S,
     acc: &mut [[S::V; R]; P],
     pixels: &[*const f32; P],
@@ -843,12 +860,12 @@ unsafe fn patch<S: Simd, const P: usize, const R: usize, const PREFETCH: bool>(
         let mut t = 0;
         while t + UNROLL <= len {
             for u in 0..UNROLL {
-                patch_row::<S, P, R, PREFETCH>(s, acc, pixels, w, w_row, t + u);
+                patch_row::<S, P, R>(s, acc, pixels, w, w_row, t + u);
             }
             t += UNROLL;
         }
         for t in t..len {
-            patch_row::<S, P, R, PREFETCH>(s, acc, pixels, w, w_row, t);
+            patch_row::<S, P, R>(s, acc, pixels, w, w_row, t);
         }
     }
 }
@@ -862,7 +879,7 @@ const UNROLL: usize = 4;
 /// # Safety
 /// As [`patch`], for this `t`.
 #[inline(always)]
-unsafe fn patch_row<S: Simd, const P: usize, const R: usize, const PREFETCH: bool>(
+unsafe fn patch_row<S: Simd, const P: usize, const R: usize>(
     s: S,
     acc: &mut [[S::V; R]; P],
     pixels: &[*const f32; P],
@@ -874,9 +891,6 @@ unsafe fn patch_row<S: Simd, const P: usize, const R: usize, const PREFETCH: boo
     // SAFETY: the caller's bounds.
     unsafe {
         let wt = w.add(t * w_row);
-        if PREFETCH {
-            s.prefetch_span(wt.wrapping_add(PREFETCH_ROWS * w_row), R * lanes);
-        }
         let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
         for (a, x) in acc.iter_mut().zip(pixels) {
             let v = s.splat(*x.add(t));
