@@ -1426,6 +1426,33 @@ fn pack_panels_by_hand() {
     assert!(short.is_err());
 }
 
+/// Channel counts of an odd number of registers (3, 5, 7 on each vector
+/// width: 4, 8 and 16 lanes) end in a one-register block after the wide
+/// ones: every path matches the reference and ignores threads, prepared
+/// or not, on 1×1 layers (one product over the pixels) and 3×3 ones.
+#[test]
+fn odd_register_counts_match_reference() {
+    for lanes in [4, 8, 16] {
+        for co in [3 * lanes, 5 * lanes, 7 * lanes] {
+            for (k, same) in [(1, false), (3, true), (3, false)] {
+                let geo = Geo {
+                    n: 2,
+                    h: 5,
+                    w: 15,
+                    c: 3,
+                    kh: k,
+                    kw: k,
+                    sh: 1,
+                    sw: 1,
+                    same,
+                };
+                let checked = check_paths(&geo, co, true, co as u64).unwrap();
+                assert!(checked >= 2, "{co} channels, {k}x{k}");
+            }
+        }
+    }
+}
+
 /// `g` (its input already padded) with the frame `(t, b, l, r)` folded
 /// into its window padding, and the padded input built from `x`.
 fn folded(g: &ConvGeometry, x: &[f32], [t, b, l, r]: [usize; 4]) -> (ConvGeometry, Vec<f32>) {
