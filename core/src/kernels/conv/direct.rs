@@ -837,11 +837,10 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
 /// hardware prefetchers follow): one kernel row loaded per `t`, each
 /// pixel's value broadcast to its `R` registers. The pixels' addresses are
 /// taken once, outside the loop, and the loop runs [`UNROLL`] rows per
-/// trip, so that few issue slots go to anything but the loads and
-/// multiply-adds: what limits a core shared with another hardware thread
-/// (the same order, so the same values). Only for long products: on a
-/// 3×3 window's short rows of 9 values, or unpacked weights, the plain
-/// loop measured faster.
+/// trip, so that few instructions go to anything but the loads and
+/// multiply-adds (the same order, so the same values). Only for long
+/// products: on a 3×3 window's short rows of 9 values, or unpacked
+/// weights, the plain loop measured faster.
 ///
 /// # Safety
 /// `pixels[p] .. + len` and `w[t · w_row .. + R · LANES]` for `t < len`
