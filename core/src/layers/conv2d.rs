@@ -244,8 +244,9 @@ where
 /// `kernel` prepared for the path that computes `g` (Winograd's
 /// transformed weights, the direct kernel's panels), kept beside the
 /// tensor until its values change, so that inference transforms it once,
-/// not per call, where that pays ([`PreparedKernel::pays`]). Training, which changes the weights every
-/// step, transforms per call instead (`None`).
+/// not per call, where that pays ([`PreparedKernel::pays`]). Training,
+/// which changes the weights every step, transforms per call instead
+/// (`None`).
 pub(crate) fn prepared_kernel(
     kernel: &Tensor,
     g: &ConvGeometry,

@@ -774,8 +774,8 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
             let x = x_base.add((o.first_slot + r) % o.slots * o.line_len);
             let w = w_base.add(r * o.kwc * w_row);
             if KW == 0 {
-                // One long product over packed panels (the 1×1 layers):
-                // see `patch`.
+                // One window row over packed panels (1×1 layers): see
+                // `patch`.
                 if o.rows == 1 && o.w.packed.is_some() {
                     let pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * o.pix_stride));
                     patch::<S, P, R>(s, &mut acc, &pixels, w, w_row, o.kwc);
@@ -838,9 +838,10 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
 /// pixel's value broadcast to its `R` registers. The pixels' addresses are
 /// taken once, outside the loop, and the loop runs [`UNROLL`] rows per
 /// trip, so that few instructions go to anything but the loads and
-/// multiply-adds (the same order, so the same values). Only for long
-/// products: on a 3×3 window's short rows of 9 values, or unpacked
-/// weights, the plain loop measured faster.
+/// multiply-adds (the same order, so the same values). Only for one
+/// window row over packed panels (1×1 layers, the prepared small-output
+/// GEMM): on a 3×3 window's rows of 9 values, or over unpacked weights
+/// (Winograd's products), the plain loop measured faster.
 ///
 /// # Safety
 /// `pixels[p] .. + len` and `w[t · w_row .. + R · LANES]` for `t < len`
