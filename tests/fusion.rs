@@ -36,3 +36,57 @@ fn zero_padding_folded_into_the_next_convolution_changes_nothing() {
         }
     }
 }
+
+/// The three ways into a model (`forward_into` into the caller's batch,
+/// `forward_owned` from an input given away, `forward_ref` into a batch
+/// from the context) take their buffers in different orders: with one
+/// context reused, so that every buffer holds stale values from another
+/// layer, all give the taped pass's values, in residual blocks (identity
+/// and projection shortcuts) and nested models too.
+#[test]
+fn every_way_into_a_model_gives_the_same_values() {
+    let mut net = sequential![
+        Input(9, 9, 6)
+        => Conv2D(12, (1, 1), use_bias = false) => BatchNormalization() => ReLU(max_value = 6)
+        => Residual({ Conv2D(36, (1, 1)) => BatchNormalization() => ReLU(max_value = 6)
+            => DepthwiseConv2D((3, 3), same) => BatchNormalization() => ReLU(max_value = 6)
+            => Conv2D(12, (1, 1)) => BatchNormalization() })
+        => ZeroPadding2D(((0, 1), (0, 1))) => DepthwiseConv2D((3, 3), strides = (2, 2)) => relu
+        => Residual({ Conv2D(8, (3, 3), same) => relu => Conv2D(8, (3, 3), same) },
+            shortcut = { Conv2D(8, (1, 1)) => BatchNormalization() })
+        => Flatten => Dense(5) => relu => Dense(3, activation = softmax)
+    ];
+    let mut rng = strata::seeded_rng(7);
+    net.initialize(&mut rng);
+    // Moving statistics away from 0 and 1, so that every normalisation
+    // does something.
+    let mut count = 0.0f32;
+    strata::layer::each_tensor_mut(&mut net, &mut |key, t| {
+        if key.name.starts_with("running_") {
+            count += 1.0;
+            for (i, v) in t.values_mut().iter_mut().enumerate() {
+                *v = 0.5 + 0.1 * (i as f32 + count).sin().abs();
+            }
+        }
+    });
+    let mut ctx = Context::inference();
+    for batch in [3, 1, 2] {
+        let x = Batch::<Shape3<U9, U9, U6>>::from_vec(
+            batch,
+            (0..batch * 486)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        let (taped, _) = net.forward_taped(x.clone(), &mut ctx);
+        let mut into = Batch::zeros(0);
+        net.forward_into(&x, &mut into, &mut ctx);
+        let owned = net.forward_owned(x.clone(), &mut ctx);
+        let fresh = net.forward_ref(&x, &mut ctx);
+        assert_eq!(into, taped, "forward_into, batch {batch}");
+        assert_eq!(owned, taped, "forward_owned, batch {batch}");
+        assert_eq!(fresh, taped, "forward_ref, batch {batch}");
+        ctx.recycle(owned);
+        ctx.recycle(fresh);
+    }
+}

@@ -149,3 +149,68 @@ fn peak_memory_at_batch_256_is_bounded() {
     );
     assert!(peak as f64 <= 1.5 * bound as f64);
 }
+
+/// An inverted-residual network (MobileNetV2's blocks: the activations
+/// grow six-fold inside each block and shrink at its end) with the batch
+/// size changing from call to call: the buffers the context hands out
+/// grow to what the calls need and then stop allocating, and they never
+/// hold more than three of the largest activation at once (a block's
+/// input, its expansion and its depthwise output).
+#[test]
+fn residual_blocks_reach_a_steady_state_at_any_batch_mix() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let net = sequential![
+        Input(32, 32, 3)
+        => Conv2D(16, (3, 3), strides = (2, 2), padding = same) => ReLU(max_value = 6)
+        => Residual({ Conv2D(96, (1, 1)) => ReLU(max_value = 6)
+            => DepthwiseConv2D((3, 3), same) => ReLU(max_value = 6) => Conv2D(16, (1, 1)) })
+        => Conv2D(96, (1, 1)) => ReLU(max_value = 6)
+        => ZeroPadding2D(((0, 1), (0, 1))) => DepthwiseConv2D((3, 3), strides = (2, 2))
+        => ReLU(max_value = 6) => Conv2D(24, (1, 1))
+        => Residual({ Conv2D(144, (1, 1)) => ReLU(max_value = 6)
+            => DepthwiseConv2D((3, 3), same) => ReLU(max_value = 6) => Conv2D(24, (1, 1)) })
+        => GlobalAveragePooling2D => Dense(10, activation = softmax)
+    ];
+    let batches = [8, 1, 16, 3];
+    let xs: Vec<_> = batches.iter().map(|&n| images(n)).collect();
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let mut ws = Context::inference().with_threads(1);
+    let mut out = Batch::zeros(0);
+    for _ in 0..3 {
+        for x in &xs {
+            net.predict_into(x, &mut out, &mut ws);
+        }
+    }
+    let peak = (PEAK.with(Cell::get) - base) as usize;
+    // A copy of each output would allocate: one value now, all below.
+    let mut firsts = Vec::with_capacity(xs.len());
+    let gemms_before = strata::kernels::sgemm_calls();
+    let before = allocs();
+    for x in &xs {
+        net.predict_into(x, &mut out, &mut ws);
+        firsts.push(out.as_slice()[0]);
+    }
+    let made = allocs() - before;
+    let gemms = strata::kernels::sgemm_calls() - gemms_before;
+    println!("batch mix {batches:?}, one call each: {made} allocations, {gemms} matrixmultiply calls; peak {peak} bytes");
+    assert_eq!(
+        made, gemms,
+        "allocations other than matrixmultiply's packing buffers"
+    );
+    for (x, first) in xs.iter().zip(firsts) {
+        net.predict_into(x, &mut out, &mut ws);
+        assert_eq!(out, net.predict(x), "batch {}", x.batch_size());
+        assert_eq!(out.as_slice()[0], first);
+    }
+    // The largest activation: 16×16×144 per sample of the largest batch.
+    let largest = 16 * 16 * 16 * 144 * 4;
+    let weights = net.param_count() * 4;
+    let inputs: usize = xs.iter().map(|x| x.as_slice().len() * 4).sum();
+    let scratch = ws.scratch_len() * 4;
+    let bound = weights + 3 * largest + scratch;
+    assert!(
+        peak <= inputs + bound + bound / 2,
+        "peak {peak} bytes over 1.5 × (weights + three largest activations + scratch) = {bound} + inputs {inputs}"
+    );
+}

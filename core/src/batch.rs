@@ -432,4 +432,28 @@ mod tests {
         assert_eq!(again.as_slice()[..3], [7.0; 3]);
         assert!(again.into_buffer().capacity() >= 12);
     }
+
+    /// The buffer given back last (still in cache) is taken first when it
+    /// is long enough; a shorter one is passed over for an older one that
+    /// needs no growing.
+    #[test]
+    fn the_buffer_given_back_last_is_taken_first() {
+        let mut ctx = crate::Context::inference();
+        let (a, b, small): (B3, B3, B3) = (ctx.take_batch(4), ctx.take_batch(4), ctx.take_batch(1));
+        let (pa, pb) = (a.as_slice().as_ptr(), b.as_slice().as_ptr());
+        ctx.recycle(a);
+        ctx.recycle(b);
+        let again: B3 = ctx.take_batch(2);
+        assert_eq!(again.as_slice().as_ptr(), pb);
+        ctx.recycle(again);
+        ctx.recycle(small);
+        let big: B3 = ctx.take_batch(4);
+        assert_eq!(
+            big.as_slice().as_ptr(),
+            pb,
+            "the 1-sample buffer would need growing"
+        );
+        let next: B3 = ctx.take_batch(4);
+        assert_eq!(next.as_slice().as_ptr(), pa);
+    }
 }

@@ -12,7 +12,10 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
     let (params, where_clause) = (plan.params(), plan.where_clause());
     let (input, output) = (plan.input_ty(), plan.output_ty());
     let field_tys = &plan.field_tys;
-    let forward = forward_into(&plan.fields, &plan.fusion);
+    let (fields, fusion) = (&plan.fields, &plan.fusion);
+    let forward = forward_body(fields, fusion, Source::Borrowed, Sink::Into);
+    let owned = forward_body(fields, fusion, Source::Owned, Sink::New);
+    let fresh = forward_body(fields, fusion, Source::Borrowed, Sink::New);
     let taped = forward_taped(&plan.fields);
     let backward = backward(&plan.fields);
     let visits = visits(&plan.fields);
@@ -33,6 +36,14 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
                 #forward
             }
 
+            fn forward_owned(&self, x: Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
+                #owned
+            }
+
+            fn forward_ref(&self, x: &Batch<Self::Input>, ctx: &mut Context<'_>) -> Batch<Self::Output> {
+                #fresh
+            }
+
             fn forward_taped(&mut self, x: Batch<Self::Input>, ctx: &mut Context<'_>) -> (Batch<Self::Output>, Self::Tape) {
                 #taped
             }
@@ -48,45 +59,61 @@ pub fn layer_impl(plan: &Plan, name: &Ident, kind: &str) -> TokenStream {
     }
 }
 
-/// `x_i` is layer `i`'s output. The first layer reads the caller's input,
-/// the last writes into `out`; the ones between own their input, so
-/// activations, dropout and flatten can work in place. A run of a
-/// convolution and the per-pixel layers after it is one `fused_into` call,
-/// a zero padding and such a run one `padded_into` call (see
-/// `strata_core::fusion`).
-fn forward_into(fields: &[Ident], fusion: &[Fusion]) -> TokenStream {
+/// Whether the model's input `x` is borrowed (`&Batch`) or owned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Borrowed,
+    Owned,
+}
+
+/// Whether the last layer writes into the caller's `out` or into a batch
+/// taken from the context just before it runs, which the body returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Into,
+    New,
+}
+
+/// `x_i` is layer `i`'s output. The first layer reads the model's input,
+/// the last writes into `out` or a new batch (see [`Sink`]); the ones
+/// between own their input, so activations, dropout and flatten can work
+/// in place. Each output is taken from the context right before its layer
+/// runs, and each input given back right after: the buffer a layer writes
+/// is then the one the layer before it read, still in cache (see
+/// `Context::take_batch`). A run of a convolution and the per-pixel layers
+/// after it is one `fused_into` call, a zero padding and such a run one
+/// `padded_into` call (see `strata_core::fusion`).
+fn forward_body(fields: &[Ident], fusion: &[Fusion], source: Source, sink: Sink) -> TokenStream {
     let n = fields.len();
     let mut code = TokenStream::new();
-    // The variable holding the output of the layers so far (none: `x`).
-    let mut prev: Option<Ident> = None;
+    // The variable holding the output of the layers so far, and whether it
+    // is owned (a `Batch`, not a `&Batch`).
+    let (mut prev, mut owned) = (format_ident!("x"), source == Source::Owned);
     let mut i = 0;
     while i < n {
         let last = i + fused_tail(fusion, i);
         let target = format_ident!("x{}", last);
-        let is_last = last + 1 == n;
         let padded = fusion[i] == Fusion::Pad;
-        let call = |x: TokenStream, out: TokenStream| run(&fields[i..=last], padded, x, out);
-        code.extend(match (&prev, is_last) {
-            (None, true) => call(quote!(x), quote!(out)),
-            (None, false) => {
-                let run = call(quote!(x), quote!(&mut #target));
-                quote!(let mut #target = ctx.take_batch(x.batch_size()); #run)
-            }
-            (Some(p), true) => {
-                let run = call(quote!(&#p), quote!(out));
-                quote!(#run ctx.recycle(#p);)
-            }
-            (Some(p), false) if last == i => {
-                let field = &fields[i];
-                quote!(let #target = self.#field.forward_owned(#p, ctx);)
-            }
-            (Some(p), false) => {
-                let run = call(quote!(&#p), quote!(&mut #target));
-                quote!(let mut #target = ctx.take_batch(#p.batch_size()); #run ctx.recycle(#p);)
-            }
+        let call = |out: TokenStream| {
+            let x = if owned { quote!(&#prev) } else { quote!(#prev) };
+            run(&fields[i..=last], padded, x, out)
+        };
+        let give_back = owned.then(|| quote!(ctx.recycle(#prev);));
+        code.extend(if last + 1 == n && sink == Sink::Into {
+            let run = call(quote!(out));
+            quote!(#run #give_back)
+        } else if owned && last == i {
+            let field = &fields[i];
+            quote!(let #target = self.#field.forward_owned(#prev, ctx);)
+        } else {
+            let run = call(quote!(&mut #target));
+            quote!(let mut #target = ctx.take_batch(#prev.batch_size()); #run #give_back)
         });
-        prev = Some(target);
+        (prev, owned) = (target, true);
         i = last + 1;
+    }
+    if sink == Sink::New {
+        code.extend(quote!(#prev));
     }
     code
 }
