@@ -160,6 +160,13 @@ pub(crate) trait Simd: Copy {
     fn prefetch(self, p: *const f32) {
         let _ = p;
     }
+    /// [`Simd::prefetch`], but into L2 only (not L1): for data wanted
+    /// later than the next few hundred cycles, which would otherwise push
+    /// out of L1 what is in use.
+    #[inline(always)]
+    fn prefetch_l2(self, p: *const f32) {
+        let _ = p;
+    }
     /// [`Simd::prefetch`] of every cache line of `p .. p + len` (`len > 0`).
     #[inline(always)]
     fn prefetch_span(self, p: *const f32, len: usize) {
@@ -339,6 +346,11 @@ mod x86 {
             // hints: it reads nothing into a register and never faults.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
         }
+        #[inline(always)]
+        fn prefetch_l2(self, p: *const f32) {
+            // SAFETY: as PREFETCHT0, PREFETCHT1 only hints.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+        }
     }
 
     impl Simd for Avx2 {
@@ -395,6 +407,11 @@ mod x86 {
             // SAFETY: PREFETCHT0 (SSE, which every x86-64 CPU has) only
             // hints: it reads nothing into a register and never faults.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+        #[inline(always)]
+        fn prefetch_l2(self, p: *const f32) {
+            // SAFETY: as PREFETCHT0, PREFETCHT1 only hints.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
         }
     }
 }

@@ -368,3 +368,81 @@ fn half_blocks_where_they_recompute_less() {
     assert!(halves(12, 4, 8, 18));
     assert!(!halves(4, 1, 64, 5));
 }
+
+/// The rows asked for ahead are the rows the next output row reads and
+/// this one does not, worked by hand; none for the last row, a stride of
+/// 1 or an image within four times L2.
+#[test]
+fn rows_ahead_are_the_next_rows_new_rows() {
+    let case = |s, d, top| Case {
+        batch: 1,
+        h: 10,
+        w: 2,
+        c: 3,
+        m: 1,
+        k: (3, 3),
+        s: (s, 1),
+        d: (d, 1),
+        pad: (top, 1, 1, 1),
+        bias: false,
+        seed: 0,
+    };
+    let image: Vec<f32> = (0..60).map(|v| v as f32).collect();
+    let rows = |a: usize, b: usize| &image[a * 6..b * 6];
+    // Stride 2, padding 1 on top: output row 0 reads padded rows 0-2, row 1
+    // rows 2-4, so row 0 asks for padded rows 3 and 4 (image rows 2 and 3).
+    let g = case(2, 1, 1).geometry().unwrap();
+    assert_eq!(g.out_h, 5);
+    assert_eq!(rows_ahead(&g, 0, &image, 0), rows(2, 4));
+    assert_eq!(rows_ahead(&g, 2, &image, 0), rows(6, 8));
+    assert_eq!(rows_ahead(&g, 3, &image, 0), rows(8, 10));
+    assert!(rows_ahead(&g, 4, &image, 0).is_empty(), "the last row");
+    // Dilation 2 (a reach of 4 rows), padding 2: row 1 reads padded rows
+    // 2, 4 and 6, row 2 rows 4, 6 and 8: it asks for padded 7 and 8.
+    let g = case(2, 2, 2).geometry().unwrap();
+    assert_eq!(rows_ahead(&g, 1, &image, 0), rows(5, 7));
+    // Row 3 asks for padded rows 11 and 12: image row 9, then the padding.
+    assert_eq!(rows_ahead(&g, 3, &image, 0), rows(9, 10));
+    // Not for stride 1, nor for an image of four times L2 or less.
+    let g = case(1, 1, 1).geometry().unwrap();
+    assert!(rows_ahead(&g, 0, &image, 0).is_empty());
+    let g = case(2, 1, 1).geometry().unwrap();
+    assert!(rows_ahead(&g, 0, &image, 60).is_empty());
+    assert_eq!(rows_ahead(&g, 0, &image, 59), rows(2, 4));
+}
+
+/// An image beyond four times this machine's L2, stride 2 (the rows are
+/// asked for ahead): every path matches the reference, the blocked ones
+/// with the same bits on every instruction set.
+#[test]
+fn an_image_beyond_l2_matches_reference() {
+    let (w, c) = (33, 24);
+    let row_bytes = w * c * 4;
+    let h = (4 * crate::kernels::isa::l2_bytes()).div_ceil(row_bytes) + 3;
+    let case = Case {
+        batch: 1,
+        h,
+        w,
+        c,
+        m: 1,
+        k: (3, 3),
+        s: (2, 2),
+        d: (1, 1),
+        pad: (0, 1, 0, 1),
+        bias: true,
+        seed: 5,
+    };
+    let g = case.geometry().unwrap();
+    assert!(g.input_len() * 4 > 4 * crate::kernels::isa::l2_bytes());
+    let (x, w, b) = operands(&g, 1, case.seed);
+    let (want, magnitude) = reference(&g, 1, &x, &w, Some(&b));
+    let mut blocked: Option<Vec<f32>> = None;
+    for path in paths(1) {
+        let got = forward(&g, 1, &x, &w, Some(&b), 2, path, Epilogue::NONE);
+        assert_close(&format!("{path:?}"), &got, &want, &magnitude).unwrap();
+        if let RowPath::Blocked(_) = path {
+            let first = blocked.get_or_insert_with(|| got.clone());
+            assert!(same_bits(first, &got), "{path:?} differs from the others");
+        }
+    }
+}
