@@ -367,10 +367,10 @@ fn blocked_row<S: Simd>(s: S, f: &Forward<'_>, regs: InRegisters<'_>, row: usize
 /// rows come from memory at a pace the hardware prefetchers do not set;
 /// asked for in order one row early, they are in cache by then.
 /// MobileNetV2's 112×112×96 stride-2 layer (4.8 MB, two new rows per
-/// output row) ran 1.5× faster so on AMD Zen 3 (512 KiB L2). Its stride-1
-/// layers (one new row per output row) and images of 1-4 times L2, which
-/// the layer before has just written to L3, ran 5-20% slower with the
-/// hints: they get none.
+/// output row) ran 1.5× faster so on AMD Zen 3 (512 KiB L2); its stride-2
+/// layers on images of 1-4 times L2, which the layer before has just
+/// written to L3, ran 20% slower with the hints, and its stride-1 layers
+/// (one new row per output row) gained nothing: they get none.
 fn rows_ahead<'a>(g: &ConvGeometry, oy: usize, image: &'a [f32], l2: usize) -> &'a [f32] {
     if oy + 1 >= g.out_h
         || g.k_h == 0
