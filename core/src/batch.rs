@@ -433,9 +433,9 @@ mod tests {
         assert!(again.into_buffer().capacity() >= 12);
     }
 
-    /// The buffer given back last (still in cache) is taken first when it
-    /// is long enough; a shorter one is passed over for an older one that
-    /// needs no growing.
+    /// The buffer taken is the one given back last whose batch covered as
+    /// many values (those are still in cache), else the one given back
+    /// last that is long enough without growing.
     #[test]
     fn the_buffer_given_back_last_is_taken_first() {
         let mut ctx = crate::Context::inference();
@@ -443,17 +443,15 @@ mod tests {
         let (pa, pb) = (a.as_slice().as_ptr(), b.as_slice().as_ptr());
         ctx.recycle(a);
         ctx.recycle(b);
-        let again: B3 = ctx.take_batch(2);
-        assert_eq!(again.as_slice().as_ptr(), pb);
-        ctx.recycle(again);
+        let half: B3 = ctx.take_batch(2);
+        assert_eq!(half.as_slice().as_ptr(), pb, "the last given back");
+        ctx.recycle(half);
         ctx.recycle(small);
+        // `b` held 2 samples last, `a` 4: `a` is warm for 4.
         let big: B3 = ctx.take_batch(4);
-        assert_eq!(
-            big.as_slice().as_ptr(),
-            pb,
-            "the 1-sample buffer would need growing"
-        );
+        assert_eq!(big.as_slice().as_ptr(), pa);
+        // None is warm for 4 now: the last long enough (`small` would grow).
         let next: B3 = ctx.take_batch(4);
-        assert_eq!(next.as_slice().as_ptr(), pa);
+        assert_eq!(next.as_slice().as_ptr(), pb);
     }
 }

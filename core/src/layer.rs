@@ -38,8 +38,9 @@ pub struct Context<'a> {
     pub mode: Mode<'a>,
     scratch: Vec<f32>,
     threads: usize,
-    /// Activation buffers for reuse (see [`Context::take_batch`]).
-    buffers: Vec<Vec<f32>>,
+    /// Activation buffers for reuse, in the order they were given back
+    /// (see [`Context::take_batch`]).
+    buffers: Vec<Held>,
     /// How many buffers [`Context::take_batch`] handed out: all a pass
     /// needs, so all a [`Workspace`] keeps.
     taken: usize,
@@ -148,6 +149,14 @@ impl<'a> Context<'a> {
     }
 }
 
+/// An activation buffer a [`Context`] keeps, and how many of its values
+/// the batch last made from it held: those were the last written or read.
+#[derive(Debug)]
+struct Held {
+    buffer: Vec<f32>,
+    warm: usize,
+}
+
 /// The memory a [`Context`] reuses (its scratch and activation buffers),
 /// carried from one context to the next so that a training loop that
 /// needs a fresh context per step (each with its own random stream) does
@@ -162,7 +171,12 @@ impl<'a> Context<'a> {
     /// This context, reusing `workspace`'s memory.
     pub fn with_workspace(mut self, workspace: Workspace) -> Self {
         self.scratch = workspace.scratch;
-        self.buffers = workspace.buffers;
+        // Nothing is known about what of them is still in cache.
+        self.buffers = workspace
+            .buffers
+            .into_iter()
+            .map(|buffer| Held { buffer, warm: 0 })
+            .collect();
         self
     }
 
@@ -170,13 +184,13 @@ impl<'a> Context<'a> {
     /// scratch, and as many of the largest buffers as it handed out (the
     /// others were allocated by layers themselves; keeping them would let
     /// the pile grow with every step).
-    pub fn into_workspace(mut self) -> Workspace {
-        self.buffers
-            .sort_by_key(|b| std::cmp::Reverse(b.capacity()));
-        self.buffers.truncate(self.taken);
+    pub fn into_workspace(self) -> Workspace {
+        let mut buffers: Vec<Vec<f32>> = self.buffers.into_iter().map(|h| h.buffer).collect();
+        buffers.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
+        buffers.truncate(self.taken);
         Workspace {
             scratch: self.scratch,
-            buffers: self.buffers,
+            buffers,
         }
     }
 }
@@ -194,27 +208,31 @@ impl Context<'_> {
     }
 
     /// A batch of `len` samples made from a buffer this context keeps (the
-    /// one given back last that is long enough, else the smallest that
-    /// holds it, else the largest), so that a model's intermediate
-    /// activations reuse memory from one call to the next. Give it back
-    /// with [`Context::recycle`].
+    /// one given back last whose batch held as many values, else the one
+    /// given back last that is long enough, else the smallest that holds
+    /// it, else the largest), so that a model's intermediate activations
+    /// reuse memory from one call to the next. Give it back with
+    /// [`Context::recycle`].
     pub fn take_batch<S: Shape>(&mut self, len: usize) -> Batch<S> {
         self.taken += 1;
         let need = len.saturating_mul(S::NUMEL);
-        // The buffer given back last is likely still in cache: in a
-        // sequential model it held the input of the layer that just ran,
-        // so writing the next output over it does not fetch the memory
-        // again (1.5-2× faster on MobileNetV2's layers that fit in L2).
-        let recent = (0..self.buffers.len())
-            .rev()
-            .find(|&i| self.buffers[i].len() >= need);
+        // A buffer given back recently is likely still in cache, as far as
+        // its batch reached: in a sequential model it held the input of the
+        // layer that just ran, so writing the next output over it does not
+        // fetch the memory again (MobileNetV2's layers ran 1.1-2× faster so
+        // on AMD Zen 3, 512 KiB of L2; a buffer that last held a smaller
+        // batch is cold beyond it).
+        let held = |i: usize| &self.buffers[i];
+        let last =
+            |ok: &dyn Fn(&Held) -> bool| (0..self.buffers.len()).rev().find(|&i| ok(held(i)));
+        let recent = last(&|h| h.warm >= need).or_else(|| last(&|h| h.buffer.len() >= need));
         // Else a large buffer spent on a small batch would leave a small
         // one to grow (a copy) for the next large batch.
-        let capacity = |i: usize| self.buffers[i].capacity();
+        let capacity = |i: usize| held(i).buffer.capacity();
         // Among those, the one longest already: growing a buffer's length
         // writes zeros over the gap (a memset of up to the whole batch),
         // which the layer then overwrites anyway.
-        let gap = |i: usize| need.saturating_sub(self.buffers[i].len());
+        let gap = |i: usize| need.saturating_sub(held(i).buffer.len());
         let fits = || {
             (0..self.buffers.len())
                 .filter(|&i| capacity(i) >= need)
@@ -225,13 +243,19 @@ impl Context<'_> {
             .or_else(|| (0..self.buffers.len()).max_by_key(|&i| capacity(i)));
         // `remove`, not `swap_remove`: the others stay in the order they
         // were given back.
-        let buffer = best.map(|i| self.buffers.remove(i)).unwrap_or_default();
+        let buffer = best
+            .map(|i| self.buffers.remove(i).buffer)
+            .unwrap_or_default();
         Batch::from_buffer(len, buffer)
     }
 
     /// Returns a batch's memory for [`Context::take_batch`] to reuse.
     pub fn recycle<S: Shape>(&mut self, batch: Batch<S>) {
-        self.buffers.push(batch.into_buffer());
+        let warm = batch.as_slice().len();
+        self.buffers.push(Held {
+            buffer: batch.into_buffer(),
+            warm,
+        });
     }
 }
 
