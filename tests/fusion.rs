@@ -6,6 +6,12 @@
 use strata::prelude::*;
 use strata::Context;
 
+/// `batch` samples of shape `S`, values spread over [-1, 1).
+fn spread<S: Shape>(batch: usize) -> Batch<S> {
+    let values = (0..batch * S::NUMEL).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0);
+    Batch::from_vec(batch, values.collect()).unwrap()
+}
+
 /// Every ZeroPadding2D here comes right before a convolution: a plain one
 /// with a fused tail, a depthwise one with two filters per channel, one
 /// with no tail, and one whose own softmax keeps the padding as a layer.
@@ -20,13 +26,7 @@ fn zero_padding_folded_into_the_next_convolution_changes_nothing() {
         => ZeroPadding2D(((2, 0), (1, 1))) => Conv2D(4, (3, 3), strides = (2, 1), activation = softmax)
     ];
     for batch in [1, 3] {
-        let x = Batch::<Shape3<U9, U8, U5>>::from_vec(
-            batch,
-            (0..batch * 360)
-                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-                .collect(),
-        )
-        .unwrap();
+        let x = spread::<Shape3<U9, U8, U5>>(batch);
         for threads in [1, 2] {
             let mut ctx = Context::inference().with_threads(threads);
             let fused = net.forward(&x, &mut ctx);
@@ -71,13 +71,7 @@ fn every_way_into_a_model_gives_the_same_values() {
     });
     let mut ctx = Context::inference();
     for batch in [3, 1, 2] {
-        let x = Batch::<Shape3<U9, U9, U6>>::from_vec(
-            batch,
-            (0..batch * 486)
-                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-                .collect(),
-        )
-        .unwrap();
+        let x = spread::<Shape3<U9, U9, U6>>(batch);
         let (taped, _) = net.forward_taped(x.clone(), &mut ctx);
         let mut into = Batch::zeros(0);
         net.forward_into(&x, &mut into, &mut ctx);

@@ -160,9 +160,10 @@ pub(crate) trait Simd: Copy {
     fn prefetch(self, p: *const f32) {
         let _ = p;
     }
-    /// [`Simd::prefetch`], but into L2 only (not L1): for data wanted
-    /// later than the next few hundred cycles, which would otherwise push
-    /// out of L1 what is in use.
+    /// [`Simd::prefetch`] with the hint for the outer caches (PREFETCHT1 on
+    /// x86): for data wanted later than the next few hundred cycles, which
+    /// a CPU that honours the hint keeps out of L1, where it would push out
+    /// what is in use.
     #[inline(always)]
     fn prefetch_l2(self, p: *const f32) {
         let _ = p;
