@@ -139,6 +139,8 @@ pub(crate) trait Simd: Copy {
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a + b`, rounded.
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a - b`, rounded.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     /// `lo` where `v < lo`, then `hi` where that is `> hi`, lane by lane:
     /// compares, so a NaN stays a NaN and `-0` stays `-0` (as
     /// [`Step::Clamp`](super::epilogue::Step::Clamp) computes it).
@@ -209,6 +211,10 @@ impl Simd for Scalar {
     #[inline(always)]
     fn add(self, a: f32, b: f32) -> f32 {
         a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
     }
     #[inline(always)]
     fn clamp(self, v: f32, lo: f32, hi: f32) -> f32 {
@@ -322,6 +328,11 @@ mod x86 {
             unsafe { _mm512_add_ps(a, b) }
         }
         #[inline(always)]
+        fn sub(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm512_sub_ps(a, b) }
+        }
+        #[inline(always)]
         fn clamp(self, v: __m512, lo: __m512, hi: __m512) -> __m512 {
             // MAXPS(a, b) is `a > b ? a : b` and MINPS(a, b) `a < b ? a :
             // b`, the second operand on a NaN or equal values: exactly the
@@ -382,6 +393,11 @@ mod x86 {
         fn add(self, a: __m256, b: __m256) -> __m256 {
             // SAFETY: as in `zero`.
             unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: __m256, b: __m256) -> __m256 {
+            // SAFETY: as in `zero`.
+            unsafe { _mm256_sub_ps(a, b) }
         }
         #[inline(always)]
         fn clamp(self, v: __m256, lo: __m256, hi: __m256) -> __m256 {
@@ -467,6 +483,11 @@ mod arm {
         fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
             // SAFETY: as in `zero`.
             unsafe { vaddq_f32(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // SAFETY: as in `zero`.
+            unsafe { vsubq_f32(a, b) }
         }
         #[inline(always)]
         fn clamp(self, v: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
