@@ -39,7 +39,8 @@ pub const COUT_BLOCK: usize = 256;
 /// Target output pixels per work unit (rounded to whole tile rows).
 const PIXELS_PER_UNIT: usize = 768;
 
-/// Channels transformed together (one vector register's worth).
+/// Output channels the kernel transform takes together (the input and
+/// output transforms take one vector register of the instruction set).
 const LANES: usize = 16;
 
 /// Largest transformed tile: `(4 + 2)²` positions.
