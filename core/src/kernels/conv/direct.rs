@@ -857,13 +857,13 @@ unsafe fn patch<S: Simd, const P: usize, const R: usize>(
 ) {
     // SAFETY: the caller's bounds.
     unsafe {
-        let unroll = unroll(P * R);
+        let trip = unroll(P * R);
         let mut t = 0;
-        while t + unroll <= len {
-            for u in 0..unroll {
+        while t + trip <= len {
+            for u in 0..trip {
                 patch_row::<S, P, R>(s, acc, pixels, w, w_row, t + u);
             }
-            t += unroll;
+            t += trip;
         }
         for t in t..len {
             patch_row::<S, P, R>(s, acc, pixels, w, w_row, t);
@@ -872,12 +872,13 @@ unsafe fn patch<S: Simd, const P: usize, const R: usize>(
 }
 
 /// Kernel rows per trip of [`patch`]'s loop for a block of `accumulators`
-/// registers. Twelve (AVX2's 6 × 2) leave the loop's own instructions a
-/// large share of each trip: four rows per trip, 1.35× one on c7 (eight
-/// made the compiler spill the accumulators: twice as slow). Twenty-four
-/// (AVX-512's and NEON's 12 × 2, 24 × 1) leave enough registers free that
-/// the compiler hoists the broadcasts of later rows and spills them: one
-/// row per trip, 1.7× four on c7 (Intel Xeon, AVX-512).
+/// registers, as measured on c7. With twelve (AVX2's 6 × 2 and 12 × 1),
+/// four rows per trip ran 1.36× one: the loop's own instructions are a
+/// large share of a short trip (eight rows made the compiler spill the
+/// accumulators: twice as slow). With twenty-four (AVX-512's and NEON's
+/// 12 × 2 and 24 × 1), the compiler hoisted the later rows' broadcasts
+/// into the few free registers and spilled them to the stack: one row per
+/// trip ran 1.7× four (Intel Xeon, AVX-512).
 const fn unroll(accumulators: usize) -> usize {
     if accumulators > 16 {
         1
