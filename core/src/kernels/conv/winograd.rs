@@ -567,14 +567,7 @@ fn unit<S: Simd, const T: usize>(
                 rows,
                 cols,
             };
-            let mut c = 0;
-            while c + S::LANES <= cb {
-                put.output_group::<S, T>(s, c, out, |dy, dx| at(c, dy, dx));
-                c += S::LANES;
-            }
-            for c in c..cb {
-                put.output_group::<Scalar, T>(Scalar, c, out, |dy, dx| at(c, dy, dx));
-            }
+            put.output_tile::<S, T>(s, cb, out, at);
         }
     }
 }
@@ -594,16 +587,37 @@ struct Put<'a> {
 }
 
 impl Put<'_> {
+    /// The tile's `channels` outputs, output `(c, dy, dx)` written at
+    /// `out[at(c, dy, dx)..]`: whole registers of channels, then the rest
+    /// one at a time.
+    #[inline(always)]
+    fn output_tile<S: Simd, const T: usize>(
+        &self,
+        s: S,
+        channels: usize,
+        out: &mut [f32],
+        at: impl Fn(usize, usize, usize) -> usize,
+    ) {
+        let mut c = 0;
+        while c + S::LANES <= channels {
+            self.output_group::<S, T>(s, c, out, &at);
+            c += S::LANES;
+        }
+        for c in c..channels {
+            self.output_group::<Scalar, T>(Scalar, c, out, &at);
+        }
+    }
+
     /// `Aᵀ m A` (plus the bias) for the `V::LANES` channels from `c`,
-    /// written where `at(dy, dx)` says: columns first, then rows, in the
-    /// order of `output_1d`, so every instruction set rounds alike.
+    /// written where `at(c, dy, dx)` says: columns first, then rows, in
+    /// the order of `output_1d`, so every instruction set rounds alike.
     #[inline(always)]
     fn output_group<V: Simd, const T: usize>(
         &self,
         s: V,
         c: usize,
         out: &mut [f32],
-        at: impl Fn(usize, usize) -> usize,
+        at: &impl Fn(usize, usize, usize) -> usize,
     ) {
         let a = T + 2;
         let mut half = [[s.zero(); 6]; 4];
@@ -622,7 +636,7 @@ impl Put<'_> {
             let y = output_1d::<V, T>(s, *row);
             for (dx, &v) in y.iter().enumerate().take(self.cols) {
                 let v = bias.map_or(v, |b| s.add(v, b));
-                store(s, out, at(dy, dx), v);
+                store(s, out, at(c, dy, dx), v);
             }
         }
     }
@@ -818,14 +832,7 @@ mod tests {
                     let at = |c: usize, dy: usize, dx: usize| {
                         ((T * ty + dy) * g.out_w + T * tx + dx) * cout + c
                     };
-                    let mut c = 0;
-                    while c + V::LANES <= cout {
-                        put.output_group::<V, T>(s, c, &mut out, |dy, dx| at(c, dy, dx));
-                        c += V::LANES;
-                    }
-                    for c in c..cout {
-                        put.output_group::<Scalar, T>(Scalar, c, &mut out, |dy, dx| at(c, dy, dx));
-                    }
+                    put.output_tile::<V, T>(s, cout, &mut out, at);
                 }
             }
             (v, out)
