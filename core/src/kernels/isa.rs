@@ -145,6 +145,10 @@ pub(crate) trait Simd: Copy {
     /// compares, so a NaN stays a NaN and `-0` stays `-0` (as
     /// [`Step::Clamp`](super::epilogue::Step::Clamp) computes it).
     fn clamp(self, v: Self::V, lo: Self::V, hi: Self::V) -> Self::V;
+    /// `b` where `b > a` or `b` is a NaN, else `a`, lane by lane: max
+    /// pooling's running maximum, in which a NaN, once seen, wins (as in
+    /// TensorFlow) and the earlier of equal values (`-0` before `+0`) stays.
+    fn max_or_nan(self, a: Self::V, b: Self::V) -> Self::V;
     /// Loads `LANES` floats from `p`, unaligned.
     ///
     /// # Safety
@@ -223,6 +227,14 @@ impl Simd for Scalar {
             hi
         } else {
             x
+        }
+    }
+    #[inline(always)]
+    fn max_or_nan(self, a: f32, b: f32) -> f32 {
+        if b > a || b.is_nan() {
+            b
+        } else {
+            a
         }
     }
     #[inline(always)]
@@ -341,6 +353,16 @@ mod x86 {
             unsafe { _mm512_min_ps(hi, _mm512_max_ps(lo, v)) }
         }
         #[inline(always)]
+        fn max_or_nan(self, a: __m512, b: __m512) -> __m512 {
+            // MAXPS(b, a) is `b > a ? b : a`, `a` on a NaN: right but
+            // where `b` alone is the NaN, which the blend puts back.
+            // SAFETY: as in `zero`.
+            unsafe {
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b, b);
+                _mm512_mask_blend_ps(nan, _mm512_max_ps(b, a), b)
+            }
+        }
+        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m512 {
             // SAFETY: the CPU has AVX-512F (as in `zero`) and the caller
             // guarantees 16 readable floats at `p`.
@@ -406,6 +428,15 @@ mod x86 {
             // compares of `clamp`.
             // SAFETY: as in `zero`.
             unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, v)) }
+        }
+        #[inline(always)]
+        fn max_or_nan(self, a: __m256, b: __m256) -> __m256 {
+            // As in AVX-512's: MAXPS, then `b` where it is a NaN.
+            // SAFETY: as in `zero`.
+            unsafe {
+                let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(b, b);
+                _mm256_blendv_ps(_mm256_max_ps(b, a), b, nan)
+            }
         }
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> __m256 {
@@ -500,6 +531,16 @@ mod arm {
             }
         }
         #[inline(always)]
+        fn max_or_nan(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // `b > a`, or `b` unequal to itself (a NaN): the compares of
+            // the scalar code.
+            // SAFETY: as in `zero`.
+            unsafe {
+                let take = vorrq_u32(vcgtq_f32(b, a), vmvnq_u32(vceqq_f32(b, b)));
+                vbslq_f32(take, b, a)
+            }
+        }
+        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> float32x4_t {
             // SAFETY: the CPU has NEON (as in `zero`) and the caller
             // guarantees 4 readable floats at `p`; LD1 needs no alignment
@@ -513,6 +554,28 @@ mod arm {
             unsafe { vst1q_f32(p, v) }
         }
     }
+}
+
+/// `V::LANES` floats of `x` from `at`.
+///
+/// # Panics
+/// When they pass the end of `x`.
+#[inline(always)]
+pub(crate) fn load<V: Simd>(s: V, x: &[f32], at: usize) -> V::V {
+    let x = &x[at..at + V::LANES];
+    // SAFETY: `x` holds `LANES` floats.
+    unsafe { s.load(x.as_ptr()) }
+}
+
+/// Writes `v` to `x[at ..][..V::LANES]`.
+///
+/// # Panics
+/// When that passes the end of `x`.
+#[inline(always)]
+pub(crate) fn store<V: Simd>(s: V, x: &mut [f32], at: usize, v: V::V) {
+    let x = &mut x[at..at + V::LANES];
+    // SAFETY: `x` holds `LANES` writable floats.
+    unsafe { s.store(x.as_mut_ptr(), v) }
 }
 
 /// Bytes of L2 cache assumed when detection fails: small enough for any
