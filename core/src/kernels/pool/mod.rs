@@ -8,15 +8,89 @@ pub mod global;
 #[cfg(test)]
 mod tests;
 
+use super::isa::{dispatch, load, store, Isa, Kernel, Scalar, Simd};
 use super::ConvGeometry;
 
 /// Max pooling: each output is the largest input cell in its window.
 /// Padding cells never win (they act as -inf, as in Keras's 'same').
+/// Unlike `f32::max`, a NaN wins: a NaN input must not vanish (TensorFlow
+/// propagates it too, and training relies on seeing it in the loss).
 pub fn max_pool2d(g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
-    // Unlike f32::max, a NaN wins: a NaN input must not vanish (TensorFlow
-    // propagates it too, and training relies on seeing it in the loss).
-    let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
-    pool(g, input, output, f32::NEG_INFINITY, max, |acc, _| acc);
+    max_pool2d_with(Isa::detect(), g, input, output);
+}
+
+/// [`max_pool2d`] on the vector unit of `isa`; every instruction set
+/// gives the same bits (the maximum is one of the inputs, found by the
+/// same compares in the same order).
+///
+/// # Panics
+/// When `isa` is not available, or a slice is shorter than `g` says.
+pub(crate) fn max_pool2d_with(isa: Isa, g: &ConvGeometry, input: &[f32], output: &mut [f32]) {
+    assert!(g.is_plain(), "pool: dilated or grouped window {g:?}");
+    assert!(input.len() >= g.input_len(), "pool: input too short");
+    assert!(
+        output.len() >= g.out_pixels() * g.in_c,
+        "pool: output too short"
+    );
+    dispatch(isa, MaxPool { g, input, output });
+}
+
+/// [`max_pool2d`]'s loops, compiled per instruction set: each window's
+/// maximum kept in registers, a register of channels at a time, then the
+/// remaining channels one by one.
+struct MaxPool<'a> {
+    g: &'a ConvGeometry,
+    input: &'a [f32],
+    output: &'a mut [f32],
+}
+
+impl Kernel for MaxPool<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let MaxPool { g, input, output } = self;
+        let c = g.in_c;
+        let image = g.in_h * g.in_w * c;
+        for b in 0..g.batch {
+            let x = &input[b * image..(b + 1) * image];
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    let o = ((b * g.out_h + oy) * g.out_w + ox) * c;
+                    let out = &mut output[o..o + c];
+                    let window = window(g, oy, ox);
+                    let mut ch = 0;
+                    while ch + S::LANES <= c {
+                        max_window(s, g, window, x, ch, out);
+                        ch += S::LANES;
+                    }
+                    for ch in ch..c {
+                        max_window(Scalar, g, window, x, ch, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The maximum over `window` of the `V::LANES` channels from `ch` of image
+/// `x`, into `out[ch..]`: from -inf, cells in row-major order.
+#[inline(always)]
+fn max_window<V: Simd>(
+    s: V,
+    g: &ConvGeometry,
+    (y0, y1, x0, x1): (usize, usize, usize, usize),
+    x: &[f32],
+    ch: usize,
+    out: &mut [f32],
+) {
+    let mut acc = s.splat(f32::NEG_INFINITY);
+    for iy in y0..y1 {
+        for ix in x0..x1 {
+            acc = s.max_or_nan(acc, load(s, x, (iy * g.in_w + ix) * g.in_c + ch));
+        }
+    }
+    store(s, out, ch, acc);
 }
 
 /// Average pooling: each output is the mean of the input cells in its

@@ -421,3 +421,90 @@ fn max_pool2d_backward_routes_wide_channels_like_the_reference() {
         }
     }
 }
+
+/// Max pooling as written out for one value at a time: the first NaN of a
+/// window after which no later NaN comes wins; otherwise the first of the
+/// largest values, so `-0` before `+0` stays `-0`.
+fn max_pool_by_hand(g: &ConvGeometry, x: &[f32]) -> Vec<f32> {
+    let c = g.in_c;
+    let mut out = vec![0.0; g.out_pixels() * c];
+    for b in 0..g.batch {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                for ch in 0..c {
+                    let mut best = f32::NEG_INFINITY;
+                    for ky in 0..g.k_h {
+                        for kx in 0..g.k_w {
+                            let iy = (oy * g.s_h + ky) as isize - g.pad_top as isize;
+                            let ix = (ox * g.s_w + kx) as isize - g.pad_left as isize;
+                            if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
+                                continue;
+                            }
+                            let v = x[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch];
+                            if v.is_nan() || (!best.is_nan() && v > best) {
+                                best = v;
+                            }
+                        }
+                    }
+                    out[((b * g.out_h + oy) * g.out_w + ox) * c + ch] = best;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// NaNs of two payloads, zeros of both signs, infinities and ties among
+/// ordinary values, over channel counts that fill whole registers and
+/// leave remainders on every width: each instruction set gives the bits
+/// of the value-by-value rule.
+#[test]
+fn max_pool_rounds_alike_on_every_instruction_set() {
+    use crate::kernels::isa::Isa;
+    use rand::Rng;
+    let quiet = f32::from_bits(0x7fc0_0001);
+    let other = f32::from_bits(0xffc0_0002);
+    let specials = [
+        quiet,
+        other,
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1.5,
+        -1.5,
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let cases = [
+        (2, 7, 6, 37, (2, 2), (2, 2), Padding::Valid),
+        (1, 5, 5, 16, (3, 3), (2, 2), Padding::Same),
+        (1, 6, 4, 9, (3, 2), (1, 1), Padding::Same),
+        (3, 4, 4, 64, (2, 2), (2, 2), Padding::Valid),
+    ];
+    for (n, h, w, c, k, s, p) in cases {
+        let g = ConvGeometry::new(n, (h, w, c), k, s, p).unwrap();
+        let x: Vec<f32> = (0..n * h * w * c)
+            .map(|_| match rng.random_range(0..4) {
+                0 => specials[rng.random_range(0..specials.len())],
+                _ => rng.random_range(-2..=2) as f32,
+            })
+            .collect();
+        let want: Vec<u32> = max_pool_by_hand(&g, &x)
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert!(
+            want.iter().any(|b| f32::from_bits(*b).is_nan()),
+            "the case has a NaN"
+        );
+        for isa in [Isa::None]
+            .into_iter()
+            .chain(Isa::SIMD.into_iter().filter(|i| i.available()))
+        {
+            let mut y = vec![f32::NAN; g.out_pixels() * c];
+            super::max_pool2d_with(isa, &g, &x, &mut y);
+            let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{isa:?}, {g:?}");
+        }
+    }
+}
