@@ -422,9 +422,9 @@ fn max_pool2d_backward_routes_wide_channels_like_the_reference() {
     }
 }
 
-/// Max pooling as written out for one value at a time: the first NaN of a
-/// window after which no later NaN comes wins; otherwise the first of the
-/// largest values, so `-0` before `+0` stays `-0`.
+/// Max pooling as written out for one value at a time: the last NaN of a
+/// window wins; without one, the first of the largest values, so `-0`
+/// before `+0` stays `-0`.
 fn max_pool_by_hand(g: &ConvGeometry, x: &[f32]) -> Vec<f32> {
     let c = g.in_c;
     let mut out = vec![0.0; g.out_pixels() * c];
