@@ -54,7 +54,10 @@ pub fn conv2d(
 }
 
 /// Direct pooling: the maximum (or mean) of each window's cells that lie
-/// inside the input; padding cells never count.
+/// inside the input; padding cells never count. The maximum is the
+/// library's, taken one value at a time: the last NaN of a window wins
+/// (a NaN must not vanish); without one, the first of the largest values,
+/// so `-0` before `+0` stays `-0`.
 pub fn pool2d(g: &ConvGeometry, input: &[f32], max: bool) -> Vec<f32> {
     let c = g.in_c;
     let mut out = vec![0.0f32; g.out_pixels() * c];
@@ -74,7 +77,9 @@ pub fn pool2d(g: &ConvGeometry, input: &[f32], max: bool) -> Vec<f32> {
                             }
                             let v =
                                 input[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch];
-                            best = best.max(v);
+                            if v.is_nan() || (!best.is_nan() && v > best) {
+                                best = v;
+                            }
                             sum += v;
                             count += 1;
                         }

@@ -422,42 +422,10 @@ fn max_pool2d_backward_routes_wide_channels_like_the_reference() {
     }
 }
 
-/// Max pooling as written out for one value at a time: the last NaN of a
-/// window wins; without one, the first of the largest values, so `-0`
-/// before `+0` stays `-0`.
-fn max_pool_by_hand(g: &ConvGeometry, x: &[f32]) -> Vec<f32> {
-    let c = g.in_c;
-    let mut out = vec![0.0; g.out_pixels() * c];
-    for b in 0..g.batch {
-        for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
-                for ch in 0..c {
-                    let mut best = f32::NEG_INFINITY;
-                    for ky in 0..g.k_h {
-                        for kx in 0..g.k_w {
-                            let iy = (oy * g.s_h + ky) as isize - g.pad_top as isize;
-                            let ix = (ox * g.s_w + kx) as isize - g.pad_left as isize;
-                            if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
-                                continue;
-                            }
-                            let v = x[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c + ch];
-                            if v.is_nan() || (!best.is_nan() && v > best) {
-                                best = v;
-                            }
-                        }
-                    }
-                    out[((b * g.out_h + oy) * g.out_w + ox) * c + ch] = best;
-                }
-            }
-        }
-    }
-    out
-}
-
 /// NaNs of two payloads, zeros of both signs, infinities and ties among
 /// ordinary values, over channel counts that fill whole registers and
 /// leave remainders on every width: each instruction set gives the bits
-/// of the value-by-value rule.
+/// of the value-by-value rule (`naive::pool2d`).
 #[test]
 fn max_pool_rounds_alike_on_every_instruction_set() {
     use crate::kernels::isa::Isa;
@@ -489,7 +457,7 @@ fn max_pool_rounds_alike_on_every_instruction_set() {
                 _ => rng.random_range(-2..=2) as f32,
             })
             .collect();
-        let want: Vec<u32> = max_pool_by_hand(&g, &x)
+        let want: Vec<u32> = naive::pool2d(&g, &x, true)
             .iter()
             .map(|v| v.to_bits())
             .collect();
