@@ -778,7 +778,9 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
                 // `patch`.
                 if o.rows == 1 && o.w.packed.is_some() {
                     let pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * o.pix_stride));
-                    patch::<S, P, R>(s, &mut acc, &pixels, w, w_row, o.kwc);
+                    // The next panel starts a panel's rows on.
+                    let next = o.w.packed.map_or(0, |(rows, _)| rows * w_row);
+                    patch::<S, P, R>(s, &mut acc, &pixels, w, (w_row, next), o.kwc);
                     continue;
                 }
                 for t in 0..o.kwc {
@@ -843,6 +845,13 @@ unsafe fn block<S: Simd, const P: usize, const R: usize, const KW: usize>(
 /// GEMM): on a 3×3 window's rows of 9 values, or over unpacked weights
 /// (Winograd's products), the plain loop measured faster.
 ///
+/// Each row also asks L2 for the same row of the next panel, `next` values
+/// on (a hint, so any `next` is sound). The hardware prefetchers follow a
+/// panel but not the jump to the next, and a layer's kernel is seldom
+/// still in L2 when a network comes back to it: inside MobileNetV2, its
+/// 7×7 and 14×14 1×1 layers ran 1.2-1.35× faster with the hint, the same
+/// alone, where the kernel stays in L2 (Intel Xeon, AVX-512, 2 MiB L2).
+///
 /// # Safety
 /// `pixels[p] .. + len` and `w[t · w_row .. + R · LANES]` for `t < len`
 /// must be readable.
@@ -852,7 +861,7 @@ unsafe fn patch<S: Simd, const P: usize, const R: usize>(
     acc: &mut [[S::V; R]; P],
     pixels: &[*const f32; P],
     w: *const f32,
-    w_row: usize,
+    (w_row, next): (usize, usize),
     len: usize,
 ) {
     // SAFETY: the caller's bounds.
@@ -861,12 +870,12 @@ unsafe fn patch<S: Simd, const P: usize, const R: usize>(
         let mut t = 0;
         while t + trip <= len {
             for u in 0..trip {
-                patch_row::<S, P, R>(s, acc, pixels, w, w_row, t + u);
+                patch_row::<S, P, R>(s, acc, pixels, w, (w_row, next), t + u);
             }
             t += trip;
         }
         for t in t..len {
-            patch_row::<S, P, R>(s, acc, pixels, w, w_row, t);
+            patch_row::<S, P, R>(s, acc, pixels, w, (w_row, next), t);
         }
     }
 }
@@ -897,13 +906,18 @@ unsafe fn patch_row<S: Simd, const P: usize, const R: usize>(
     acc: &mut [[S::V; R]; P],
     pixels: &[*const f32; P],
     w: *const f32,
-    w_row: usize,
+    (w_row, next): (usize, usize),
     t: usize,
 ) {
     let lanes = S::LANES;
     // SAFETY: the caller's bounds.
     unsafe {
         let wt = w.add(t * w_row);
+        // Past the last panel this names no data: a hint only.
+        let ahead = wt.wrapping_add(next);
+        for i in (0..R * lanes).step_by(16) {
+            s.prefetch_l2(ahead.wrapping_add(i));
+        }
         let wv: [S::V; R] = std::array::from_fn(|i| s.load(wt.add(i * lanes)));
         for (a, x) in acc.iter_mut().zip(pixels) {
             let v = s.splat(*x.add(t));
