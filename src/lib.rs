@@ -315,7 +315,8 @@ pub mod prelude {
 pub mod __macro_support {
     pub use strata_core::activation::*;
     pub use strata_core::fusion::{
-        fused_into, padded_into, Bare, EpilogueLayer, FusedHead, PaddedHead,
+        fused_into, padded_into, pooled_into, pooled_owned, Bare, EpilogueLayer, FusedHead,
+        PaddedHead, SliceLayer,
     };
     pub use strata_core::layers::*;
     pub use strata_core::rand::RngCore;

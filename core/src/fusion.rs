@@ -17,10 +17,17 @@
 //! reads the unpadded input in place, and the zeros it would have read
 //! only ever added zero terms, so the values are those of the layers run
 //! one by one (up to the sign of a zero).
+//!
+//! A pooling layer right after such a run ends it ([`pooled_into`],
+//! [`pooled_owned`]): when the convolution's output for the whole batch
+//! would leave L2, the run goes a band of images at a time, each band's
+//! output pooled while it is in cache, with bitwise the values of the
+//! layers one by one.
 
 use crate::activation::{Activation, ActivationFn};
 use crate::batch::Batch;
 use crate::kernels::epilogue::{Epilogue, Step, Steps};
+use crate::kernels::isa::l2_bytes;
 use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
 use crate::layers::ZeroPadding2D;
@@ -40,6 +47,46 @@ pub trait FusedHead: Layer {
         then: Epilogue<'_>,
         ctx: &mut Context<'_>,
     );
+
+    /// Whether running a batch of `total` images `images` at a time through
+    /// [`FusedHead::forward_band_then`] computes bitwise what
+    /// [`FusedHead::forward_into_then`] computes on all of them at once:
+    /// what lets [`pooled_into`] go by bands. `false` unless the layer
+    /// says so.
+    fn same_by_bands(&self, total: usize, images: usize) -> bool {
+        let _ = (total, images);
+        false
+    }
+
+    /// [`FusedHead::forward_into_then`] on the `images` images stored at
+    /// the start of `input`, written at the start of `out`. Returns `false`,
+    /// having done nothing, when it cannot (the default, and whenever
+    /// [`FusedHead::same_by_bands`] is `false`).
+    ///
+    /// # Panics
+    /// When `input` or `out` holds fewer than `images` images.
+    fn forward_band_then(
+        &self,
+        input: &[f32],
+        images: usize,
+        out: &mut [f32],
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) -> bool {
+        let _ = (input, images, out, then, ctx);
+        false
+    }
+}
+
+/// A layer that can run on the images stored at the start of plain
+/// slices: the pooling layer that ends a run of [`pooled_into`].
+pub trait SliceLayer: Layer {
+    /// [`Layer::forward_into`] on the `images` images at the start of
+    /// `input`, written at the start of `out`.
+    ///
+    /// # Panics
+    /// When `input` or `out` holds fewer than `images` images.
+    fn forward_slices(&self, input: &[f32], images: usize, out: &mut [f32], ctx: &mut Context<'_>);
 }
 
 /// A convolution that can take the frame of zeros a [`ZeroPadding2D`]
@@ -163,8 +210,16 @@ where
 }
 
 /// No later layers: a fused run of the head alone (after a
-/// [`ZeroPadding2D`] folded into it).
+/// [`ZeroPadding2D`] folded into it, or before a pooling layer).
 pub struct Bare<S>(PhantomData<S>);
+
+impl<S> Clone for Bare<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Bare<S> {}
 
 impl<S> Bare<S> {
     /// The empty tail.
@@ -224,6 +279,219 @@ pub fn fused_into<H, T>(
     with_tail(tail, n, out, ctx, |head_out, then, ctx| {
         head.forward_into_then(input, head_out, then, ctx)
     });
+}
+
+/// `out = pool(tail(head(input)))`, a band of images at a time when the
+/// head's output for the whole batch would not stay in L2: each band's
+/// output is pooled while it is in cache, instead of the whole map
+/// written out and read back (cifar_cnn's second convolution writes 7.4 MB
+/// at batch 64 and its max pooling keeps a quarter of it). The bands give
+/// bitwise the values of one call ([`FusedHead::same_by_bands`]); when the
+/// head cannot go by bands, or the tail cannot be its epilogue under
+/// `ctx`, the layers run one after another. What `sequential!` generates
+/// for a convolution, its per-pixel layers and a pooling layer.
+///
+/// # Panics
+/// As [`fused_into`].
+pub fn pooled_into<H, T, P>(
+    head: &H,
+    tail: T,
+    pool: &P,
+    input: &Batch<H::Input>,
+    out: &mut Batch<P::Output>,
+    ctx: &mut Context<'_>,
+) where
+    H: FusedHead,
+    T: Tail<Input = H::Output> + Copy,
+    P: SliceLayer<Input = T::Output>,
+{
+    pooled(head, tail, pool, input, out, ctx, l2_bytes());
+}
+
+/// [`pooled_into`] with bands sized for an L2 of `l2` bytes.
+fn pooled<H, T, P>(
+    head: &H,
+    tail: T,
+    pool: &P,
+    input: &Batch<H::Input>,
+    out: &mut Batch<P::Output>,
+    ctx: &mut Context<'_>,
+    l2: usize,
+) where
+    H: FusedHead,
+    T: Tail<Input = H::Output> + Copy,
+    P: SliceLayer<Input = T::Output>,
+{
+    let n = input.batch_size();
+    let plan = band_plan::<H, T::Output>(head, n, ctx, l2);
+    if !plan.is_some_and(|band| banded(head, tail, pool, (input, band), out, ctx)) {
+        let mut mid = ctx.take_batch(n);
+        fused_into(head, tail, input, &mut mid, ctx);
+        pool.forward_into(&mid, out, ctx);
+        ctx.recycle(mid);
+    }
+}
+
+/// [`pooled_into`] on an input the run owns, returning the output: the
+/// context's buffers are then taken and given back where the layers one by
+/// one would take and give them back (the input's given back before the
+/// pool's output is taken), so that each write lands in the buffer the
+/// layer-by-layer order would have warmed for it. What `sequential!`
+/// generates for such a run after the model's first layer.
+///
+/// # Panics
+/// As [`fused_into`].
+pub fn pooled_owned<H, T, P>(
+    head: &H,
+    tail: T,
+    pool: &P,
+    input: Batch<H::Input>,
+    ctx: &mut Context<'_>,
+) -> Batch<P::Output>
+where
+    H: FusedHead,
+    T: Tail<Input = H::Output> + Copy,
+    P: SliceLayer<Input = T::Output>,
+{
+    owned(head, tail, pool, input, ctx, l2_bytes())
+}
+
+/// [`pooled_owned`] with bands sized for an L2 of `l2` bytes.
+fn owned<H, T, P>(
+    head: &H,
+    tail: T,
+    pool: &P,
+    input: Batch<H::Input>,
+    ctx: &mut Context<'_>,
+    l2: usize,
+) -> Batch<P::Output>
+where
+    H: FusedHead,
+    T: Tail<Input = H::Output> + Copy,
+    P: SliceLayer<Input = T::Output>,
+{
+    let n = input.batch_size();
+    if let Some(band) = band_plan::<H, T::Output>(head, n, ctx, l2) {
+        let mut out = ctx.take_batch(n);
+        if banded(head, tail, pool, (&input, band), &mut out, ctx) {
+            ctx.recycle(input);
+            return out;
+        }
+        ctx.recycle(out);
+    }
+    let mut mid = ctx.take_batch(n);
+    fused_into(head, tail, &input, &mut mid, ctx);
+    ctx.recycle(input);
+    let mut out = ctx.take_batch(n);
+    pool.forward_into(&mid, &mut out, ctx);
+    ctx.recycle(mid);
+    out
+}
+
+/// Images per band when a run of `head` with an output of `S` per image
+/// goes by bands on `n` images under `ctx`, for an L2 of `l2` bytes: when
+/// the whole batch's output would not fit in half of it, and the bands
+/// give the whole batch's values.
+fn band_plan<H: FusedHead, S: Shape>(
+    head: &H,
+    n: usize,
+    ctx: &Context<'_>,
+    l2: usize,
+) -> Option<usize> {
+    let band = band_images(S::NUMEL, l2);
+    let last = n.checked_sub(1).map_or(band, |m| m % band + 1);
+    // On more threads, each band would cost the pool two more rounds of
+    // waking and waiting: cifar_cnn at batch 64 on two threads ran 0.86×
+    // by bands (Intel Xeon, AVX-512, 2 MiB L2).
+    let bands = band < n && ctx.threads() == 1;
+    (bands && head.same_by_bands(n, band) && head.same_by_bands(n, last)).then_some(band)
+}
+
+/// The run by bands of `band` images, `tail` the head's epilogue;
+/// `false`, having written nothing, when the tail cannot be one under
+/// `ctx` or the head refuses.
+fn banded<H, T, P>(
+    head: &H,
+    tail: T,
+    pool: &P,
+    (input, band): (&Batch<H::Input>, usize),
+    out: &mut Batch<P::Output>,
+    ctx: &mut Context<'_>,
+) -> bool
+where
+    H: FusedHead,
+    T: Tail<Input = H::Output> + Copy,
+    P: SliceLayer<Input = T::Output>,
+{
+    assert_eq!(
+        <H::Output as Shape>::DIMS,
+        <T::Output as Shape>::DIMS,
+        "a fused tail keeps the shape"
+    );
+    let mut stores = ctx.take_stores();
+    let mut steps = Steps::new();
+    let done = tail.steps(ctx, &mut stores, &mut steps)
+        && by_bands(
+            head,
+            pool,
+            (input, band),
+            Epilogue::new(steps.as_slice()),
+            out,
+            ctx,
+        );
+    ctx.return_stores(stores);
+    done
+}
+
+/// Images per band of [`pooled_into`]: as many as keep a band's head
+/// output of `numel` values per image within half of `l2` bytes, at least
+/// one.
+fn band_images(numel: usize, l2: usize) -> usize {
+    (l2 / 2 / numel.saturating_mul(4).max(1)).max(1)
+}
+
+/// The bands of [`pooled_into`], `band` images each (the last the rest),
+/// through a buffer of one band. Returns `false`, having written nothing,
+/// when the head cannot take its first band.
+fn by_bands<H, P>(
+    head: &H,
+    pool: &P,
+    (input, band): (&Batch<H::Input>, usize),
+    then: Epilogue<'_>,
+    out: &mut Batch<P::Output>,
+    ctx: &mut Context<'_>,
+) -> bool
+where
+    H: FusedHead,
+    P: SliceLayer,
+{
+    let n = input.batch_size();
+    let (x_len, mid_len, y_len) = (
+        <H::Input as Shape>::NUMEL,
+        <P::Input as Shape>::NUMEL,
+        <P::Output as Shape>::NUMEL,
+    );
+    let mut mid: Batch<P::Input> = ctx.take_batch(band);
+    mid.resize(band);
+    out.resize(n);
+    let mut first = 0;
+    while first < n {
+        let k = band.min(n - first);
+        let x = &input.as_slice()[first * x_len..(first + k) * x_len];
+        let m = &mut mid.as_mut_slice()[..k * mid_len];
+        if !head.forward_band_then(x, k, m, then, ctx) {
+            // Only the first band can fail: the head answers alike for
+            // every band of the run (`same_by_bands` held for both sizes).
+            assert_eq!(first, 0, "a fused head refused a band after the first");
+            ctx.recycle(mid);
+            return false;
+        }
+        let y = &mut out.as_mut_slice()[first * y_len..(first + k) * y_len];
+        pool.forward_slices(m, k, y, ctx);
+        first += k;
+    }
+    ctx.recycle(mid);
+    true
 }
 
 /// Runs `head` into `out`'s memory (typed as the head's output, the same
@@ -540,6 +808,88 @@ mod tests {
         let mut out = Batch::<Strided>::zeros(2);
         padded_into(&pad, &conv, (&bn, &relu), &x, &mut out, &mut ctx);
         close(&out, &expected);
+    }
+
+    /// Conv2D => BatchNormalization => relu => pooling by bands of images
+    /// gives bitwise what the layers give one after another: Winograd,
+    /// direct and im2col heads, max and average pooling, a NaN in the
+    /// input, bands that leave a remainder, on 1 and 3 threads (3 goes
+    /// unbanded); and a head whose kernel path would change with the band
+    /// size does not go by bands.
+    #[test]
+    fn pooled_run_equals_layer_by_layer() {
+        use crate::layers::{AveragePooling2D, MaxPooling2D};
+        use crate::shape::Valid;
+        use typenum::{U2, U4, U5, U6, U64, U8};
+        type Pooled = Shape3<U6, U4, U16>;
+        let (conv, bn) = layers(7);
+        let relu = Activation::<Out, Relu>::new();
+        let max = MaxPooling2D::<Out, U2, U2, U2, U2, Valid>::new();
+        let avg = AveragePooling2D::<Out, U3, U3, U2, U2, Valid>::new();
+        let direct =
+            Conv2D::<Shape3<U12, U9, U3>, U16, U3, U3, U1, U1, Same>::new(true, &mut seeded_rng(8));
+        let im2col = Conv2D::<In, U16, U5, U5, U1, U1, Same>::new(false, &mut seeded_rng(9));
+        let mut x = input(7);
+        x.as_mut_slice()[100] = f32::NAN;
+        let small = Batch::<Shape3<U12, U9, U3>>::from_vec(
+            7,
+            (0..7 * 12 * 9 * 3)
+                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        // Three images of the convolution's output per band: 3, 3, 1.
+        let l2 = 2 * 3 * Out::NUMEL * 4;
+        let same = |a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            assert!(a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()));
+        };
+        for threads in [1, 3] {
+            let mut ctx = Context::inference().with_threads(threads);
+            let expected = max.forward(&layer_by_layer(&conv, &bn, &x, &mut ctx), &mut ctx);
+            let mut out = Batch::<Pooled>::zeros(1);
+            assert!(conv.same_by_bands(7, 3) && conv.same_by_bands(7, 1));
+            pooled(&conv, (&bn, &relu), &max, &x, &mut out, &mut ctx, l2);
+            same(out.as_slice(), expected.as_slice());
+            for l2 in [l2, 1 << 30] {
+                let y = owned(&conv, (&bn, &relu), &max, x.clone(), &mut ctx, l2);
+                same(y.as_slice(), expected.as_slice());
+            }
+            assert!(out.as_slice().iter().any(|v| v.is_nan()));
+            assert!(out.as_slice().iter().any(|&v| v > 0.0));
+            let y = relu.forward_owned(conv.forward(&x, &mut ctx), &mut ctx);
+            let mut averaged = Batch::zeros(1);
+            pooled(&conv, (&relu,), &avg, &x, &mut averaged, &mut ctx, l2);
+            same(averaged.as_slice(), avg.forward(&y, &mut ctx).as_slice());
+            let y = relu.forward_owned(direct.forward(&small, &mut ctx), &mut ctx);
+            pooled(&direct, (&relu,), &max, &small, &mut out, &mut ctx, l2);
+            same(out.as_slice(), max.forward(&y, &mut ctx).as_slice());
+            let y = im2col.forward(&x, &mut ctx);
+            pooled(&im2col, Bare::new(), &max, &x, &mut out, &mut ctx, l2);
+            same(out.as_slice(), max.forward(&y, &mut ctx).as_slice());
+        }
+        // An 8×8 map has four 4×4 tiles: F(2×2) for one image, F(4×4) for
+        // seven, which round differently.
+        type Small = Shape3<U8, U8, U64>;
+        let wide = Conv2D::<Small, U64, U3, U3, U1, U1, Same>::new(true, &mut seeded_rng(10));
+        assert!(!wide.same_by_bands(7, 1) && wide.same_by_bands(7, 7));
+        let x =
+            Batch::<Small>::from_vec(7, (0..7 * Small::NUMEL).map(|i| (i % 13) as f32).collect())
+                .unwrap();
+        let max = MaxPooling2D::<Small, U2, U2, U2, U2, Valid>::new();
+        let mut ctx = Context::inference().with_threads(1);
+        let expected = max.forward(&wide.forward(&x, &mut ctx), &mut ctx);
+        let mut out = Batch::<Shape3<U4, U4, U64>>::zeros(1);
+        pooled(
+            &wide,
+            Bare::new(),
+            &max,
+            &x,
+            &mut out,
+            &mut ctx,
+            2 * Small::NUMEL * 4,
+        );
+        same(out.as_slice(), expected.as_slice());
     }
 
     /// A convolution whose own activation is softmax cannot take the

@@ -207,7 +207,8 @@ where
         ctx: &mut Context<'_>,
     ) {
         let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(input.batch_size(), G::USIZE);
-        self.convolve_with(&g, input.as_slice(), out, then, ctx);
+        out.resize(g.batch);
+        self.convolve_with(&g, input.as_slice(), out.as_mut_slice(), then, ctx);
     }
 
     /// [`Self::convolve`] of `input` on geometry `g`.
@@ -215,11 +216,10 @@ where
         &self,
         g: &ConvGeometry,
         input: &[f32],
-        out: &mut Batch<<Self as Layer>::Output>,
+        out: &mut [f32],
         then: Epilogue<'_>,
         ctx: &mut Context<'_>,
     ) {
-        out.resize(g.batch);
         let prepared = prepared_kernel(&self.kernel, g, F::USIZE, ctx);
         let threads = ctx.threads();
         let scratch = ctx.scratch(conv2d_scratch_len(g, F::USIZE, threads));
@@ -233,7 +233,7 @@ where
             self.kernel.values(),
             self.bias(),
             F::USIZE,
-            out.as_mut_slice(),
+            out,
             scratch,
             threads,
             extras,
@@ -304,6 +304,34 @@ where
             }
         }
     }
+
+    /// Alike when both take the same kernel path: every path computes
+    /// each image's outputs in the same order whatever the batch.
+    fn same_by_bands(&self, total: usize, images: usize) -> bool {
+        let geometry = |n| conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(n, G::USIZE);
+        let path = |n| choose_path(&geometry(n), F::USIZE);
+        A::ELEMENTWISE && images > 0 && path(total) == path(images)
+    }
+
+    fn forward_band_then(
+        &self,
+        input: &[f32],
+        images: usize,
+        out: &mut [f32],
+        then: Epilogue<'_>,
+        ctx: &mut Context<'_>,
+    ) -> bool {
+        let g = conv_geometry::<H, W, C, KH, KW, SH, SW, P, DH, DW>(images, G::USIZE);
+        let Some(steps) = with_activation::<A>(then) else {
+            return false;
+        };
+        assert!(
+            input.len() >= g.input_len() && out.len() >= g.out_pixels() * F::USIZE,
+            "Conv2D: a band's slices are shorter than its {images} images"
+        );
+        self.convolve_with(&g, input, out, Epilogue::new(steps.as_slice()), ctx);
+        true
+    }
 }
 
 impl<H, W, C, F, KH, KW, SH, SW, P, A, DH, DW, G> PaddedHead
@@ -336,6 +364,8 @@ where
         let Some((g, steps)) = padded_plan::<A>(&g, frame, then, input) else {
             return false;
         };
+        out.resize(g.batch);
+        let out = out.as_mut_slice();
         self.convolve_with(&g, input, out, Epilogue::new(steps.as_slice()), ctx);
         true
     }

@@ -15,6 +15,7 @@ use typenum::Unsigned;
 
 use super::{backward_from_input, forward_keeping_input, window_geometry};
 use crate::batch::Batch;
+use crate::fusion::SliceLayer;
 use crate::kernels::ConvGeometry;
 use crate::layer::{Context, Layer};
 use crate::onnx::{ExportError, OnnxGraph};
@@ -60,6 +61,31 @@ impl<In, PH, PW, SH, SW, P, K> Pooling2D<In, PH, PW, SH, SW, P, K> {
 impl<In, PH, PW, SH, SW, P, K> Default for Pooling2D<In, PH, PW, SH, SW, P, K> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl<H, W, C, PH, PW, SH, SW, P, K> SliceLayer for Pooling2D<Shape3<H, W, C>, PH, PW, SH, SW, P, K>
+where
+    Self: Layer,
+    H: Unsigned,
+    W: Unsigned,
+    C: Unsigned,
+    PH: Unsigned,
+    PW: Unsigned,
+    SH: Unsigned,
+    SW: Unsigned,
+    P: PaddingMode + WindowOut<H, PH, SH> + WindowOut<W, PW, SW>,
+    K: PoolKind,
+{
+    fn forward_slices(&self, input: &[f32], images: usize, out: &mut [f32], ctx: &mut Context<'_>) {
+        let g = window_geometry::<H, W, C, PH, PW, SH, SW, P>(images);
+        let out_len = g.out_pixels() * C::USIZE;
+        assert!(
+            input.len() >= g.input_len() && out.len() >= out_len,
+            "{}: slices shorter than {images} images",
+            K::NAME
+        );
+        K::forward(&g, &input[..g.input_len()], &mut out[..out_len], ctx.threads());
     }
 }
 

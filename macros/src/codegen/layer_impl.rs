@@ -82,7 +82,10 @@ enum Sink {
 /// is then the one the layer before it read, still in cache (see
 /// `Context::take_batch`). A run of a convolution and the per-pixel layers
 /// after it is one `fused_into` call, a zero padding and such a run one
-/// `padded_into` call (see `strata_core::fusion`).
+/// `padded_into` call, such a run and a pooling layer after it one
+/// `pooled_into` call (`pooled_owned` when the run owns its input, so that
+/// it gives the input back where the layers one by one would; see
+/// `strata_core::fusion`).
 fn forward_body(fields: &[Ident], fusion: &[Fusion], source: Source, sink: Sink) -> TokenStream {
     let n = fields.len();
     let mut code = TokenStream::new();
@@ -94,9 +97,14 @@ fn forward_body(fields: &[Ident], fusion: &[Fusion], source: Source, sink: Sink)
         let last = i + fused_tail(fusion, i);
         let target = format_ident!("x{}", last);
         let padded = fusion[i] == Fusion::Pad;
+        let start = match (padded, last > i && fusion[last] == Fusion::Pool) {
+            (true, _) => Start::Pad,
+            (false, true) => Start::Pooled,
+            (false, false) => Start::Plain,
+        };
         let call = |out: TokenStream| {
             let x = if owned { quote!(&#prev) } else { quote!(#prev) };
-            run(&fields[i..=last], padded, x, out)
+            run(&fields[i..=last], start, x, out)
         };
         let give_back = owned.then(|| quote!(ctx.recycle(#prev);));
         code.extend(if last + 1 == n && sink == Sink::Into {
@@ -105,6 +113,13 @@ fn forward_body(fields: &[Ident], fusion: &[Fusion], source: Source, sink: Sink)
         } else if owned && last == i {
             let field = &fields[i];
             quote!(let #target = self.#field.forward_owned(#prev, ctx);)
+        } else if owned && start == Start::Pooled {
+            let (head, tail, pool) = (&fields[i], &fields[i + 1..last], &fields[last]);
+            let tail = match tail {
+                [] => quote!(Bare::new()),
+                tail => quote!((#(&self.#tail,)*)),
+            };
+            quote!(let #target = pooled_owned(&self.#head, #tail, &self.#pool, #prev, ctx);)
         } else {
             let run = call(quote!(&mut #target));
             quote!(let mut #target = ctx.take_batch(#prev.batch_size()); #run #give_back)
@@ -118,15 +133,31 @@ fn forward_body(fields: &[Ident], fusion: &[Fusion], source: Source, sink: Sink)
     code
 }
 
-/// `fields` (one, or a fused run) from `x` into `out`; `padded` when the
-/// run starts with a zero padding folded into the convolution after it.
-fn run(fields: &[Ident], padded: bool, x: TokenStream, out: TokenStream) -> TokenStream {
-    match (padded, fields) {
-        (true, [pad, head]) => {
+/// How a run of fields starts and ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A layer alone, or a convolution and its per-pixel layers.
+    Plain,
+    /// A zero padding folded into the convolution after it.
+    Pad,
+    /// A convolution, its per-pixel layers and a pooling layer.
+    Pooled,
+}
+
+/// `fields` (one, or a fused run) from `x` into `out`.
+fn run(fields: &[Ident], start: Start, x: TokenStream, out: TokenStream) -> TokenStream {
+    match (start, fields) {
+        (Start::Pad, [pad, head]) => {
             quote!(padded_into(&self.#pad, &self.#head, Bare::new(), #x, #out, ctx);)
         }
-        (true, [pad, head, tail @ ..]) => {
+        (Start::Pad, [pad, head, tail @ ..]) => {
             quote!(padded_into(&self.#pad, &self.#head, (#(&self.#tail,)*), #x, #out, ctx);)
+        }
+        (Start::Pooled, [head, pool]) => {
+            quote!(pooled_into(&self.#head, Bare::new(), &self.#pool, #x, #out, ctx);)
+        }
+        (Start::Pooled, [head, tail @ .., pool]) => {
+            quote!(pooled_into(&self.#head, (#(&self.#tail,)*), &self.#pool, #x, #out, ctx);)
         }
         (_, [field]) => quote!(self.#field.forward_into(#x, #out, ctx);),
         (_, [head, tail @ ..]) => {
@@ -138,17 +169,25 @@ fn run(fields: &[Ident], padded: bool, x: TokenStream, out: TokenStream) -> Toke
 
 /// How many layers after field `i` run inside its fused run: a zero
 /// padding's convolution and that one's tail, or a convolution's per-pixel
-/// layers (at most three).
+/// layers (at most three) and a pooling layer right after them.
 fn fused_tail(fusion: &[Fusion], i: usize) -> usize {
     match (fusion[i], fusion.get(i + 1)) {
-        (Fusion::Pad, Some(Fusion::Head)) => 1 + fused_tail(fusion, i + 1),
-        (Fusion::Head, _) => fusion[i + 1..]
-            .iter()
-            .take(3)
-            .take_while(|f| **f == Fusion::Tail)
-            .count(),
+        (Fusion::Pad, Some(Fusion::Head)) => 1 + per_pixel(fusion, i + 1),
+        (Fusion::Head, _) => {
+            let tail = per_pixel(fusion, i);
+            tail + usize::from(fusion.get(i + tail + 1) == Some(&Fusion::Pool))
+        }
         _ => 0,
     }
+}
+
+/// The per-pixel layers right after convolution `i` (at most three).
+fn per_pixel(fusion: &[Fusion], i: usize) -> usize {
+    fusion[i + 1..]
+        .iter()
+        .take(3)
+        .take_while(|f| **f == Fusion::Tail)
+        .count()
 }
 
 fn tapes(n: usize) -> Vec<Ident> {

@@ -260,6 +260,7 @@ impl Plan {
                 let role = match f {
                     Fusion::Head => self.support.name("PaddedHead"),
                     Fusion::Tail => self.support.name("EpilogueLayer"),
+                    Fusion::Pool => self.support.name("SliceLayer"),
                     Fusion::None | Fusion::Pad => return None,
                 };
                 Some(quote!(#ty: #role))

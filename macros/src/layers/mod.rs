@@ -93,6 +93,9 @@ pub enum Fusion {
     /// A frame of zeros the layer after it can take into its own padding
     /// (`ZeroPadding2D`).
     Pad,
+    /// Can end a convolution's run, pooling its output a band of images
+    /// at a time (`strata_core::fusion::SliceLayer`).
+    Pool,
 }
 
 /// What an output-shape rule may need besides its input: where to point

@@ -8,7 +8,7 @@ use strata_shapes::Padding;
 use syn::Expr;
 
 use super::window::Window2;
-use super::{Entry, InitCx, LayerDef, ShapeCx, TypeCx};
+use super::{Entry, Fusion, InitCx, LayerDef, ShapeCx, TypeCx};
 use crate::args::Args;
 use crate::model::{Element, Known, Num};
 use crate::values;
@@ -138,5 +138,9 @@ impl LayerDef for Pooling {
     fn constructor(&self, _: &InitCx) -> TokenStream {
         let name = syn::Ident::new(self.kind.type_name(), proc_macro2::Span::call_site());
         quote!(#name::new())
+    }
+
+    fn fusion(&self) -> Fusion {
+        Fusion::Pool
     }
 }
