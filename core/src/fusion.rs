@@ -336,8 +336,10 @@ fn pooled<H, T, P>(
 /// context's buffers are then taken and given back where the layers one by
 /// one would take and give them back (the input's given back before the
 /// pool's output is taken), so that each write lands in the buffer the
-/// layer-by-layer order would have warmed for it. What `sequential!`
-/// generates for such a run after the model's first layer.
+/// layer-by-layer order would have warmed for it (taken in another order
+/// from inside [`pooled_into`], cifar_cnn at batch 64 on two threads ran
+/// 0.94-0.96×; Intel Xeon, AVX-512). What `sequential!` generates for such
+/// a run after the model's first layer.
 ///
 /// # Panics
 /// As [`fused_into`].
