@@ -401,12 +401,14 @@ fn band_plan<H: FusedHead, S: Shape>(
     l2: usize,
 ) -> Option<usize> {
     let band = band_images(S::NUMEL, l2);
-    let last = n.checked_sub(1).map_or(band, |m| m % band + 1);
     // On more threads, each band would cost the pool two more rounds of
     // waking and waiting: cifar_cnn at batch 64 on two threads ran 0.86×
     // by bands (Intel Xeon, AVX-512, 2 MiB L2).
-    let bands = band < n && ctx.threads() == 1;
-    (bands && head.same_by_bands(n, band) && head.same_by_bands(n, last)).then_some(band)
+    if band >= n || ctx.threads() > 1 {
+        return None;
+    }
+    let last = (n - 1) % band + 1;
+    (head.same_by_bands(n, band) && head.same_by_bands(n, last)).then_some(band)
 }
 
 /// The run by bands of `band` images, `tail` the head's epilogue;

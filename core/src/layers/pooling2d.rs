@@ -116,9 +116,8 @@ where
         out: &mut Batch<Self::Output>,
         ctx: &mut Context<'_>,
     ) {
-        let g = window_geometry::<H, W, C, PH, PW, SH, SW, P>(input.batch_size());
         out.resize(input.batch_size());
-        K::forward(&g, input.as_slice(), out.as_mut_slice(), ctx.threads());
+        self.forward_slices(input.as_slice(), input.batch_size(), out.as_mut_slice(), ctx);
     }
 
     fn forward_taped(
